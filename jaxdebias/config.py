@@ -1,0 +1,45 @@
+"""What every config file shares: the training defaults and the `file.py:key=value` parser."""
+
+import ast
+
+import ml_collections
+
+from jaxdebias import data
+
+
+def parse_arg(arg: str | None, **defaults):
+  """Parses 'key=value,key2=value2' (the part after `:` in --config=file.py:...) over `defaults`.
+
+  Values are Python literals (numbers, True/False, strings, tuples), typed like the default;
+  a bare key means key=True. Unknown keys raise ValueError naming the known ones.
+  """
+  parsed = dict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(f"Unknown config argument {key!r}; known: {sorted(defaults)}.")
+    if not value:
+      parsed[key] = True
+      continue
+    try:
+      parsed[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      parsed[key] = value
+  return parsed
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Training defaults; config files override what their benchmark needs."""
+  config = ml_collections.ConfigDict()
+  config.method = "lff"
+  config.seed = 0
+  config.data = data.default_data_config()
+  config.model = ml_collections.ConfigDict({"name": "mlp", "hidden": (100, 100, 100)})
+  config.optimizer = ml_collections.ConfigDict({"learning_rate": 1e-3, "weight_decay": 0.0})
+  config.lff = ml_collections.ConfigDict({"q": 0.7, "ema_alpha": 0.7})
+  config.batch_size = 256
+  config.num_steps = 23_500
+  config.eval_every = 235  # Steps between evaluations (and checkpoints).
+  config.eval_batch_size = 1000
+  config.keep_checkpoints = 2
+  return config

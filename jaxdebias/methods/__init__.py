@@ -1,0 +1,49 @@
+"""Training methods behind one interface, chosen by `config.method`.
+
+A method is built from the config, a classifier module and the training labels, and offers
+three pure functions that the trainer jits, scans and (later) shards:
+
+  init(rng) -> state                     state: a pytree (params, optimizer state, EMA buffers, step)
+  train_step(state, batch) -> (state, metrics)
+                                         batch: {'image': uint8 (B,H,W,C), 'label': int32 (B,),
+                                                 'index': int32 (B,) stable training-example index}
+  predict(state, images) -> {name: logits}
+                                         the first entry is the method's classifier (f_D in LfF);
+                                         others are kept for diagnosis (f_B in LfF).
+
+Bias labels are never passed to `train_step`: methods here learn without them.
+"""
+
+from typing import Protocol
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from jaxdebias.errors import InputError
+from jaxdebias.methods.erm import ERM
+from jaxdebias.methods.lff import LfF
+
+Batch = dict[str, jax.Array]
+
+
+class Method(Protocol):
+  def init(self, rng: jax.Array): ...
+  def train_step(self, state, batch: Batch) -> tuple[object, dict[str, jax.Array]]: ...
+  def predict(self, state, images: jax.Array) -> dict[str, jax.Array]: ...
+
+
+METHODS = {"erm": ERM, "lff": LfF}
+
+
+def create(config: ml_collections.ConfigDict, model: nn.Module,
+           train_labels: np.ndarray, num_classes: int,
+           image_shape: tuple[int, ...]) -> Method:
+  """Builds the method named by `config.method` (hyperparameters from `config[config.method]`)."""
+  if config.method not in METHODS:
+    raise InputError(f"Unknown method {config.method!r}; set --config.method to one of "
+                     f"{sorted(METHODS)}.")
+  return METHODS[config.method](
+      config=config, model=model, train_labels=train_labels, num_classes=num_classes,
+      image_shape=image_shape)

@@ -1,0 +1,216 @@
+"""The training loop shared by every method.
+
+Data lives on the device; each jit call runs the steps up to the next evaluation with
+`lax.scan`, gathering its batches on device from indices drawn by `data.sampler`. After each
+call: check the loss is finite, evaluate, append a line to metrics.jsonl, save a checkpoint.
+A rerun with the same workdir resumes from the latest checkpoint and ends exactly where an
+uninterrupted run would.
+"""
+
+import functools
+import json
+import math
+import sys
+import time
+from typing import Any
+
+from absl import logging
+from etils import epath
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from jaxdebias import checkpoint, metrics, methods, models
+from jaxdebias.data import Split, load_dataset, sampler
+from jaxdebias.errors import InputError, NonFiniteLossError
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises InputError for values that make no sense, before anything is loaded or written."""
+  for key in ("num_steps", "batch_size", "eval_every", "eval_batch_size", "keep_checkpoints"):
+    value = config[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+      raise InputError(f"{key} must be a positive integer, got {value!r}; "
+                       f"set --config.{key}.")
+  if config.method not in methods.METHODS:
+    raise InputError(f"Unknown method {config.method!r}; set --config.method to one of "
+                     f"{sorted(methods.METHODS)}.")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains `config.method` on `config.data`, evaluating every `config.eval_every` steps.
+
+  Writes workdir/config.json, metrics.jsonl (one JSON line per evaluation), results.json
+  (final evaluation) and checkpoints/. Returns the content of results.json.
+  """
+  validate_config(config)
+  workdir = epath.Path(workdir)
+  _claim_workdir(workdir, config)
+  dataset = load_dataset(config.data)
+  if config.batch_size > len(dataset.train.label):
+    raise InputError(f"batch_size {config.batch_size} exceeds the {len(dataset.train.label)} "
+                     "training examples; lower --config.batch_size.")
+  model = models.create(config.model, dataset.num_classes)
+  method = methods.create(config, model, dataset.train.label, dataset.num_classes,
+                          dataset.train.images.shape[1:])
+
+  init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
+  state = jax.jit(method.init)(init_rng)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  start_step = ckpt.latest_step() or 0
+  if start_step:
+    restored = ckpt.restore(start_step, {"state": state,
+                                         "data_rng": jax.random.key_data(data_rng)})
+    state, data_rng = restored["state"], jax.random.wrap_key_data(restored["data_rng"])
+    logging.info("Resuming from the checkpoint at step %d.", start_step)
+  log = MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=start_step)
+  _write_json(workdir / "config.json", config.to_dict())
+
+  train = jax.device_put({"image": dataset.train.images, "label": dataset.train.label,
+                          "index": dataset.train.index})
+  evaluate = Evaluator(method, dataset.test, dataset.num_classes, dataset.num_bias_classes,
+                       config.eval_batch_size)
+  run_chunk = jax.jit(functools.partial(_train_chunk, method, config.batch_size),
+                      static_argnames="num_steps", donate_argnums=0)
+
+  step, results = start_step, None
+  bar = tqdm.tqdm(total=config.num_steps, initial=start_step, desc=config.method,
+                  unit="step", file=sys.stdout, dynamic_ncols=True, disable=None)
+  started = time.perf_counter()
+  try:
+    while step < config.num_steps:
+      num_steps = min(config.eval_every - step % config.eval_every, config.num_steps - step)
+      state, chunk_metrics = run_chunk(state, train, data_rng, step, num_steps=num_steps)
+      chunk_metrics = jax.device_get(chunk_metrics)
+      _check_finite(chunk_metrics["loss"], step, workdir)
+      step += num_steps
+      results = {"step": step,
+                 "train": {k: float(np.mean(v)) for k, v in chunk_metrics.items()},
+                 "test": evaluate(state)}
+      log.write(_flatten(results))
+      ckpt.save(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
+      bar.update(num_steps)
+      bar.set_postfix(loss=f"{results['train']['loss']:.3f}",
+                      unbiased=f"{100 * results['test']['classifier']['unbiased_accuracy']:.1f}")
+  finally:  # Also on interruption: finish writing the checkpoints already started.
+    bar.close()
+    ckpt.wait_until_finished()
+    ckpt.close()
+  if results is None:  # Already finished earlier: evaluate the restored final state.
+    results = {"step": step, "test": evaluate(state)}
+  results.update(method=config.method, dataset=dataset.name,
+                 train_seconds_this_run=round(time.perf_counter() - started, 2),
+                 metric_definitions=metrics.DEFINITIONS)
+  _write_json(workdir / "results.json", results)
+  print(metrics.format_table(results["test"]))
+  return results
+
+
+def _train_chunk(method, batch_size: int, state, train: dict[str, jax.Array],
+                 data_rng: jax.Array, start_step: jax.Array, *, num_steps: int):
+  """Runs `num_steps` train steps from `start_step` in one scan; returns per-step metrics."""
+  indices = sampler.batch_indices(data_rng, start_step, num_steps, batch_size,
+                                  train["label"].shape[0])
+
+  def step_fn(state, index):
+    batch = {"image": train["image"][index], "label": train["label"][index], "index": index}
+    return method.train_step(state, batch)
+
+  return jax.lax.scan(step_fn, state, indices)
+
+
+class Evaluator:
+  """Group metrics of every model a method predicts with, on one split held on device."""
+
+  def __init__(self, method, split: Split, num_classes: int, num_bias_classes: int,
+               batch_size: int):
+    self.num_examples = len(split.label)
+    padded = math.ceil(self.num_examples / batch_size) * batch_size
+    pad = padded - self.num_examples
+    images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)])
+    self.images = jax.device_put(images.reshape(-1, batch_size, *split.images.shape[1:]))
+    self.label, self.bias_label = split.label, split.bias_label
+    self.shape = (num_classes, num_bias_classes)
+
+    @jax.jit
+    def predict_all(state, images):
+      logits = jax.lax.map(lambda x: method.predict(state, x), images)
+      return {k: jnp.argmax(v, -1).reshape(-1) for k, v in logits.items()}
+    self.predict_all = predict_all
+
+  def __call__(self, state) -> dict[str, dict[str, Any]]:
+    predictions = jax.device_get(self.predict_all(state, self.images))
+    out = {}
+    for name, pred in predictions.items():
+      total, correct = metrics.group_counts(pred[:self.num_examples], self.label,
+                                            self.bias_label, *self.shape)
+      out[name] = metrics.summarize(np.asarray(total), np.asarray(correct))
+    return out
+
+
+class MetricsLog:
+  """metrics.jsonl: one JSON object per evaluation; on resume, drops lines past the checkpoint."""
+
+  def __init__(self, path: epath.Path, keep_up_to_step: int):
+    self.path = path
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if line and json.loads(line)["step"] <= keep_up_to_step]
+    if len(kept) != len(lines):
+      path.write_text("".join(line + "\n" for line in kept))
+
+  def write(self, record: dict[str, Any]) -> None:
+    with self.path.open("a") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+  """Refuses a workdir that holds a run of a different config (it would be overwritten)."""
+  saved_path = workdir / "config.json"
+  if saved_path.exists():
+    try:
+      saved = json.loads(saved_path.read_text())
+    except json.JSONDecodeError as e:
+      raise InputError(f"{saved_path} is not valid JSON ({e}); fix or remove it, or use a new "
+                       "--workdir.") from e
+    current = json.loads(json.dumps(config.to_dict()))
+    differing = sorted(set(_flatten(saved).items()) ^ set(_flatten(current).items()))
+    if differing:
+      keys = sorted({k for k, _ in differing})
+      raise InputError(
+          f"{workdir} holds a run with a different config (differs in {', '.join(keys[:5])}); "
+          "use a new --workdir, or rerun with the same config to resume it.")
+  workdir.mkdir(parents=True, exist_ok=True)
+
+
+def _check_finite(losses: np.ndarray, start_step: int, workdir: epath.Path) -> None:
+  bad = np.flatnonzero(~np.isfinite(losses))
+  if bad.size:
+    raise NonFiniteLossError(
+        f"The training loss became {losses[bad[0]]} at step {start_step + bad[0] + 1}; nothing "
+        f"of that chunk was saved and the last good checkpoint in {workdir} is kept: lower "
+        "--config.optimizer.learning_rate or check the data for NaN/Inf.")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{'a': {'b': 1}} -> {'a/b': 1}; lists become tuples so values are hashable."""
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(_flatten(value, name + "/"))
+    else:
+      flat[name] = _hashable(value)
+  return flat
+
+
+def _hashable(value):
+  return tuple(map(_hashable, value)) if isinstance(value, list) else value
+
+
+def _write_json(path: epath.Path, obj: Any) -> None:
+  """Writes atomically (temp file + rename), so an interrupted write never leaves half a file."""
+  tmp = path.parent / (path.name + ".tmp")
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  tmp.replace(path)
