@@ -9,7 +9,9 @@ uninterrupted run would.
 
 import functools
 import json
+import logging as logging_std
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -25,6 +27,19 @@ import tqdm
 from jaxdebias import checkpoint, metrics, methods, models
 from jaxdebias.data import Split, load_dataset, sampler
 from jaxdebias.errors import InputError, NonFiniteLossError
+
+
+class _QuietLibraryInfo(logging_std.Filter):
+  """Drops INFO records of orbax and TFDS (dozens per checkpoint); keeps their warnings."""
+
+  def filter(self, record: logging_std.LogRecord) -> bool:
+    noisy = any(f"/{lib}/" in record.pathname for lib in ("orbax", "tensorflow_datasets"))
+    return record.levelno >= logging_std.WARNING or not noisy
+
+
+def quiet_library_logs() -> None:
+  """Keeps jaxdebias' own INFO logs readable: call once at program start."""
+  logging.get_absl_handler().addFilter(_QuietLibraryInfo())
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -46,7 +61,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   (final evaluation) and checkpoints/. Returns the content of results.json.
   """
   validate_config(config)
-  workdir = epath.Path(workdir)
+  # Orbax needs absolute paths; URLs (gs://...) are left as they are.
+  workdir = epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
   _claim_workdir(workdir, config)
   dataset = load_dataset(config.data)
   if config.batch_size > len(dataset.train.label):
@@ -166,7 +182,10 @@ class MetricsLog:
 
 
 def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
-  """Refuses a workdir that holds a run of a different config (it would be overwritten)."""
+  """Refuses a workdir that holds a run of a different config (it would be overwritten).
+
+  Only reads: the workdir is created once the data and method are known to be good.
+  """
   saved_path = workdir / "config.json"
   if saved_path.exists():
     try:
@@ -181,7 +200,6 @@ def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> No
       raise InputError(
           f"{workdir} holds a run with a different config (differs in {', '.join(keys[:5])}); "
           "use a new --workdir, or rerun with the same config to resume it.")
-  workdir.mkdir(parents=True, exist_ok=True)
 
 
 def _check_finite(losses: np.ndarray, start_step: int, workdir: epath.Path) -> None:

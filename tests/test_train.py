@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -30,9 +31,10 @@ def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
-def test_every_method_trains_end_to_end(method, tiny_config, tmp_path):
+def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypatch):
   tiny_config.method = method
-  results = train.train_and_evaluate(tiny_config, str(tmp_path))
+  monkeypatch.chdir(tmp_path.parent)
+  results = train.train_and_evaluate(tiny_config, tmp_path.name)  # A relative workdir.
 
   assert json.loads((tmp_path / "config.json").read_text())["method"] == method
   assert json.loads((tmp_path / "results.json").read_text())["step"] == 40
@@ -135,13 +137,31 @@ def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value
   assert not (workdir / "config.json").exists()
 
 
-def test_command_line_reports_bad_input_in_one_line(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+@pytest.mark.parametrize("args, message", [
+    (["--config.method=dro"], r"^error: Unknown method 'dro'.*--config.method"),
+    (["--config.nope=1"], r"^error: the config has no field 'nope'"),
+    (["--config.seed=abc"], r"^error: flag --config.seed=abc: invalid literal"),
+    (["--config=configs/colored_mnist.py:foo=1"], r"^error: Unknown config argument 'foo'"),
+    (["--config=configs/missing.py"], r"^error: .*No such file.*configs/missing.py"),
+    (["stray"], r"^error: unexpected arguments \['stray'\]"),
+])
+def test_command_line_reports_bad_input_in_one_line(tmp_path, args, message):
+  workdir = tmp_path / "run"
   proc = subprocess.run(
       [sys.executable, "-m", "jaxdebias.main", "--config=configs/colored_mnist.py",
-       "--config.method=dro", f"--workdir={tmp_path / 'run'}"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+       f"--workdir={workdir}", *args],
+      cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
+      timeout=120)
   assert proc.returncode == 2
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("error: Unknown method 'dro'") and "--config.method" in last
+  assert re.match(message, last), last
   assert "Traceback" not in proc.stderr
+  assert not workdir.exists()
+
+
+def test_own_npz_data_runs_from_its_config(tiny_npz, tmp_path):
+  from configs import npz as npz_config  # pylint: disable=g-import-not-at-top
+  config = npz_config.get_config(f"method=erm,path={tiny_npz}")
+  config.num_steps, config.eval_every, config.batch_size = 10, 10, 32
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert results["dataset"] == "npz/tiny" and results["step"] == 10
