@@ -33,8 +33,7 @@ PUBLISHED = {
     "erm": ("Vanilla (LfF paper)", {0.005: 35.34, 0.01: 50.34, 0.02: 62.29, 0.05: 77.63}),
     "lff": ("LfF (LfF paper)", {0.005: 63.39, 0.01: 74.01, 0.02: 80.48, 0.05: 85.39}),
 }
-METRICS = ("unbiased_accuracy", "aligned_accuracy", "conflicting_accuracy",
-           "worst_group_accuracy")
+METRICS = ("unbiased_accuracy", "aligned_accuracy", "conflicting_accuracy", "worst_group_accuracy")
 
 
 def run_all(methods, ratios, seeds, root: pathlib.Path) -> dict:
@@ -75,31 +74,53 @@ def write_table(runs: dict, ratios, seeds, out: pathlib.Path) -> None:
   ]
   for method in dict.fromkeys(m for m, _ in runs):
     for metric in METRICS:
-      cells = [mean_std([r["test"]["classifier"][metric] for r in runs[method, ratio]])
-               for ratio in ratios]
-      lines.append(f"| {method} (ours) | {metric.removesuffix('_accuracy')} | "
-                   + " | ".join(cells) + " |")
+      cells = [
+          mean_std([r["test"]["classifier"][metric] for r in runs[method, ratio]])
+          for ratio in ratios
+      ]
+      lines.append(
+          f"| {method} (ours) | {metric.removesuffix('_accuracy')} | " + " | ".join(cells) + " |"
+      )
     name, published = PUBLISHED[method]
-    lines.append(f"| {name} | unbiased | "
-                 + " | ".join(f"{published[r]:.2f}" for r in ratios) + " |")
+    lines.append(
+        f"| {name} | unbiased | " + " | ".join(f"{published[r]:.2f}" for r in ratios) + " |"
+    )
   (out / "colored_mnist.md").write_text("\n".join(lines) + "\n")
 
 
 def write_plot(runs: dict, ratios, out: pathlib.Path) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for method in dict.fromkeys(m for m, _ in runs):
-    acc = [100 * np.array([r["test"]["classifier"]["unbiased_accuracy"]
-                           for r in runs[method, ratio]]) for ratio in ratios]
-    ax.errorbar([100 * r for r in ratios], [a.mean() for a in acc],
-                yerr=[a.std(ddof=1) if len(a) > 1 else 0 for a in acc],
-                marker="o", capsize=3, label=f"{method} (ours)")
-    ax.plot([100 * r for r in ratios], [PUBLISHED[method][1][r] for r in ratios],
-            linestyle=":", marker="x", label=PUBLISHED[method][0])
-  ax.set(xscale="log", xlabel="bias-conflicting training examples (%)",
-         ylabel="unbiased test accuracy (%)", title="Colored MNIST, severity 4")
+    acc = [
+        100 * np.array([r["test"]["classifier"]["unbiased_accuracy"] for r in runs[method, ratio]])
+        for ratio in ratios
+    ]
+    ax.errorbar(
+        [100 * r for r in ratios],
+        [a.mean() for a in acc],
+        yerr=[a.std(ddof=1) if len(a) > 1 else 0 for a in acc],
+        marker="o",
+        capsize=3,
+        label=f"{method} (ours)",
+    )
+    ax.plot(
+        [100 * r for r in ratios],
+        [PUBLISHED[method][1][r] for r in ratios],
+        linestyle=":",
+        marker="x",
+        label=PUBLISHED[method][0],
+    )
+  ax.set(
+      xscale="log",
+      xlabel="bias-conflicting training examples (%)",
+      ylabel="unbiased test accuracy (%)",
+      title="Colored MNIST, severity 4",
+  )
   ax.set_xticks([100 * r for r in ratios], [f"{100 * r:g}" for r in ratios])
   ax.legend(fontsize=7)
   fig.tight_layout()
@@ -114,8 +135,9 @@ def main(argv):
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
   runs = run_all(_METHODS.value, ratios, seeds, pathlib.Path(_WORKDIR.value))
-  (out / "colored_mnist.json").write_text(json.dumps(
-      {f"{m}/{r}": v for (m, r), v in runs.items()}, indent=1))
+  (out / "colored_mnist.json").write_text(
+      json.dumps({f"{m}/{r}": v for (m, r), v in runs.items()}, indent=1)
+  )
   write_table(runs, ratios, seeds, out)
   write_plot(runs, ratios, out)
   print((out / "colored_mnist.md").read_text())

@@ -21,7 +21,9 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=True))
+            preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=True
+        ),
+    )
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -39,15 +41,18 @@ class Checkpointer:
       raise InputError(
           f"The checkpoint {where} cannot be restored ({type(e).__name__}: {_first_line(e)}); "
           "it was left untouched: move it away to resume from an earlier one, or use a new "
-          "--workdir.") from e
+          "--workdir."
+      ) from e
     mismatched = [
         jax.tree_util.keystr(path)
         for path, got, want in _zip_with_path(restored, abstract)
-        if got.shape != want.shape or got.dtype != want.dtype]
+        if got.shape != want.shape or got.dtype != want.dtype
+    ]
     if mismatched:
       raise InputError(
           f"The checkpoint {where} does not fit this config (shape or dtype differs at "
-          f"{', '.join(mismatched[:3])}); use a new --workdir for a different model or dataset.")
+          f"{', '.join(mismatched[:3])}); use a new --workdir for a different model or dataset."
+      )
     return restored
 
   def wait_until_finished(self) -> None:

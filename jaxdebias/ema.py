@@ -33,9 +33,7 @@ def init(labels: jax.Array) -> SampleLossEMA:
   """Empty EMA for a training set with class labels `labels` (N,)."""
   labels = jnp.asarray(labels, jnp.int32)
   return SampleLossEMA(
-      value=jnp.zeros(labels.shape, jnp.float32),
-      seen=jnp.zeros(labels.shape, bool),
-      label=labels,
+      value=jnp.zeros(labels.shape, jnp.float32), seen=jnp.zeros(labels.shape, bool), label=labels
   )
 
 

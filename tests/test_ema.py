@@ -124,7 +124,7 @@ def test_init_and_no_gradient_into_state():
   state = ema_lib.init(np.array([2, 0, 1]))
   chex.assert_type((state.value, state.seen, state.label), (jnp.float32, bool, jnp.int32))
   chex.assert_shape((state.value, state.seen, state.label), (3,))
-  grad = jax.grad(
-      lambda loss: ema_lib.update(state, jnp.array([0, 1]), loss, 0.7).value.sum()
-  )(jnp.array([1.0, 2.0]))
+  grad = jax.grad(lambda loss: ema_lib.update(state, jnp.array([0, 1]), loss, 0.7).value.sum())(
+      jnp.array([1.0, 2.0])
+  )
   chex.assert_trees_all_equal(grad, jnp.zeros(2))

@@ -64,9 +64,9 @@ def test_gce_reference_gradient_is_q_times_gce_gradient():
   q = 0.7
   # Per-sample losses are independent, so the gradient of the sum holds every per-sample gradient.
   grad_true = jax.grad(lambda x: losses.generalized_cross_entropy(x, labels, q).sum())(logits)
-  grad_ref = jax.grad(
-      lambda x: losses.generalized_cross_entropy_reference(x, labels, q).sum()
-  )(logits)
+  grad_ref = jax.grad(lambda x: losses.generalized_cross_entropy_reference(x, labels, q).sum())(
+      logits
+  )
   chex.assert_trees_all_close(grad_ref, q * grad_true, rtol=1e-5, atol=1e-7)
   # Analytic: dGCE/dlogits = -p_y^q * (onehot(y) - softmax).
   logits64 = np.asarray(logits, np.float64)
@@ -95,9 +95,7 @@ def test_jit_vmap_grad_agree_with_eager(loss_fn):
   chex.assert_trees_all_close(jax.jit(loss_fn)(logits[0], labels[0]), eager[0], rtol=1e-6)
   chex.assert_trees_all_close(jax.vmap(loss_fn)(logits, labels), eager, rtol=1e-6)
   # Per-example gradients through vmap(grad) equal rows of the batched gradient.
-  per_example = jax.vmap(jax.grad(lambda x, y: loss_fn(x[None], y[None])[0]))(
-      logits[0], labels[0]
-  )
+  per_example = jax.vmap(jax.grad(lambda x, y: loss_fn(x[None], y[None])[0]))(logits[0], labels[0])
   batched = jax.grad(lambda x: loss_fn(x, labels[0]).sum())(logits[0])
   chex.assert_trees_all_close(per_example, batched, rtol=1e-6, atol=1e-7)
 

@@ -17,7 +17,8 @@ def test_readme_loss_snippet_runs():
   rng = np.random.default_rng(0)
   labels = jnp.asarray(rng.integers(0, 10, 8))
   namespace = {
-      "train_labels": jnp.asarray(rng.integers(0, 10, 100)), "labels": labels,
+      "train_labels": jnp.asarray(rng.integers(0, 10, 100)),
+      "labels": labels,
       "index": jnp.asarray([3, 5, 5, 7, 9, 11, 13, 99]),
       "logits_b": jnp.asarray(rng.normal(size=(8, 10)), jnp.float32),
       "logits_d": jnp.asarray(rng.normal(size=(8, 10)), jnp.float32),
@@ -28,7 +29,9 @@ def test_readme_loss_snippet_runs():
   loss = namespace["loss"]
   assert loss.shape == () and np.isfinite(loss)
   w = namespace["w"]
-  expected = (losses.generalized_cross_entropy_reference(namespace["logits_b"], labels).mean()
-              + (w * losses.cross_entropy(namespace["logits_d"], labels)).mean())
+  expected = (
+      losses.generalized_cross_entropy_reference(namespace["logits_b"], labels).mean()
+      + (w * losses.cross_entropy(namespace["logits_d"], labels)).mean()
+  )
   np.testing.assert_allclose(loss, expected, rtol=1e-6)
   assert jax.tree.leaves(namespace["buffer_b"])[0].shape == (100,)

@@ -26,8 +26,9 @@ def _final_checkpoint(workdir: pathlib.Path):
 
 
 def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
-  return {str(p.relative_to(workdir)): p.read_bytes()
-          for p in sorted(workdir.rglob("*")) if p.is_file()}
+  return {
+      str(p.relative_to(workdir)): p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()
+  }
 
 
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
@@ -43,8 +44,13 @@ def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypat
   expected_models = {"erm": {"classifier"}, "lff": {"classifier", "biased"}}[method]
   assert set(results["test"]) == expected_models
   for summary in results["test"].values():
-    for key in ("accuracy", "unbiased_accuracy", "aligned_accuracy", "conflicting_accuracy",
-                "worst_group_accuracy"):
+    for key in (
+        "accuracy",
+        "unbiased_accuracy",
+        "aligned_accuracy",
+        "conflicting_accuracy",
+        "worst_group_accuracy",
+    ):
       assert 0.0 <= summary[key] <= 1.0
   # The bar position is easy to learn: the classifier must beat chance (0.25) clearly.
   assert results["test"]["classifier"]["accuracy"] > 0.5
@@ -58,10 +64,12 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_config, tmp_pat
   # Interrupt after the metrics of step 30 are written but before its checkpoint: the rerun
   # must resume from step 20, drop the orphan metrics line and redo steps 21..40.
   real_write = train.MetricsLog.write
+
   def write_then_die(self, record):
     real_write(self, record)
     if record["step"] == 30:
       raise KeyboardInterrupt
+
   monkeypatch.setattr(train.MetricsLog, "write", write_then_die)
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(tiny_config, str(resumed))
@@ -74,7 +82,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_config, tmp_pat
   step_b, state_b = _final_checkpoint(resumed)
   assert step_a == step_b == 40
   chex.assert_trees_all_equal(state_a, state_b)
-  assert ((straight / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text())
+  assert (straight / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text()
 
 
 def test_rerunning_a_finished_run_changes_nothing(tiny_config, tmp_path):
@@ -123,12 +131,15 @@ def test_non_finite_loss_stops_with_a_clear_error(tiny_config, tmp_path):
   assert not list((tmp_path / "checkpoints").glob("[0-9]*"))
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("method", "dro", r"Unknown method 'dro'.*--config.method"),
-    ("num_steps", 0, r"num_steps must be a positive integer"),
-    ("batch_size", 10_000, r"batch_size 10000 exceeds the 512 training examples"),
-    ("eval_every", -1, r"eval_every must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("method", "dro", r"Unknown method 'dro'.*--config.method"),
+        ("num_steps", 0, r"num_steps must be a positive integer"),
+        ("batch_size", 10_000, r"batch_size 10000 exceeds the 512 training examples"),
+        ("eval_every", -1, r"eval_every must be a positive integer"),
+    ],
+)
 def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value, message):
   tiny_config[key] = value
   workdir = tmp_path / "run"
@@ -137,21 +148,34 @@ def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value
   assert not (workdir / "config.json").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--config.method=dro"], r"^error: Unknown method 'dro'.*--config.method"),
-    (["--config.nope=1"], r"^error: the config has no field 'nope'"),
-    (["--config.seed=abc"], r"^error: flag --config.seed=abc: invalid literal"),
-    (["--config=configs/colored_mnist.py:foo=1"], r"^error: Unknown config argument 'foo'"),
-    (["--config=configs/missing.py"], r"^error: .*No such file.*configs/missing.py"),
-    (["stray"], r"^error: unexpected arguments \['stray'\]"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config.method=dro"], r"^error: Unknown method 'dro'.*--config.method"),
+        (["--config.nope=1"], r"^error: the config has no field 'nope'"),
+        (["--config.seed=abc"], r"^error: flag --config.seed=abc: invalid literal"),
+        (["--config=configs/colored_mnist.py:foo=1"], r"^error: Unknown config argument 'foo'"),
+        (["--config=configs/missing.py"], r"^error: .*No such file.*configs/missing.py"),
+        (["stray"], r"^error: unexpected arguments \['stray'\]"),
+    ],
+)
 def test_command_line_reports_bad_input_in_one_line(tmp_path, args, message):
   workdir = tmp_path / "run"
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxdebias.main", "--config=configs/colored_mnist.py",
-       f"--workdir={workdir}", *args],
-      cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
-      timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "jaxdebias.main",
+          "--config=configs/colored_mnist.py",
+          f"--workdir={workdir}",
+          *args,
+      ],
+      cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode == 2
   last = proc.stderr.strip().splitlines()[-1]
   assert re.match(message, last), last
@@ -161,6 +185,7 @@ def test_command_line_reports_bad_input_in_one_line(tmp_path, args, message):
 
 def test_own_npz_data_runs_from_its_config(tiny_npz, tmp_path):
   from configs import npz as npz_config  # pylint: disable=g-import-not-at-top
+
   config = npz_config.get_config(f"method=erm,path={tiny_npz}")
   config.num_steps, config.eval_every, config.batch_size = 10, 10, 32
   results = train.train_and_evaluate(config, str(tmp_path))

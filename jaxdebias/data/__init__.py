@@ -17,11 +17,12 @@ from jaxdebias.data import mnist_source
 from jaxdebias.data import npz
 from jaxdebias.errors import InputError
 
-DATASETS = ('colored_mnist', 'npz')
+DATASETS = ("colored_mnist", "npz")
 
 
 class Split(NamedTuple):
   """One split; row i is example i."""
+
   images: np.ndarray  # (N, H, W, C) uint8
   label: np.ndarray  # (N,) int32
   bias_label: np.ndarray  # (N,) int32
@@ -30,6 +31,7 @@ class Split(NamedTuple):
 
 class BiasedDataset(NamedTuple):
   """Train and test splits (and an optional validation split) of one dataset."""
+
   name: str
   train: Split
   test: Split
@@ -41,91 +43,123 @@ class BiasedDataset(NamedTuple):
 def default_data_config() -> ml_collections.ConfigDict:
   """Data config fields and their defaults (LfF's headline Colored MNIST setting)."""
   config = ml_collections.ConfigDict()
-  config.name = 'colored_mnist'  # One of DATASETS.
+  config.name = "colored_mnist"  # One of DATASETS.
   config.ratio = 0.01  # colored_mnist: fraction of bias-conflicting train examples.
   config.severity = 4  # colored_mnist: 1..4, higher = cleaner colour.
   # colored_mnist: TFDS data dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   config.data_dir = ml_collections.config_dict.placeholder(str)
   # colored_mnist: raw MNIST, 'auto' or a path (see data/mnist_source.py).
-  config.mnist_source = 'auto'
+  config.mnist_source = "auto"
   config.path = ml_collections.config_dict.placeholder(str)  # npz: the file.
   return config
 
 
-def _split(images: np.ndarray, label: np.ndarray,
-           bias_label: np.ndarray) -> Split:
-  return Split(images, label.astype(np.int32), bias_label.astype(np.int32),
-               np.arange(len(label), dtype=np.int32))
+def _split(images: np.ndarray, label: np.ndarray, bias_label: np.ndarray) -> Split:
+  return Split(
+      images,
+      label.astype(np.int32),
+      bias_label.astype(np.int32),
+      np.arange(len(label), dtype=np.int32),
+  )
 
 
 def _load_colored_mnist(config: ml_collections.ConfigDict) -> BiasedDataset:
   """Builds the TFDS dataset once (cached in data_dir), then reads it all."""
   if config.ratio not in colored_mnist.RATIOS:
     raise InputError(
-        f'Colored MNIST ratio {config.ratio} is not supported; set '
-        f'--config.data.ratio to one of {", ".join(map(str, colored_mnist.RATIOS))}.')
+        f"Colored MNIST ratio {config.ratio} is not supported; set "
+        f'--config.data.ratio to one of {", ".join(map(str, colored_mnist.RATIOS))}.'
+    )
   if config.severity not in colored_mnist.NOISE_STD:
     raise InputError(
-        f'Colored MNIST severity {config.severity} is not supported; set '
-        f'--config.data.severity to one of 1, 2, 3, 4.')
+        f"Colored MNIST severity {config.severity} is not supported; set "
+        f"--config.data.severity to one of 1, 2, 3, 4."
+    )
   builder = colored_mnist.ColoredMnist(
       config=colored_mnist.config_name(config.ratio, config.severity),
-      data_dir=config.data_dir, file_format='array_record',
-      mnist_source=config.mnist_source)
+      data_dir=config.data_dir,
+      file_format="array_record",
+      mnist_source=config.mnist_source,
+  )
   if not builder.is_prepared():
-    logging.info('Building %s into %s (once, about 20 s on 2 cores).',
-                 builder.info.full_name, builder.data_dir)
+    logging.info(
+        "Building %s into %s (once, about 20 s on 2 cores).",
+        builder.info.full_name,
+        builder.data_dir,
+    )
     start = time.perf_counter()
     builder.download_and_prepare()
-    logging.info('Built %s in %.1f s.', builder.info.full_name,
-                 time.perf_counter() - start)
-  sha256 = builder.info.metadata['mnist_sha256']
-  logging.info('Reading %s from %s (raw MNIST sha256 %s).',
-               builder.info.full_name, builder.data_dir, sha256)
+    logging.info("Built %s in %.1f s.", builder.info.full_name, time.perf_counter() - start)
+  sha256 = builder.info.metadata["mnist_sha256"]
+  logging.info(
+      "Reading %s from %s (raw MNIST sha256 %s).", builder.info.full_name, builder.data_dir, sha256
+  )
   if sha256 != mnist_source.MNIST_SHA256:
-    logging.warning('%s was built from %s, not the full official MNIST.',
-                    builder.data_dir, builder.info.metadata['mnist_origin'])
+    logging.warning(
+        "%s was built from %s, not the full official MNIST.",
+        builder.data_dir,
+        builder.info.metadata["mnist_origin"],
+    )
   start = time.perf_counter()
   splits = {}
   for name, source in builder.as_data_source().items():
     records = mnist_source.read_records(source)
-    index = np.array([record['index'] for record in records])
+    index = np.array([record["index"] for record in records])
     order = np.argsort(index)
     if not np.array_equal(index[order], np.arange(len(index))):
-      raise InputError(f'{builder.data_dir} has a corrupt `{name}` split; '
-                       f'delete that directory and rerun to rebuild it.')
+      raise InputError(
+          f"{builder.data_dir} has a corrupt `{name}` split; "
+          f"delete that directory and rerun to rebuild it."
+      )
     splits[name] = _split(
-        np.stack([records[i]['image'] for i in order]),
-        np.array([records[i]['label'] for i in order]),
-        np.array([records[i]['bias_label'] for i in order]))
-  logging.info('Read %s in %.1f s: %d train, %d test examples.',
-               builder.info.full_name, time.perf_counter() - start,
-               len(splits['train'].index), len(splits['test'].index))
+        np.stack([records[i]["image"] for i in order]),
+        np.array([records[i]["label"] for i in order]),
+        np.array([records[i]["bias_label"] for i in order]),
+    )
+  logging.info(
+      "Read %s in %.1f s: %d train, %d test examples.",
+      builder.info.full_name,
+      time.perf_counter() - start,
+      len(splits["train"].index),
+      len(splits["test"].index),
+  )
   return BiasedDataset(
-      name=builder.info.full_name.rsplit('/', 1)[0], train=splits['train'],
-      test=splits['test'], valid=None, num_classes=10,
-      num_bias_classes=colored_mnist.NUM_COLORS)
+      name=builder.info.full_name.rsplit("/", 1)[0],
+      train=splits["train"],
+      test=splits["test"],
+      valid=None,
+      num_classes=10,
+      num_bias_classes=colored_mnist.NUM_COLORS,
+  )
 
 
 def _load_npz(config: ml_collections.ConfigDict) -> BiasedDataset:
   """Reads a user's .npz (layout in data/npz.py)."""
   if not config.path:
-    raise InputError('Dataset npz needs a file; set --config.data.path=FILE.npz '
-                     '(layout in jaxdebias/data/npz.py).')
-  logging.info('Reading %s.', config.path)
+    raise InputError(
+        "Dataset npz needs a file; set --config.data.path=FILE.npz "
+        "(layout in jaxdebias/data/npz.py)."
+    )
+  logging.info("Reading %s.", config.path)
   arrays, num_classes, num_bias_classes = npz.load(config.path)
   splits = {name: _split(*split) for name, split in arrays.items()}
   return BiasedDataset(
-      name=f'npz/{pathlib.Path(config.path).stem}', train=splits['train'],
-      test=splits['test'], valid=splits.get('valid'), num_classes=num_classes,
-      num_bias_classes=num_bias_classes)
+      name=f"npz/{pathlib.Path(config.path).stem}",
+      train=splits["train"],
+      test=splits["test"],
+      valid=splits.get("valid"),
+      num_classes=num_classes,
+      num_bias_classes=num_bias_classes,
+  )
 
 
 def load_dataset(data_config: ml_collections.ConfigDict) -> BiasedDataset:
   """Loads the dataset that `data_config` (see `default_data_config`) names."""
-  if data_config.name == 'colored_mnist':
+  if data_config.name == "colored_mnist":
     return _load_colored_mnist(data_config)
-  if data_config.name == 'npz':
+  if data_config.name == "npz":
     return _load_npz(data_config)
-  raise InputError(f'Unknown dataset {data_config.name!r}; set '
-                   f'--config.data.name to one of {", ".join(DATASETS)}.')
+  raise InputError(
+      f"Unknown dataset {data_config.name!r}; set "
+      f'--config.data.name to one of {", ".join(DATASETS)}.'
+  )

@@ -22,35 +22,38 @@ import tensorflow_datasets as tfds
 from jaxdebias.data import mnist_source as mnist_source_lib
 
 # RGB in [0, 1]; colour c is the colour aligned with digit c.
-PALETTE = np.array([
-    [0.9836823344, 0.3125190139, 0.1685753465],
-    [0.9905296564, 0.9156052470, 0.3515121937],
-    [0.6729639769, 0.4610704780, 0.5798081756],
-    [0.7832519412, 0.8315559030, 0.6013293862],
-    [0.0880157948, 0.7779633403, 0.9818077683],
-    [0.3213933706, 0.9610545635, 0.4464498758],
-    [0.0246158838, 0.2356504798, 0.7586662769],
-    [0.5552469492, 0.1015801430, 0.7617631555],
-    [0.2077232003, 0.3929485083, 0.0187023878],
-    [0.8336576223, 0.2024092674, 0.2669430971],
-])
+PALETTE = np.array(
+    [
+        [0.9836823344, 0.3125190139, 0.1685753465],
+        [0.9905296564, 0.9156052470, 0.3515121937],
+        [0.6729639769, 0.4610704780, 0.5798081756],
+        [0.7832519412, 0.8315559030, 0.6013293862],
+        [0.0880157948, 0.7779633403, 0.9818077683],
+        [0.3213933706, 0.9610545635, 0.4464498758],
+        [0.0246158838, 0.2356504798, 0.7586662769],
+        [0.5552469492, 0.1015801430, 0.7617631555],
+        [0.2077232003, 0.3929485083, 0.0187023878],
+        [0.8336576223, 0.2024092674, 0.2669430971],
+    ]
+)
 NUM_COLORS = len(PALETTE)
 # Higher severity = cleaner colour = stronger shortcut.
 NOISE_STD = {1: 0.05, 2: 0.02, 3: 0.01, 4: 0.005}
 # Fractions of bias-conflicting training examples.
 RATIOS = (0.005, 0.01, 0.02, 0.05)
 TEST_ALIGNED_FRACTION = 0.1
-NOISE_SEEDS = {'train': 0, 'test': 1}
+NOISE_SEEDS = {"train": 0, "test": 1}
 _CHUNK = 8192  # Images coloured per float64 batch (about 150 MB).
 
 
 def config_name(ratio: float, severity: int) -> str:
   """TFDS config name, e.g. 'ratio0.01_severity4'."""
-  return f'ratio{ratio}_severity{severity}'
+  return f"ratio{ratio}_severity{severity}"
 
 
-def color_assignment(labels: np.ndarray, aligned_fraction: float,
-                     num_colors: int = NUM_COLORS) -> np.ndarray:
+def color_assignment(
+    labels: np.ndarray, aligned_fraction: float, num_colors: int = NUM_COLORS
+) -> np.ndarray:
   """Colour (bias label) per example, by the LfF milestone rule.
 
   For class c with N_c examples in index order: p = aligned_fraction on colour
@@ -75,13 +78,13 @@ def color_assignment(labels: np.ndarray, aligned_fraction: float,
     p = np.full(num_colors, (1 - aligned_fraction) / (num_colors - 1))
     p[c] = aligned_fraction
     milestones = np.round(len(members) * np.cumsum(p))
-    colors[members] = np.searchsorted(
-        milestones, np.arange(len(members)), side='right')
+    colors[members] = np.searchsorted(milestones, np.arange(len(members)), side="right")
   return colors
 
 
-def colorize(grey: np.ndarray, colors: np.ndarray, severity: int,
-             rng: np.random.Generator) -> np.ndarray:
+def colorize(
+    grey: np.ndarray, colors: np.ndarray, severity: int, rng: np.random.Generator
+) -> np.ndarray:
   """Colours grey digits: uint8(clip(PALETTE[c] + noise, 0, 1) * grey).
 
   Args:
@@ -99,15 +102,15 @@ def colorize(grey: np.ndarray, colors: np.ndarray, severity: int,
   for start in range(0, len(grey), _CHUNK):
     chunk = slice(start, start + _CHUNK)
     # Assigning float64 in [0, 255] to uint8 truncates, as astype does.
-    out[chunk] = rgb[chunk, None, None, :] * grey[chunk, ..., None].astype(
-        np.float64)
+    out[chunk] = rgb[chunk, None, None, :] * grey[chunk, ..., None].astype(np.float64)
   return out
 
 
-def make_split(grey: np.ndarray, labels: np.ndarray, split: str, ratio: float,
-               severity: int) -> tuple[np.ndarray, np.ndarray]:
+def make_split(
+    grey: np.ndarray, labels: np.ndarray, split: str, ratio: float, severity: int
+) -> tuple[np.ndarray, np.ndarray]:
   """Coloured images (N, 28, 28, 3) uint8 and colours (N,) int32 of one split."""
-  aligned = 1 - ratio if split == 'train' else TEST_ALIGNED_FRACTION
+  aligned = 1 - ratio if split == "train" else TEST_ALIGNED_FRACTION
   colors = color_assignment(labels, aligned)
   rng = np.random.default_rng(NOISE_SEEDS[split])
   return colorize(grey, colors, severity, rng), colors
@@ -116,6 +119,7 @@ def make_split(grey: np.ndarray, labels: np.ndarray, split: str, ratio: float,
 @dataclasses.dataclass(eq=False)
 class ColoredMnistConfig(tfds.core.BuilderConfig):
   """One (ratio, severity) setting."""
+
   ratio: float = 0.01
   severity: int = 4
 
@@ -132,18 +136,21 @@ class ColoredMnist(tfds.core.GeneratorBasedBuilder):
   # TFDS derives this from the package via `importlib_resources`, which it only
   # declares as a dependency for Python < 3.9; set it directly instead.
   code_path = epath.Path(__file__)
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'LfF protocol: milestone colours, one noise offset per image.'}
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "LfF protocol: milestone colours, one noise offset per image."}
   BUILDER_CONFIGS = [
-      ColoredMnistConfig(name=config_name(ratio, severity), ratio=ratio,
-                         severity=severity,
-                         description=f'{ratio:.1%} bias-conflicting training '
-                         f'examples, colour noise std {std}.')
-      for ratio in RATIOS for severity, std in NOISE_STD.items()
+      ColoredMnistConfig(
+          name=config_name(ratio, severity),
+          ratio=ratio,
+          severity=severity,
+          description=f"{ratio:.1%} bias-conflicting training "
+          f"examples, colour noise std {std}.",
+      )
+      for ratio in RATIOS
+      for severity, std in NOISE_STD.items()
   ]
 
-  def __init__(self, *, mnist_source: str | os.PathLike[str] = 'auto',
-               **kwargs):
+  def __init__(self, *, mnist_source: str | os.PathLike[str] = "auto", **kwargs):
     """`mnist_source` is passed to `mnist_source_lib.load` when building."""
     self._mnist_source = mnist_source
     super().__init__(**kwargs)
@@ -152,36 +159,37 @@ class ColoredMnist(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=(
-            'MNIST digits with coloured strokes; the colour (bias_label) '
-            'matches the digit for all but `ratio` of the training examples, '
-            'and is balanced (10% per colour and digit) on the test set. '
-            'Protocol of Nam et al., "Learning from Failure", NeurIPS 2020.'),
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Tensor(shape=(28, 28, 3), dtype=np.uint8),
-            'label': tfds.features.ClassLabel(num_classes=10),
-            'bias_label': tfds.features.ClassLabel(num_classes=NUM_COLORS),
-            'index': np.int64,
-        }),
-        supervised_keys=('image', 'label'),
-        homepage='https://arxiv.org/abs/2007.02561',
+            "MNIST digits with coloured strokes; the colour (bias_label) "
+            "matches the digit for all but `ratio` of the training examples, "
+            "and is balanced (10% per colour and digit) on the test set. "
+            'Protocol of Nam et al., "Learning from Failure", NeurIPS 2020.'
+        ),
+        features=tfds.features.FeaturesDict(
+            {
+                "image": tfds.features.Tensor(shape=(28, 28, 3), dtype=np.uint8),
+                "label": tfds.features.ClassLabel(num_classes=10),
+                "bias_label": tfds.features.ClassLabel(num_classes=NUM_COLORS),
+                "index": np.int64,
+            }
+        ),
+        supervised_keys=("image", "label"),
+        homepage="https://arxiv.org/abs/2007.02561",
         metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # Nothing is downloaded.
     raw = mnist_source_lib.load(self._mnist_source, str(self.data_dir_root))
-    self.info.metadata['mnist_sha256'] = raw.sha256
-    self.info.metadata['mnist_origin'] = raw.origin
+    self.info.metadata["mnist_sha256"] = raw.sha256
+    self.info.metadata["mnist_origin"] = raw.origin
     return {
-        'train': self._generate_examples(raw.train_images, raw.train_labels,
-                                         'train'),
-        'test': self._generate_examples(raw.test_images, raw.test_labels,
-                                        'test'),
+        "train": self._generate_examples(raw.train_images, raw.train_labels, "train"),
+        "test": self._generate_examples(raw.test_images, raw.test_labels, "test"),
     }
 
-  def _generate_examples(self, grey: np.ndarray, labels: np.ndarray,
-                         split: str):
-    images, colors = make_split(grey, labels, split, self.builder_config.ratio,
-                                self.builder_config.severity)
+  def _generate_examples(self, grey: np.ndarray, labels: np.ndarray, split: str):
+    images, colors = make_split(
+        grey, labels, split, self.builder_config.ratio, self.builder_config.severity
+    )
     for i, (image, label, color) in enumerate(zip(images, labels, colors)):
-      yield i, {'image': image, 'label': label, 'bias_label': color, 'index': i}
+      yield i, {"image": image, "label": label, "bias_label": color, "index": i}

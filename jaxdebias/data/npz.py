@@ -21,44 +21,50 @@ import numpy as np
 
 from jaxdebias.errors import InputError
 
-SPLITS = ('train', 'test')
-OPTIONAL_SPLIT = 'valid'
-FIELDS = ('images', 'label', 'bias_label')
+SPLITS = ("train", "test")
+OPTIONAL_SPLIT = "valid"
+FIELDS = ("images", "label", "bias_label")
 # Split name -> (images, label, bias_label).
 Arrays = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _count(data: np.lib.npyio.NpzFile, key: str, train_labels: np.ndarray,
-           path: pathlib.Path) -> int:
+def _count(
+    data: np.lib.npyio.NpzFile, key: str, train_labels: np.ndarray, path: pathlib.Path
+) -> int:
   """The npz's scalar `key` if present, else 1 + the largest training label."""
   if key not in data:
     return int(train_labels.max()) + 1
   value = data[key]
   if value.shape or not np.issubdtype(value.dtype, np.integer) or value < 1:
-    raise InputError(f'{path}: `{key}` must be a positive integer scalar; '
-                     f'store it as e.g. np.int64(10) or leave it out.')
+    raise InputError(
+        f"{path}: `{key}` must be a positive integer scalar; "
+        f"store it as e.g. np.int64(10) or leave it out."
+    )
   return int(value)
 
 
-def _check_split(path: pathlib.Path, split: str, images: np.ndarray,
-                 labels: dict[str, np.ndarray]) -> None:
+def _check_split(
+    path: pathlib.Path, split: str, images: np.ndarray, labels: dict[str, np.ndarray]
+) -> None:
   """Checks one split's dtypes, ranks and lengths."""
   if images.dtype != np.uint8 or images.ndim != 4:
     raise InputError(
-        f'{path}: `{split}_images` is {images.dtype} with shape '
-        f'{images.shape}; store images as uint8 with shape (N, H, W, C).')
+        f"{path}: `{split}_images` is {images.dtype} with shape "
+        f"{images.shape}; store images as uint8 with shape (N, H, W, C)."
+    )
   if not len(images):
-    raise InputError(f'{path}: split `{split}` is empty; store at least one '
-                     f'example in it.')
+    raise InputError(f"{path}: split `{split}` is empty; store at least one example in it.")
   for field, label in labels.items():
     if label.ndim != 1 or not np.issubdtype(label.dtype, np.integer):
       raise InputError(
-          f'{path}: `{split}_{field}` is {label.dtype} with shape '
-          f'{label.shape}; store it as a 1-D integer array.')
+          f"{path}: `{split}_{field}` is {label.dtype} with shape "
+          f"{label.shape}; store it as a 1-D integer array."
+      )
     if len(label) != len(images):
       raise InputError(
-          f'{path}: `{split}_{field}` has {len(label)} entries but '
-          f'`{split}_images` has {len(images)}; store one label per image.')
+          f"{path}: `{split}_{field}` has {len(label)} entries but "
+          f"`{split}_images` has {len(images)}; store one label per image."
+      )
 
 
 def load(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
@@ -70,43 +76,51 @@ def load(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
   """
   path = pathlib.Path(path)
   if not path.is_file():
-    raise InputError(f'{path} does not exist; set --config.data.path to an '
-                     f'.npz file with the keys listed in jaxdebias/data/npz.py.')
+    raise InputError(
+        f"{path} does not exist; set --config.data.path to an "
+        f".npz file with the keys listed in jaxdebias/data/npz.py."
+    )
   try:
     data = np.load(path, allow_pickle=False)
   except (OSError, ValueError, zipfile.BadZipFile) as e:
-    raise InputError(f'{path} is not a readable .npz ({e}); write it with '
-                     f'np.savez.') from e
+    raise InputError(f"{path} is not a readable .npz ({e}); write it with np.savez.") from e
   with data:
-    splits = SPLITS + ((OPTIONAL_SPLIT,) if any(
-        key.startswith(OPTIONAL_SPLIT + '_') for key in data) else ())
-    missing = [f'{split}_{field}' for split in splits for field in FIELDS
-               if f'{split}_{field}' not in data]
+    splits = SPLITS + (
+        (OPTIONAL_SPLIT,) if any(key.startswith(OPTIONAL_SPLIT + "_") for key in data) else ()
+    )
+    missing = [
+        f"{split}_{field}" for split in splits for field in FIELDS if f"{split}_{field}" not in data
+    ]
     if missing:
-      raise InputError(f'{path} lacks the arrays {", ".join(missing)}; add '
-                       f'them (see jaxdebias/data/npz.py for the layout).')
+      raise InputError(
+          f'{path} lacks the arrays {", ".join(missing)}; add '
+          f"them (see jaxdebias/data/npz.py for the layout)."
+      )
     arrays = {}
     for split in splits:
-      images = data[f'{split}_images']
-      labels = {field: data[f'{split}_{field}'] for field in FIELDS[1:]}
+      images = data[f"{split}_images"]
+      labels = {field: data[f"{split}_{field}"] for field in FIELDS[1:]}
       _check_split(path, split, images, labels)
-      if split != 'train' and images.shape[1:] != arrays['train'][0].shape[1:]:
+      if split != "train" and images.shape[1:] != arrays["train"][0].shape[1:]:
         raise InputError(
-            f'{path}: `{split}_images` has image shape {images.shape[1:]} but '
+            f"{path}: `{split}_images` has image shape {images.shape[1:]} but "
             f'`train_images` has {arrays["train"][0].shape[1:]}; store every '
-            f'split at the same (H, W, C).')
-      arrays[split] = (images, labels['label'], labels['bias_label'])
-    num_classes = _count(data, 'num_classes', arrays['train'][1], path)
-    num_bias_classes = _count(data, 'num_bias_classes', arrays['train'][2],
-                              path)
+            f"split at the same (H, W, C)."
+        )
+      arrays[split] = (images, labels["label"], labels["bias_label"])
+    num_classes = _count(data, "num_classes", arrays["train"][1], path)
+    num_bias_classes = _count(data, "num_bias_classes", arrays["train"][2], path)
   for split, (images, label, bias_label) in arrays.items():
-    for field, values, count in (('label', label, num_classes),
-                                 ('bias_label', bias_label, num_bias_classes)):
+    for field, values, count in (
+        ("label", label, num_classes),
+        ("bias_label", bias_label, num_bias_classes),
+    ):
       if values.min() < 0 or values.max() >= count:
         raise InputError(
-            f'{path}: `{split}_{field}` has values in {values.min()}..'
-            f'{values.max()}, outside 0..{count - 1} (the range set by '
-            f'num_classes or the training labels); relabel them into that '
-            f'range.')
+            f"{path}: `{split}_{field}` has values in {values.min()}.."
+            f"{values.max()}, outside 0..{count - 1} (the range set by "
+            f"num_classes or the training labels); relabel them into that "
+            f"range."
+        )
     arrays[split] = (images, label.astype(np.int32), bias_label.astype(np.int32))
   return arrays, num_classes, num_bias_classes

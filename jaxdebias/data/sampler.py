@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 
 
-def batch_indices(key: jax.Array, start_step: jax.Array, num_steps: int, batch_size: int,
-                  num_examples: int) -> jax.Array:
+def batch_indices(
+    key: jax.Array, start_step: jax.Array, num_steps: int, batch_size: int, num_examples: int
+) -> jax.Array:
   """Example indices (num_steps, batch_size) int32 for steps start_step .. start_step+num_steps-1.
 
   `start_step` may be traced; `num_steps`, `batch_size`, `num_examples` are static. Only the
@@ -22,6 +23,7 @@ def batch_indices(key: jax.Array, start_step: jax.Array, num_steps: int, batch_s
   first_epoch = (start * batch_size) // num_examples
   num_epochs = (num_steps * batch_size) // num_examples + 2
   perms = jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), num_examples))(
-      first_epoch + jnp.arange(num_epochs))
+      first_epoch + jnp.arange(num_epochs)
+  )
   epoch, offset = positions // num_examples - first_epoch, positions % num_examples
   return perms[epoch, offset].astype(jnp.int32).reshape(num_steps, batch_size)

@@ -29,21 +29,36 @@ Batch = dict[str, jax.Array]
 
 
 class Method(Protocol):
-  def init(self, rng: jax.Array): ...
-  def train_step(self, state, batch: Batch) -> tuple[object, dict[str, jax.Array]]: ...
-  def predict(self, state, images: jax.Array) -> dict[str, jax.Array]: ...
+
+  def init(self, rng: jax.Array):
+    ...
+
+  def train_step(self, state, batch: Batch) -> tuple[object, dict[str, jax.Array]]:
+    ...
+
+  def predict(self, state, images: jax.Array) -> dict[str, jax.Array]:
+    ...
 
 
 METHODS = {"erm": ERM, "lff": LfF}
 
 
-def create(config: ml_collections.ConfigDict, model: nn.Module,
-           train_labels: np.ndarray, num_classes: int,
-           image_shape: tuple[int, ...]) -> Method:
+def create(
+    config: ml_collections.ConfigDict,
+    model: nn.Module,
+    train_labels: np.ndarray,
+    num_classes: int,
+    image_shape: tuple[int, ...],
+) -> Method:
   """Builds the method named by `config.method` (hyperparameters from `config[config.method]`)."""
   if config.method not in METHODS:
-    raise InputError(f"Unknown method {config.method!r}; set --config.method to one of "
-                     f"{sorted(METHODS)}.")
+    raise InputError(
+        f"Unknown method {config.method!r}; set --config.method to one of {sorted(METHODS)}."
+    )
   return METHODS[config.method](
-      config=config, model=model, train_labels=train_labels, num_classes=num_classes,
-      image_shape=image_shape)
+      config=config,
+      model=model,
+      train_labels=train_labels,
+      num_classes=num_classes,
+      image_shape=image_shape,
+  )

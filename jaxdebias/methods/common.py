@@ -17,11 +17,15 @@ def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation
   """Adam (or AdamW when weight_decay > 0) from `config.optimizer`."""
   opt = config.optimizer
   if not opt.learning_rate > 0:
-    raise InputError(f"optimizer.learning_rate must be > 0, got {opt.learning_rate}; "
-                     "set --config.optimizer.learning_rate.")
+    raise InputError(
+        f"optimizer.learning_rate must be > 0, got {opt.learning_rate}; "
+        "set --config.optimizer.learning_rate."
+    )
   if opt.weight_decay < 0:
-    raise InputError(f"optimizer.weight_decay must be >= 0, got {opt.weight_decay}; "
-                     "set --config.optimizer.weight_decay.")
+    raise InputError(
+        f"optimizer.weight_decay must be >= 0, got {opt.weight_decay}; "
+        "set --config.optimizer.weight_decay."
+    )
   if opt.weight_decay:
     return optax.adamw(opt.learning_rate, weight_decay=opt.weight_decay)
   return optax.adam(opt.learning_rate)

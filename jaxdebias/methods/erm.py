@@ -23,8 +23,14 @@ class ERMState:
 class ERM:
   """Empirical risk minimisation: the biased baseline every method is compared with."""
 
-  def __init__(self, config: ml_collections.ConfigDict, model, train_labels: np.ndarray,
-               num_classes: int, image_shape: tuple[int, ...]):
+  def __init__(
+      self,
+      config: ml_collections.ConfigDict,
+      model,
+      train_labels: np.ndarray,
+      num_classes: int,
+      image_shape: tuple[int, ...],
+  ):
     del train_labels, num_classes  # ERM needs no per-example state.
     self.model = model
     self.image_shape = image_shape
@@ -32,8 +38,7 @@ class ERM:
 
   def init(self, rng: jax.Array) -> ERMState:
     params = common.init_params(self.model, rng, self.image_shape)
-    return ERMState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=self.tx.init(params))
+    return ERMState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
 
   def train_step(self, state: ERMState, batch):
     images, labels = common.to_float(batch["image"]), batch["label"]
@@ -44,10 +49,14 @@ class ERM:
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                          opt_state=opt_state)
-    metrics = {"loss": loss, "accuracy": common.batch_accuracy(logits, labels),
-               "grad_norm": optax.tree.norm(grads)}
+    state = state.replace(
+        step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
+    )
+    metrics = {
+        "loss": loss,
+        "accuracy": common.batch_accuracy(logits, labels),
+        "grad_norm": optax.tree.norm(grads),
+    }
     return state, metrics
 
   def predict(self, state: ERMState, images: jax.Array) -> dict[str, jax.Array]:

@@ -35,15 +35,22 @@ class LfFState:
 class LfF:
   """Learning from Failure; hyperparameters in `config.lff` (q, ema_alpha)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, model, train_labels: np.ndarray,
-               num_classes: int, image_shape: tuple[int, ...]):
+  def __init__(
+      self,
+      config: ml_collections.ConfigDict,
+      model,
+      train_labels: np.ndarray,
+      num_classes: int,
+      image_shape: tuple[int, ...],
+  ):
     self.q = config.lff.q
     self.alpha = config.lff.ema_alpha
     if not 0 < self.q <= 1:
       raise InputError(f"lff.q must be in (0, 1], got {self.q}; set --config.lff.q.")
     if not 0 <= self.alpha < 1:
-      raise InputError(f"lff.ema_alpha must be in [0, 1), got {self.alpha}; "
-                       "set --config.lff.ema_alpha.")
+      raise InputError(
+          f"lff.ema_alpha must be in [0, 1), got {self.alpha}; set --config.lff.ema_alpha."
+      )
     self.model = model
     self.num_classes = num_classes
     self.image_shape = image_shape
@@ -52,11 +59,18 @@ class LfF:
 
   def init(self, rng: jax.Array) -> LfFState:
     rng_biased, rng_debiased = jax.random.split(rng)
-    params = {"biased": common.init_params(self.model, rng_biased, self.image_shape),
-              "debiased": common.init_params(self.model, rng_debiased, self.image_shape)}
+    params = {
+        "biased": common.init_params(self.model, rng_biased, self.image_shape),
+        "debiased": common.init_params(self.model, rng_debiased, self.image_shape),
+    }
     buffer = ema.init(jnp.asarray(self.train_labels))
-    return LfFState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params),
-                    ema_biased=buffer, ema_debiased=buffer)
+    return LfFState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=self.tx.init(params),
+        ema_biased=buffer,
+        ema_debiased=buffer,
+    )
 
   def train_step(self, state: LfFState, batch):
     images, labels, index = common.to_float(batch["image"]), batch["label"], batch["index"]
@@ -68,18 +82,34 @@ class LfF:
       ce_d = jax.lax.stop_gradient(losses.cross_entropy(logits_d, labels))
       ema_b = ema.update(state.ema_biased, index, ce_b, self.alpha)
       ema_d = ema.update(state.ema_debiased, index, ce_d, self.alpha)
-      weight = losses.relative_difficulty(ema.normalized(ema_b, index, self.num_classes),
-                                          ema.normalized(ema_d, index, self.num_classes))
+      weight = losses.relative_difficulty(
+          ema.normalized(ema_b, index, self.num_classes),
+          ema.normalized(ema_d, index, self.num_classes),
+      )
       loss_b = losses.generalized_cross_entropy_reference(logits_b, labels, self.q).mean()
       loss_d = losses.weighted_cross_entropy(logits_d, labels, weight).mean()
-      aux = dict(ema_b=ema_b, ema_d=ema_d, weight=weight, ce_b=ce_b, ce_d=ce_d,
-                 logits_b=logits_b, logits_d=logits_d, loss_b=loss_b, loss_d=loss_d)
+      aux = dict(
+          ema_b=ema_b,
+          ema_d=ema_d,
+          weight=weight,
+          ce_b=ce_b,
+          ce_d=ce_d,
+          logits_b=logits_b,
+          logits_d=logits_d,
+          loss_b=loss_b,
+          loss_d=loss_d,
+      )
       return loss_b + loss_d, aux
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                          opt_state=opt_state, ema_biased=aux["ema_b"], ema_debiased=aux["ema_d"])
+    state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+        ema_biased=aux["ema_b"],
+        ema_debiased=aux["ema_d"],
+    )
     metrics = {
         "loss": loss,
         "loss_biased": aux["loss_b"],
@@ -95,5 +125,7 @@ class LfF:
 
   def predict(self, state: LfFState, images: jax.Array) -> dict[str, jax.Array]:
     images = common.to_float(images)
-    return {"classifier": self.model.apply(state.params["debiased"], images),
-            "biased": self.model.apply(state.params["biased"], images)}
+    return {
+        "classifier": self.model.apply(state.params["debiased"], images),
+        "biased": self.model.apply(state.params["biased"], images),
+    }

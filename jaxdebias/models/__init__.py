@@ -14,6 +14,7 @@ def create(model_config: ml_collections.ConfigDict, num_classes: int) -> nn.Modu
   if model_config.name not in MODELS:
     raise InputError(
         f"Unknown model {model_config.name!r}; set --config.model.name to one of "
-        f"{sorted(MODELS)}.")
+        f"{sorted(MODELS)}."
+    )
   kwargs = {k: v for k, v in model_config.items() if k != "name"}
   return MODELS[model_config.name](num_classes=num_classes, **kwargs)
