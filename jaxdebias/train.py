@@ -124,16 +124,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       }
       log.write(_flatten(results))
       ckpt.save(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
+      live = {
+          "loss": f"{results['train']['loss']:.3f}",
+          "unbiased": f"{100 * results['test']['classifier']['unbiased_accuracy']:.2f}%",
+      }
       bar.update(num_steps)
-      bar.set_postfix(
-          loss=f"{results['train']['loss']:.3f}",
-          unbiased=f"{100 * results['test']['classifier']['unbiased_accuracy']:.1f}",
-      )
+      bar.set_postfix(live)
+      if bar.disable:  # No terminal (a log file, a cluster job): one log line per evaluation.
+        logging.info("step %d/%d: %s", step, config.num_steps, live)
   finally:  # Also on interruption: finish writing the checkpoints already started.
     bar.close()
     ckpt.wait_until_finished()
     ckpt.close()
-  if results is None:  # Already finished earlier: evaluate the restored final state.
+  results_path = workdir / "results.json"
+  if results is None and results_path.exists():  # Finished earlier: keep its results as they are.
+    results = json.loads(results_path.read_text())
+    print(metrics.format_table(results["test"]))
+    return results
+  if results is None:  # Finished, but results.json was lost: evaluate the final checkpoint.
     results = {"step": step, "test": evaluate(state)}
   results.update(
       method=config.method,
@@ -141,7 +149,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       train_seconds_this_run=round(time.perf_counter() - started, 2),
       metric_definitions=metrics.DEFINITIONS,
   )
-  _write_json(workdir / "results.json", results)
+  _write_json(results_path, results)
   print(metrics.format_table(results["test"]))
   return results
 

@@ -1,0 +1,111 @@
+"""The LfF step against an independent re-implementation, and the method registry."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxdebias import methods, models
+from jaxdebias.config import base_config
+from jaxdebias.errors import InputError
+
+NUM_EXAMPLES, NUM_CLASSES, SHAPE, Q, ALPHA = 24, 3, (4, 4, 3), 0.7, 0.7
+
+
+def _setup(method_name: str):
+  config = base_config()
+  config.method = method_name
+  config.model.hidden = (8,)
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32)
+  images = rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8)
+  model = models.create(config.model, NUM_CLASSES)
+  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE)
+  return config, model, method, images, labels
+
+
+def _ce(logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def test_lff_step_equals_two_models_trained_separately_with_numpy_ema():
+  config, model, method, images, labels = _setup("lff")
+  state = method.init(jax.random.key(0))
+  step = jax.jit(method.train_step)
+  # Reference: two independent Adams, NumPy EMA with a per-example loop, W from class maxima.
+  params = dict(state.params)
+  adam = optax.adam(config.optimizer.learning_rate)
+  opt = {name: adam.init(p) for name, p in params.items()}
+  ema = {name: np.zeros(NUM_EXAMPLES) for name in params}
+  seen = {name: np.zeros(NUM_EXAMPLES, bool) for name in params}
+  batches = [np.array([0, 5, 5, 7, 11, 23]), np.array([1, 2, 3, 5, 7, 7]), np.arange(6) * 4]
+  for index in batches:
+    x, y = images[index].astype(np.float32) / 255, labels[index]
+    normalized = {}
+    for name in params:
+      ce = np.asarray(_ce(model.apply(params[name], x), y))
+      for i, loss in zip(index, ce):  # One example at a time, in batch order.
+        ema[name][i] = ALPHA * ema[name][i] + (1 - ALPHA) * loss if seen[name][i] else loss
+        seen[name][i] = True
+      class_max = np.array([ema[name][labels == c].max() for c in range(NUM_CLASSES)])
+      normalized[name] = ema[name][index] / class_max[y]
+    weight = normalized["biased"] / (normalized["biased"] + normalized["debiased"] + 1e-8)
+
+    def gce_b(p):
+      logits = model.apply(p, x)
+      p_y = jax.nn.softmax(logits)[jnp.arange(len(y)), y]
+      return jnp.mean(_ce(logits, y) * jax.lax.stop_gradient(p_y**Q) * Q)
+
+    def weighted_ce_d(p):
+      return jnp.mean(weight * _ce(model.apply(p, x), y))
+
+    for name, loss_fn in (("biased", gce_b), ("debiased", weighted_ce_d)):
+      updates, opt[name] = adam.update(jax.grad(loss_fn)(params[name]), opt[name], params[name])
+      params[name] = optax.apply_updates(params[name], updates)
+
+    batch = {"image": images[index], "label": labels[index], "index": index.astype(np.int32)}
+    state, metrics = step(state, batch)
+    np.testing.assert_allclose(metrics["weight_mean"], weight.mean(), rtol=1e-5)
+    chex.assert_trees_all_close(state.params, params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state.ema_biased.value, ema["biased"], rtol=1e-5)
+    np.testing.assert_allclose(state.ema_debiased.value, ema["debiased"], rtol=1e-5)
+  assert int(state.step) == len(batches)
+
+
+@pytest.mark.parametrize("name", sorted(methods.METHODS))
+def test_every_method_follows_the_interface(name):
+  _, _, method, images, labels = _setup(name)
+  state = method.init(jax.random.key(1))
+  batch = {"image": images[:6], "label": labels[:6], "index": np.arange(6, dtype=np.int32)}
+  step = jax.jit(chex.assert_max_traces(method.train_step, n=1))  # Traced once, not per step.
+  for _ in range(3):
+    state, metrics = step(state, batch)
+  assert int(state.step) == 3 and np.isfinite(metrics["loss"])
+  predictions = method.predict(state, images)
+  assert next(iter(predictions)) == "classifier"
+  for logits in predictions.values():
+    chex.assert_shape(logits, (NUM_EXAMPLES, NUM_CLASSES))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("q", 0.0, r"lff.q must be in \(0, 1\]"),
+        ("ema_alpha", 1.0, r"lff.ema_alpha must be in \[0, 1\)"),
+    ],
+)
+def test_lff_rejects_bad_hyperparameters(field, value, message):
+  config = base_config()
+  config.lff[field] = value
+  model = models.create(config.model, NUM_CLASSES)
+  with pytest.raises(InputError, match=message):
+    methods.create(config, model, np.zeros(4, np.int32), NUM_CLASSES, SHAPE)
+
+
+def test_unknown_model_is_rejected():
+  config = base_config()
+  config.model.name = "resnet1000"
+  with pytest.raises(InputError, match=r"Unknown model 'resnet1000'.*--config.model.name"):
+    models.create(config.model, NUM_CLASSES)
