@@ -65,6 +65,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   # Orbax needs absolute paths; URLs (gs://...) are left as they are.
   workdir = epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
   _claim_workdir(workdir, config)
+  results_path = workdir / "results.json"
+  if results_path.exists():  # Finished earlier (same config): keep its results as they are.
+    results = _read_json(results_path)
+    print(metrics.format_table(results["test"]))
+    return results
   dataset = load_dataset(config.data)
   if config.batch_size > len(dataset.train.label):
     raise InputError(
@@ -79,43 +84,59 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
   state = jax.jit(method.init)(init_rng)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-  start_step = ckpt.latest_step() or 0
-  if start_step:
-    restored = ckpt.restore(start_step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
-    state, data_rng = restored["state"], jax.random.wrap_key_data(restored["data_rng"])
-    logging.info("Resuming from the checkpoint at step %d.", start_step)
-  log = MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=start_step)
-  _write_json(workdir / "config.json", config.to_dict())
+  started = time.perf_counter()
+  try:  # Also on errors and interruptions: finish writing the checkpoints already started.
+    step = ckpt.latest_step() or 0
+    if step:
+      restored = ckpt.restore(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
+      state, data_rng = restored["state"], jax.random.wrap_key_data(restored["data_rng"])
+      logging.info("Resuming from the checkpoint at step %d.", step)
+    log = MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=step)
+    _write_json(workdir / "config.json", config.to_dict())
+    evaluate = Evaluator(
+        method, dataset.test, dataset.num_classes, dataset.num_bias_classes, config.eval_batch_size
+    )
+    results = _train(config, method, dataset.train, state, data_rng, step, evaluate, log, ckpt)
+  finally:
+    ckpt.wait_until_finished()
+    ckpt.close()
+  if results is None:  # Finished, but results.json was lost: evaluate the final checkpoint.
+    results = {"step": step, "test": evaluate(state)}
+  results.update(
+      method=config.method,
+      dataset=dataset.name,
+      train_seconds_this_run=round(time.perf_counter() - started, 2),
+      metric_definitions=metrics.DEFINITIONS,
+  )
+  _write_json(results_path, results)
+  print(metrics.format_table(results["test"]))
+  return results
 
-  train = jax.device_put(
-      {"image": dataset.train.images, "label": dataset.train.label, "index": dataset.train.index}
-  )
-  evaluate = Evaluator(
-      method, dataset.test, dataset.num_classes, dataset.num_bias_classes, config.eval_batch_size
-  )
+
+def _train(config, method, split: Split, state, data_rng, step: int, evaluate, log, ckpt):
+  """Trains from `step` to config.num_steps; returns the last evaluation (None if none was due)."""
+  train = jax.device_put({"image": split.images, "label": split.label, "index": split.index})
   run_chunk = jax.jit(
       functools.partial(_train_chunk, method, config.batch_size),
       static_argnames="num_steps",
       donate_argnums=0,
   )
-
-  step, results = start_step, None
+  results = None
   bar = tqdm.tqdm(
       total=config.num_steps,
-      initial=start_step,
+      initial=step,
       desc=config.method,
       unit="step",
       file=sys.stdout,
       dynamic_ncols=True,
       disable=None,
   )
-  started = time.perf_counter()
-  try:
+  with bar:
     while step < config.num_steps:
       num_steps = min(config.eval_every - step % config.eval_every, config.num_steps - step)
       state, chunk_metrics = run_chunk(state, train, data_rng, step, num_steps=num_steps)
       chunk_metrics = jax.device_get(chunk_metrics)
-      _check_finite(chunk_metrics["loss"], step, workdir)
+      _check_finite(chunk_metrics["loss"], step, ckpt.directory)
       step += num_steps
       results = {
           "step": step,
@@ -132,25 +153,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       bar.set_postfix(live)
       if bar.disable:  # No terminal (a log file, a cluster job): one log line per evaluation.
         logging.info("step %d/%d: %s", step, config.num_steps, live)
-  finally:  # Also on interruption: finish writing the checkpoints already started.
-    bar.close()
-    ckpt.wait_until_finished()
-    ckpt.close()
-  results_path = workdir / "results.json"
-  if results is None and results_path.exists():  # Finished earlier: keep its results as they are.
-    results = json.loads(results_path.read_text())
-    print(metrics.format_table(results["test"]))
-    return results
-  if results is None:  # Finished, but results.json was lost: evaluate the final checkpoint.
-    results = {"step": step, "test": evaluate(state)}
-  results.update(
-      method=config.method,
-      dataset=dataset.name,
-      train_seconds_this_run=round(time.perf_counter() - started, 2),
-      metric_definitions=metrics.DEFINITIONS,
-  )
-  _write_json(results_path, results)
-  print(metrics.format_table(results["test"]))
   return results
 
 
@@ -230,12 +232,7 @@ def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> No
   """
   saved_path = workdir / "config.json"
   if saved_path.exists():
-    try:
-      saved = json.loads(saved_path.read_text())
-    except json.JSONDecodeError as e:
-      raise InputError(
-          f"{saved_path} is not valid JSON ({e}); fix or remove it, or use a new --workdir."
-      ) from e
+    saved = _read_json(saved_path)
     current = json.loads(json.dumps(config.to_dict()))
     differing = sorted(set(_flatten(saved).items()) ^ set(_flatten(current).items()))
     if differing:
@@ -270,6 +267,15 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _hashable(value):
   return tuple(map(_hashable, value)) if isinstance(value, list) else value
+
+
+def _read_json(path: epath.Path) -> Any:
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise InputError(
+        f"{path} is not valid JSON ({e}); fix or remove it, or use a new --workdir."
+    ) from e
 
 
 def _write_json(path: epath.Path, obj: Any) -> None:

@@ -108,6 +108,7 @@ def test_workdir_of_another_config_is_refused_untouched(tiny_config, tmp_path):
 def test_corrupted_checkpoint_is_an_error_not_a_restart(tiny_config, tmp_path):
   tiny_config.num_steps = 20
   train.train_and_evaluate(tiny_config, str(tmp_path))
+  (tmp_path / "results.json").unlink()  # As if stopped after the last checkpoint.
   for path in (tmp_path / "checkpoints" / "20").rglob("*"):
     if path.is_file():
       path.write_bytes(b"garbage")
@@ -120,7 +121,8 @@ def test_corrupted_checkpoint_is_an_error_not_a_restart(tiny_config, tmp_path):
 def test_checkpoint_of_another_architecture_is_refused(tiny_config, tmp_path):
   tiny_config.num_steps = 10
   train.train_and_evaluate(tiny_config, str(tmp_path))
-  (tmp_path / "config.json").unlink()  # Leave only the checkpoint to tell the runs apart.
+  for name in ("config.json", "results.json"):  # Leave only the checkpoint to tell them apart.
+    (tmp_path / name).unlink()
   tiny_config.model.hidden = (16, 16)
   with pytest.raises(InputError, match=r"does not fit this config|cannot be restored"):
     train.train_and_evaluate(tiny_config, str(tmp_path))
@@ -192,3 +194,10 @@ def test_own_npz_data_runs_from_its_config(tiny_npz, tmp_path):
   config.num_steps, config.eval_every, config.batch_size = 10, 10, 32
   results = train.train_and_evaluate(config, str(tmp_path))
   assert results["dataset"] == "npz/tiny" and results["step"] == 10
+
+
+def test_unreadable_config_json_is_reported_not_overwritten(tiny_config, tmp_path):
+  (tmp_path / "config.json").write_text("{not json")
+  with pytest.raises(InputError, match=r"config.json is not valid JSON.*new --workdir"):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert (tmp_path / "config.json").read_text() == "{not json"
