@@ -10,8 +10,9 @@ from jaxdebias import data
 def parse_arg(arg: str | None, **defaults):
   """Parses 'key=value,key2=value2' (the part after `:` in --config=file.py:...) over `defaults`.
 
-  Values are Python literals (numbers, True/False, strings, tuples), typed like the default;
-  a bare key means key=True. Unknown keys raise ValueError naming the known ones.
+  Values are read as Python literals (numbers, True/False, tuples); anything else stays a string
+  (e.g. a path); a bare key means key=True. Unknown keys raise ValueError naming the known ones;
+  a value of the wrong type is refused when the config file assigns it to a typed field.
   """
   parsed = dict(defaults)
   for item in filter(None, (arg or "").split(",")):
