@@ -48,11 +48,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     value = config[key]
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
       raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
-  if config.method not in methods.METHODS:
-    raise InputError(
-        f"Unknown method {config.method!r}; set --config.method to one of "
-        f"{sorted(methods.METHODS)}."
-    )
+  methods.get(config.method)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -146,7 +142,7 @@ def _train(config, method, split: Split, state, data_rng, step: int, evaluate, l
       log.write(_flatten(results))
       ckpt.save(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
       live = {
-          "loss": f"{results['train']['loss']:.3f}",
+          "loss": f"{results['train']['loss']:.3g}",
           "unbiased": f"{100 * results['test']['classifier']['unbiased_accuracy']:.2f}%",
       }
       bar.update(num_steps)

@@ -43,6 +43,13 @@ class Method(Protocol):
 METHODS = {"erm": ERM, "lff": LfF}
 
 
+def get(name: str) -> type[Method]:
+  """The method class registered as `name`; InputError naming the known ones otherwise."""
+  if name not in METHODS:
+    raise InputError(f"Unknown method {name!r}; set --config.method to one of {sorted(METHODS)}.")
+  return METHODS[name]
+
+
 def create(
     config: ml_collections.ConfigDict,
     model: nn.Module,
@@ -51,11 +58,7 @@ def create(
     image_shape: tuple[int, ...],
 ) -> Method:
   """Builds the method named by `config.method` (hyperparameters from `config[config.method]`)."""
-  if config.method not in METHODS:
-    raise InputError(
-        f"Unknown method {config.method!r}; set --config.method to one of {sorted(METHODS)}."
-    )
-  return METHODS[config.method](
+  return get(config.method)(
       config=config,
       model=model,
       train_labels=train_labels,
