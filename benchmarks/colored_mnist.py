@@ -1,12 +1,14 @@
 r"""Colored MNIST table: ERM and LfF at the four conflicting ratios, severity 4, several seeds.
 
   python -m benchmarks.colored_mnist --seeds=0,1,2          # full protocol
+  python -m benchmarks.colored_mnist --seeds=0,1,2 --input_scaling=lff_reference
   python -m benchmarks.colored_mnist --ratios=0.01 --seeds=0 # one column
 
-Each (method, ratio, seed) is an ordinary `jaxdebias.main` run in workdirs/colored_mnist/...
-(finished runs are reused, unfinished ones resume). Writes results/colored_mnist.md (mean +- std
-over seeds of the final model's test metrics, no model selection; published numbers beside
-ours), results/colored_mnist.json and results/colored_mnist.png.
+Each (method, ratio, seed) is an ordinary `jaxdebias.main` run in workdirs/NAME/... (finished
+runs are reused, unfinished ones resume), NAME being colored_mnist, or colored_mnist_SCALING for
+an input scaling other than "unit". Writes results/NAME.md (mean +- std over seeds of the final
+model's test metrics, no model selection; published numbers beside ours), results/NAME.json and
+results/NAME.png, and puts the table into README.md between the NAME markers.
 """
 
 import json
@@ -23,7 +25,9 @@ from configs import colored_mnist
 _METHODS = flags.DEFINE_list("methods", ["erm", "lff"], "Methods to run.")
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
 _SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds.")
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/colored_mnist", "Root of the run workdirs.")
+_SCALING = flags.DEFINE_enum(
+    "input_scaling", "unit", ["unit", "lff_reference"], "Pixel scaling (config.input_scaling)."
+)
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and plot go.")
 _README = flags.DEFINE_bool("readme", True, "Also put the table into README.md.")
 
@@ -37,11 +41,10 @@ PUBLISHED = (
 )
 PUBLISHED_RATIOS = (0.005, 0.01, 0.02, 0.05)
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-README_MARKERS = ("<!-- colored_mnist table: begin -->", "<!-- colored_mnist table: end -->")
 METRICS = ("unbiased_accuracy", "aligned_accuracy", "conflicting_accuracy", "worst_group_accuracy")
 
 
-def run_all(methods, ratios, seeds, root: pathlib.Path) -> dict:
+def run_all(methods, ratios, seeds, scaling: str, root: pathlib.Path) -> dict:
   """Runs (or reuses) every run; returns {(method, ratio): [results.json of each seed]}."""
   runs = {}
   for method in methods:
@@ -49,6 +52,7 @@ def run_all(methods, ratios, seeds, root: pathlib.Path) -> dict:
       for seed in seeds:
         config = colored_mnist.get_config(f"method={method},ratio={ratio}")
         config.seed = seed
+        config.input_scaling = scaling
         workdir = root / f"{method}_ratio{ratio}_severity4_seed{seed}"
         results = train.train_and_evaluate(config, str(workdir))
         logging.info(
@@ -67,15 +71,16 @@ def mean_std(values) -> str:
   return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}"
 
 
-def table(runs: dict, ratios, seeds) -> str:
+def table(runs: dict, ratios, seeds, scaling: str) -> str:
   """Markdown: our mean ± std per method and metric, then the published unbiased accuracies."""
   seeds_text = ",".join(map(str, seeds))
   lines = [
-      f"Mean ± sample std over seeds {seeds_text} (std 0 for one seed); final model after 23,500"
+      f"Input scaling `{scaling}`. Mean ± sample std over seeds {seeds_text} (std 0 for one"
+      " seed); final model after 23,500"
       " steps, no model selection; test accuracies in %, group means over the 10 x 10 (digit,"
       " colour) groups: unbiased = all 100, aligned = the 10 diagonal ones, conflicting = the 90"
       " others, worst = the lowest group. Regenerate with"
-      f" `python -m benchmarks.colored_mnist --seeds={seeds_text}`.",
+      f" `python -m benchmarks.colored_mnist --seeds={seeds_text} --input_scaling={scaling}`.",
       "",
       "| method | metric | " + " | ".join(f"{100 * r:g}%" for r in ratios) + " |",
       "|---|---|" + "---|" * len(ratios),
@@ -99,16 +104,16 @@ def table(runs: dict, ratios, seeds) -> str:
   return "\n".join(lines) + "\n"
 
 
-def splice_into_readme(text: str) -> None:
-  """Replaces the table between README_MARKERS, so the README shows exactly this output."""
+def splice_into_readme(name: str, text: str) -> None:
+  """Replaces the table between the `name` markers, so the README shows exactly this output."""
   readme = README.read_text()
-  begin, end = README_MARKERS
+  begin, end = f"<!-- {name} table: begin -->", f"<!-- {name} table: end -->"
   head, rest = readme.split(begin)
   _, tail = rest.split(end)
   README.write_text(f"{head}{begin}\n{text}{end}{tail}")
 
 
-def write_plot(runs: dict, ratios, out: pathlib.Path) -> None:
+def write_plot(runs: dict, ratios, scaling: str, path: pathlib.Path) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
@@ -143,13 +148,13 @@ def write_plot(runs: dict, ratios, out: pathlib.Path) -> None:
       xscale="log",
       xlabel="bias-conflicting training examples (%)",
       ylabel="unbiased test accuracy (%)",
-      title="Colored MNIST, severity 4",
+      title=f"Colored MNIST, severity 4, input scaling {scaling}",
   )
   ax.minorticks_off()
   ax.set_xticks([100 * r for r in ratios], [f"{100 * r:g}" for r in ratios])
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(out / "colored_mnist.png", dpi=150)
+  fig.savefig(path, dpi=150)
 
 
 def main(argv):
@@ -157,17 +162,19 @@ def main(argv):
   train.quiet_library_logs()
   ratios = [float(r) for r in _RATIOS.value]
   seeds = [int(s) for s in _SEEDS.value]
+  scaling = _SCALING.value
+  name = "colored_mnist" if scaling == "unit" else f"colored_mnist_{scaling}"
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
-  runs = run_all(_METHODS.value, ratios, seeds, pathlib.Path(_WORKDIR.value))
-  (out / "colored_mnist.json").write_text(
+  runs = run_all(_METHODS.value, ratios, seeds, scaling, pathlib.Path("workdirs") / name)
+  (out / f"{name}.json").write_text(
       json.dumps({f"{m}/{r}": v for (m, r), v in runs.items()}, indent=1)
   )
-  text = table(runs, ratios, seeds)
-  (out / "colored_mnist.md").write_text(f"# Colored MNIST, severity 4\n\n{text}")
-  write_plot(runs, ratios, out)
+  text = table(runs, ratios, seeds, scaling)
+  (out / f"{name}.md").write_text(f"# Colored MNIST, severity 4, input scaling {scaling}\n\n{text}")
+  write_plot(runs, ratios, scaling, out / f"{name}.png")
   if _README.value:
-    splice_into_readme(text)
+    splice_into_readme(name, text)
   print(text)
 
 

@@ -35,6 +35,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.method = "lff"
   config.seed = 0
   config.data = data.default_data_config()
+  # Pixels -> model inputs: "unit" ([0, 1]) or "lff_reference" (the LfF code's [0, 1/255]).
+  config.input_scaling = "unit"
   config.model = ml_collections.ConfigDict({"name": "mlp", "hidden": (100, 100, 100)})
   config.optimizer = ml_collections.ConfigDict({"learning_rate": 1e-3, "weight_decay": 0.0})
   config.lff = ml_collections.ConfigDict({"q": 0.7, "ema_alpha": 0.7})

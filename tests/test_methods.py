@@ -109,3 +109,13 @@ def test_unknown_model_is_rejected():
   config.model.name = "resnet1000"
   with pytest.raises(InputError, match=r"Unknown model 'resnet1000'.*--config.model.name"):
     models.create(config.model, NUM_CLASSES)
+
+
+def test_input_scaling_choices():
+  config, model, _, images, _ = _setup("erm")
+  config.input_scaling = "lff_reference"  # The LfF code's accidental double division by 255.
+  method = methods.create(config, model, np.zeros(4, np.int32), NUM_CLASSES, SHAPE)
+  np.testing.assert_allclose(method.to_float(images), images / 255.0**2, rtol=1e-6)
+  config.input_scaling = "percent"
+  with pytest.raises(InputError, match=r"Unknown input_scaling 'percent'.*lff_reference"):
+    methods.create(config, model, np.zeros(4, np.int32), NUM_CLASSES, SHAPE)

@@ -35,13 +35,14 @@ class ERM:
     self.model = model
     self.image_shape = image_shape
     self.tx = common.optimizer(config)
+    self.to_float = common.input_scaler(config)
 
   def init(self, rng: jax.Array) -> ERMState:
     params = common.init_params(self.model, rng, self.image_shape)
     return ERMState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
 
   def train_step(self, state: ERMState, batch):
-    images, labels = common.to_float(batch["image"]), batch["label"]
+    images, labels = self.to_float(batch["image"]), batch["label"]
 
     def loss_fn(params):
       logits = self.model.apply(params, images)
@@ -60,4 +61,4 @@ class ERM:
     return state, metrics
 
   def predict(self, state: ERMState, images: jax.Array) -> dict[str, jax.Array]:
-    return {"classifier": self.model.apply(state.params, common.to_float(images))}
+    return {"classifier": self.model.apply(state.params, self.to_float(images))}

@@ -56,6 +56,7 @@ class LfF:
     self.image_shape = image_shape
     self.train_labels = np.asarray(train_labels, np.int32)
     self.tx = common.optimizer(config)
+    self.to_float = common.input_scaler(config)
 
   def init(self, rng: jax.Array) -> LfFState:
     rng_biased, rng_debiased = jax.random.split(rng)
@@ -73,7 +74,7 @@ class LfF:
     )
 
   def train_step(self, state: LfFState, batch):
-    images, labels, index = common.to_float(batch["image"]), batch["label"], batch["index"]
+    images, labels, index = self.to_float(batch["image"]), batch["label"], batch["index"]
 
     def loss_fn(params):
       logits_b = jax.named_call(self.model.apply, name="f_B")(params["biased"], images)
@@ -124,7 +125,7 @@ class LfF:
     return state, metrics
 
   def predict(self, state: LfFState, images: jax.Array) -> dict[str, jax.Array]:
-    images = common.to_float(images)
+    images = self.to_float(images)
     return {
         "classifier": self.model.apply(state.params["debiased"], images),
         "biased": self.model.apply(state.params["biased"], images),
