@@ -1,0 +1,158 @@
+r"""Training speed of ERM and LfF on Colored-MNIST-shaped data, against the machine's matmul rate.
+
+  python -m benchmarks.speed                      # writes results/speed.md and results/speed.json
+
+For each method: compile time of one 235-step chunk (lower + compile), then steady-state steps/s
+and examples/s over `--chunks` further chunks (the trainer's own jitted scan, batches gathered on
+device, state donated). FLOPs per step come from XLA's cost analysis of one jitted train step;
+achieved FLOP/s = FLOPs per step x steps/s. The practical roofline is the FLOP/s of a large f32
+matmul measured in the same process. Peak memory: the device's peak_bytes_in_use where the
+backend reports it (GPU/TPU), else the process's peak resident set size (CPU). Random uint8
+images stand in for Colored MNIST: speed does not depend on pixel values.
+"""
+
+import functools
+import json
+import os
+import pathlib
+import platform
+import resource
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdebias import methods, models, train
+from jaxdebias.config import base_config
+
+_CHUNKS = flags.DEFINE_integer("chunks", 10, "Timed chunks of 235 steps per method.")
+_MATMUL = flags.DEFINE_integer("matmul_size", 2048, "n of the n x n @ n x n roofline matmul.")
+_OUT = flags.DEFINE_string("out", "results", "Where speed.md and speed.json go.")
+
+NUM_EXAMPLES, SHAPE, NUM_CLASSES, CHUNK = 60_000, (28, 28, 3), 10, 235
+
+
+def matmul_flops_per_second(n: int, repeats: int = 10) -> float:
+  """FLOP/s of a jitted f32 (n, n) @ (n, n) matmul, best of `repeats`."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n**3 / best
+
+
+def measure(method_name: str, data: dict, num_chunks: int) -> dict:
+  """Compile time, steps/s, examples/s and FLOPs per step of one method's training chunks."""
+  config = base_config()
+  config.method = method_name
+  model = models.create(config.model, NUM_CLASSES)
+  method = methods.create(config, model, np.asarray(data["label"]), NUM_CLASSES, SHAPE)
+  state = jax.jit(method.init)(jax.random.key(0))
+  data_rng = jax.random.key(1)
+  run_chunk = jax.jit(
+      functools.partial(train._train_chunk, method, config.batch_size),  # pylint: disable=protected-access
+      static_argnames="num_steps",
+      donate_argnums=0,
+  )
+  start = time.perf_counter()
+  compiled = run_chunk.lower(state, data, data_rng, 0, num_steps=CHUNK).compile()
+  compile_seconds = time.perf_counter() - start
+  state, metrics = compiled(state, data, data_rng, 0)  # Warm-up.
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for i in range(num_chunks):
+    state, metrics = compiled(state, data, data_rng, (i + 1) * CHUNK)
+  jax.block_until_ready(metrics)
+  seconds = time.perf_counter() - start
+  steps_per_second = num_chunks * CHUNK / seconds
+
+  index = jnp.arange(config.batch_size, dtype=jnp.int32)
+  batch = {"image": data["image"][index], "label": data["label"][index], "index": index}
+  cost = jax.jit(method.train_step).lower(state, batch).compile().cost_analysis()
+  flops = float(cost["flops"])
+  return {
+      "compile_seconds": compile_seconds,
+      "steps_per_second": steps_per_second,
+      "examples_per_second": steps_per_second * config.batch_size,
+      "flops_per_step": flops,
+      "flops_per_second": flops * steps_per_second,
+  }
+
+
+def peak_memory_bytes() -> tuple[int, str]:
+  stats = jax.devices()[0].memory_stats()
+  if stats and "peak_bytes_in_use" in stats:
+    return stats["peak_bytes_in_use"], "device peak_bytes_in_use"
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
+
+
+def machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  if os.path.exists("/proc/cpuinfo"):
+    names = [
+        l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")
+    ]
+    cpu = names[0] if names else cpu
+  device = jax.devices()[0]
+  return (
+      f"{device.platform} backend ({device.device_kind}), {jax.device_count()} device(s); "
+      f"CPU {cpu}, {os.cpu_count()} cores; jax {jax.__version__}"
+  )
+
+
+def main(argv):
+  del argv
+  rng = np.random.default_rng(0)
+  data = jax.device_put(
+      {
+          "image": rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8),
+          "label": rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32),
+          "index": np.arange(NUM_EXAMPLES, dtype=np.int32),
+      }
+  )
+  roofline = matmul_flops_per_second(_MATMUL.value)
+  rows = {name: measure(name, data, _CHUNKS.value) for name in ("erm", "lff")}
+  roofline_after = matmul_flops_per_second(_MATMUL.value)  # Bracket the runs: load may vary.
+  memory, memory_kind = peak_memory_bytes()
+  report = {
+      "machine": machine(),
+      "matmul_flops_per_second": [roofline, roofline_after],
+      "methods": rows,
+      "peak_memory_bytes": memory,
+      "peak_memory_kind": memory_kind,
+  }
+  best_roofline = max(roofline, roofline_after)
+  lines = [
+      "# Training speed (one seed, batch 256, MLP 2352-100-100-100-10)",
+      "",
+      f"Machine: {report['machine']}. Regenerate: `python -m benchmarks.speed`.",
+      f"Practical roofline: f32 {_MATMUL.value}x{_MATMUL.value} matmul, "
+      f"{roofline / 1e9:.1f} and {roofline_after / 1e9:.1f} GFLOP/s (before / after the runs).",
+      f"Peak memory ({memory_kind}): {memory / 2**20:.0f} MiB.",
+      "",
+      "| method | compile s | steps/s | examples/s | GFLOP/step (XLA) | GFLOP/s | of roofline |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for name, r in rows.items():
+    lines.append(
+        f"| {name} | {r['compile_seconds']:.2f} | {r['steps_per_second']:.0f} |"
+        f" {r['examples_per_second']:.0f} | {r['flops_per_step'] / 1e9:.3f} |"
+        f" {r['flops_per_second'] / 1e9:.1f} | {r['flops_per_second'] / best_roofline:.0%} |"
+    )
+  text = "\n".join(lines) + "\n"
+  out = pathlib.Path(_OUT.value)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "speed.md").write_text(text)
+  (out / "speed.json").write_text(json.dumps(report, indent=1))
+  print(text)
+
+
+if __name__ == "__main__":
+  app.run(main)
