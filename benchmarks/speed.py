@@ -30,6 +30,7 @@ from jaxdebias.config import base_config
 
 _CHUNKS = flags.DEFINE_integer("chunks", 10, "Timed chunks of 235 steps per method.")
 _MATMUL = flags.DEFINE_integer("matmul_size", 2048, "n of the n x n @ n x n roofline matmul.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds trained side by side in the vmapped rows.")
 _OUT = flags.DEFINE_string("out", "results", "Where speed.md and speed.json go.")
 
 NUM_EXAMPLES, SHAPE, NUM_CLASSES, CHUNK = 60_000, (28, 28, 3), 10, 235
@@ -48,16 +49,21 @@ def matmul_flops_per_second(n: int, repeats: int = 10) -> float:
   return 2 * n**3 / best
 
 
-def measure(method_name: str, data: dict, num_chunks: int) -> dict:
-  """Compile time, steps/s, examples/s and FLOPs per step of one method's training chunks."""
+def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> dict:
+  """Compile time, steps/s, examples/s and FLOPs per step of one method's training chunks.
+
+  With num_seeds > 1 the seeds train side by side (vmap) as in the trainer; steps/s counts steps
+  of the whole group, examples/s and FLOP/s count every seed's examples and FLOPs.
+  """
   config = base_config()
   config.method = method_name
   model = models.create(config.model, NUM_CLASSES)
   method = methods.create(config, model, np.asarray(data["label"]), NUM_CLASSES, SHAPE)
-  state = jax.jit(method.init)(jax.random.key(0))
-  data_rng = jax.random.key(1)
+  rngs = jax.random.split(jax.random.key(0), (2, num_seeds))
+  init_rng, data_rng = (rngs[0, 0], rngs[1, 0]) if num_seeds == 1 else rngs
+  state = jax.jit(train._per_seed(method.init, num_seeds))(init_rng)  # pylint: disable=protected-access
   run_chunk = jax.jit(
-      functools.partial(train._train_chunk, method, config.batch_size),  # pylint: disable=protected-access
+      functools.partial(train._train_chunk, method, config.batch_size, num_seeds),  # pylint: disable=protected-access
       static_argnames="num_steps",
       donate_argnums=0,
   )
@@ -75,12 +81,15 @@ def measure(method_name: str, data: dict, num_chunks: int) -> dict:
 
   index = jnp.arange(config.batch_size, dtype=jnp.int32)
   batch = {"image": data["image"][index], "label": data["label"][index], "index": index}
-  cost = jax.jit(method.train_step).lower(state, batch).compile().cost_analysis()
-  flops = float(cost["flops"])
+  one_state = jax.tree.map(lambda x: x[0], state) if num_seeds > 1 else state
+  cost = jax.jit(method.train_step).lower(one_state, batch).compile().cost_analysis()
+  flops = float(cost["flops"]) * num_seeds
   return {
+      "num_seeds": num_seeds,
       "compile_seconds": compile_seconds,
       "steps_per_second": steps_per_second,
-      "examples_per_second": steps_per_second * config.batch_size,
+      "seconds_per_23500_steps_per_seed": 23_500 / steps_per_second / num_seeds,
+      "examples_per_second": steps_per_second * config.batch_size * num_seeds,
       "flops_per_step": flops,
       "flops_per_second": flops * steps_per_second,
   }
@@ -118,7 +127,11 @@ def main(argv):
       }
   )
   roofline = matmul_flops_per_second(_MATMUL.value)
-  rows = {name: measure(name, data, _CHUNKS.value) for name in ("erm", "lff")}
+  rows = {
+      f"{name} x{seeds}": measure(name, data, _CHUNKS.value, seeds)
+      for name in ("erm", "lff")
+      for seeds in (1, _SEEDS.value)
+  }
   roofline_after = matmul_flops_per_second(_MATMUL.value)  # Bracket the runs: load may vary.
   memory, memory_kind = peak_memory_bytes()
   report = {
@@ -130,19 +143,25 @@ def main(argv):
   }
   best_roofline = max(roofline, roofline_after)
   lines = [
-      "# Training speed (one seed, batch 256, MLP 2352-100-100-100-10)",
+      "# Training speed (batch 256 per seed, MLP 2352-100-100-100-10)",
       "",
       f"Machine: {report['machine']}. Regenerate: `python -m benchmarks.speed`.",
       f"Practical roofline: f32 {_MATMUL.value}x{_MATMUL.value} matmul, "
       f"{roofline / 1e9:.1f} and {roofline_after / 1e9:.1f} GFLOP/s (before / after the runs).",
       f"Peak memory ({memory_kind}): {memory / 2**20:.0f} MiB.",
       "",
-      "| method | compile s | steps/s | examples/s | GFLOP/step (XLA) | GFLOP/s | of roofline |",
-      "|---|---|---|---|---|---|---|",
+      "`xS`: S seeds trained side by side (vmap, `--config.num_seeds=S`); steps/s counts steps of"
+      " the group; s/run/seed = 23,500 steps / steps/s / S (training only, no data load, eval or"
+      " checkpoints); examples and FLOPs count every seed.",
+      "",
+      "| method | compile s | steps/s | s/run/seed | examples/s | GFLOP/step (XLA) | GFLOP/s |"
+      " of roofline |",
+      "|---|---|---|---|---|---|---|---|",
   ]
   for name, r in rows.items():
     lines.append(
         f"| {name} | {r['compile_seconds']:.2f} | {r['steps_per_second']:.0f} |"
+        f" {r['seconds_per_23500_steps_per_seed']:.0f} |"
         f" {r['examples_per_second']:.0f} | {r['flops_per_step'] / 1e9:.3f} |"
         f" {r['flops_per_second'] / 1e9:.1f} | {r['flops_per_second'] / best_roofline:.0%} |"
     )

@@ -34,6 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.method = "lff"
   config.seed = 0
+  config.num_seeds = 1  # Seeds seed, seed+1, ... trained side by side (vmap) in one program.
   config.data = data.default_data_config()
   # Pixels -> model inputs: "unit" ([0, 1]) or "lff_reference" (the LfF code's [0, 1/255]).
   config.input_scaling = "unit"

@@ -44,7 +44,14 @@ def quiet_library_logs() -> None:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises InputError for values that make no sense, before anything is loaded or written."""
-  for key in ("num_steps", "batch_size", "eval_every", "eval_batch_size", "keep_checkpoints"):
+  for key in (
+      "num_steps",
+      "batch_size",
+      "eval_every",
+      "eval_batch_size",
+      "keep_checkpoints",
+      "num_seeds",
+  ):
     value = config[key]
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
       raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
@@ -64,7 +71,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   results_path = workdir / "results.json"
   if results_path.exists():  # Finished earlier (same config): keep its results as they are.
     results = _read_json(results_path)
-    print(metrics.format_table(results["test"]))
+    _print_tables(results)
     return results
   dataset = load_dataset(config.data)
   if config.batch_size > len(dataset.train.label):
@@ -77,8 +84,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       config, model, dataset.train.label, dataset.num_classes, dataset.train.images.shape[1:]
   )
 
-  init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
-  state = jax.jit(method.init)(init_rng)
+  num_seeds = config.num_seeds
+  seeds = [config.seed + k for k in range(num_seeds)]
+  split_rng = lambda seed: jax.random.split(jax.random.key(seed))  # -> (init, data order)
+  if num_seeds == 1:
+    init_rng, data_rng = split_rng(config.seed)
+  else:
+    rngs = jax.vmap(split_rng)(jnp.asarray(seeds))
+    init_rng, data_rng = rngs[:, 0], rngs[:, 1]
+  state = jax.jit(_per_seed(method.init, num_seeds))(init_rng)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   started = time.perf_counter()
   try:  # Also on errors and interruptions: finish writing the checkpoints already started.
@@ -90,14 +104,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     log = MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=step)
     _write_json(workdir / "config.json", config.to_dict())
     evaluate = Evaluator(
-        method, dataset.test, dataset.num_classes, dataset.num_bias_classes, config.eval_batch_size
+        method,
+        dataset.test,
+        dataset.num_classes,
+        dataset.num_bias_classes,
+        config.eval_batch_size,
+        num_seeds,
     )
-    results = _train(config, method, dataset.train, state, data_rng, step, evaluate, log, ckpt)
+    per_seed = _train(config, method, dataset.train, state, data_rng, step, evaluate, log, ckpt)
   finally:
     ckpt.wait_until_finished()
     ckpt.close()
-  if results is None:  # Finished, but results.json was lost: evaluate the final checkpoint.
-    results = {"step": step, "test": evaluate(state)}
+  if per_seed is None:  # Finished, but results.json was lost: evaluate the final checkpoint.
+    per_seed = [{"step": step, "test": test} for test in evaluate(state)]
+  for seed, results in zip(seeds, per_seed):
+    results["seed"] = seed
+  results = per_seed[0]
+  if num_seeds > 1:
+    results = {"step": results["step"], "seeds": seeds, "per_seed": per_seed}
   results.update(
       method=config.method,
       dataset=dataset.name,
@@ -105,19 +129,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       metric_definitions=metrics.DEFINITIONS,
   )
   _write_json(results_path, results)
-  print(metrics.format_table(results["test"]))
+  _print_tables(results)
   return results
 
 
+def _per_seed(fn, num_seeds: int, in_axes=0):
+  """`fn` for one seed, or vmapped over a leading seed axis when several seeds train together."""
+  return fn if num_seeds == 1 else jax.vmap(fn, in_axes=in_axes)
+
+
+def _print_tables(results: dict[str, Any]) -> None:
+  for one in results.get("per_seed", [results]):
+    print(f"seed {one['seed']}:" if "per_seed" in results else "", end="")
+    print(metrics.format_table(one["test"]))
+
+
 def _train(config, method, split: Split, state, data_rng, step: int, evaluate, log, ckpt):
-  """Trains from `step` to config.num_steps; returns the last evaluation (None if none was due)."""
+  """Trains from `step` to config.num_steps; returns the last evaluation of each seed.
+
+  Returns None if no step was left to train.
+  """
   train = jax.device_put({"image": split.images, "label": split.label, "index": split.index})
   run_chunk = jax.jit(
-      functools.partial(_train_chunk, method, config.batch_size),
+      functools.partial(_train_chunk, method, config.batch_size, config.num_seeds),
       static_argnames="num_steps",
       donate_argnums=0,
   )
-  results = None
+  per_seed = None
   bar = tqdm.tqdm(
       total=config.num_steps,
       initial=step,
@@ -134,27 +172,31 @@ def _train(config, method, split: Split, state, data_rng, step: int, evaluate, l
       chunk_metrics = jax.device_get(chunk_metrics)
       _check_finite(chunk_metrics["loss"], step, ckpt.directory)
       step += num_steps
-      results = {
-          "step": step,
-          "train": {k: float(np.mean(v)) for k, v in chunk_metrics.items()},
-          "test": evaluate(state),
-      }
-      log.write(_flatten(results))
+      train_means = {k: np.mean(v, axis=-1).reshape(-1) for k, v in chunk_metrics.items()}
+      per_seed = [
+          {"step": step, "train": {k: float(v[i]) for k, v in train_means.items()}, "test": test}
+          for i, test in enumerate(evaluate(state))
+      ]
+      for seed_offset, results in enumerate(per_seed):
+        log.write({"seed": config.seed + seed_offset, **_flatten(results)})
       ckpt.save(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
       live = {
-          "loss": f"{results['train']['loss']:.3g}",
-          "unbiased": f"{100 * results['test']['classifier']['unbiased_accuracy']:.2f}%",
+          "loss": f"{np.mean(train_means['loss']):.3g}",
+          "unbiased": (
+              f"{100 * np.mean([r['test']['classifier']['unbiased_accuracy'] for r in per_seed]):.2f}%"
+          ),
       }
       bar.update(num_steps)
       bar.set_postfix(live)
       if bar.disable:  # No terminal (a log file, a cluster job): one log line per evaluation.
         logging.info("step %d/%d: %s", step, config.num_steps, live)
-  return results
+  return per_seed
 
 
 def _train_chunk(
     method,
     batch_size: int,
+    num_seeds: int,
     state,
     train: dict[str, jax.Array],
     data_rng: jax.Array,
@@ -162,23 +204,37 @@ def _train_chunk(
     *,
     num_steps: int,
 ):
-  """Runs `num_steps` train steps from `start_step` in one scan; returns per-step metrics."""
-  indices = sampler.batch_indices(
-      data_rng, start_step, num_steps, batch_size, train["label"].shape[0]
-  )
+  """Runs `num_steps` train steps from `start_step` in one scan; returns per-step metrics.
 
-  def step_fn(state, index):
-    batch = {"image": train["image"][index], "label": train["label"][index], "index": index}
-    return method.train_step(state, batch)
+  With several seeds, state and data_rng carry a leading seed axis and the whole scan is
+  vmapped: every seed sees its own batch order, and all train in one compiled program.
+  """
 
-  return jax.lax.scan(step_fn, state, indices)
+  def one_seed(state, data_rng):
+    indices = sampler.batch_indices(
+        data_rng, start_step, num_steps, batch_size, train["label"].shape[0]
+    )
+
+    def step_fn(state, index):
+      batch = {"image": train["image"][index], "label": train["label"][index], "index": index}
+      return method.train_step(state, batch)
+
+    return jax.lax.scan(step_fn, state, indices)
+
+  return _per_seed(one_seed, num_seeds)(state, data_rng)
 
 
 class Evaluator:
   """Group metrics of every model a method predicts with, on one split held on device."""
 
   def __init__(
-      self, method, split: Split, num_classes: int, num_bias_classes: int, batch_size: int
+      self,
+      method,
+      split: Split,
+      num_classes: int,
+      num_bias_classes: int,
+      batch_size: int,
+      num_seeds: int = 1,
   ):
     self.num_examples = len(split.label)
     padded = math.ceil(self.num_examples / batch_size) * batch_size
@@ -187,23 +243,32 @@ class Evaluator:
     self.images = jax.device_put(images.reshape(-1, batch_size, *split.images.shape[1:]))
     self.label, self.bias_label = split.label, split.bias_label
     self.shape = (num_classes, num_bias_classes)
+    predict = _per_seed(method.predict, num_seeds, in_axes=(0, None))
 
     @jax.jit
     def predict_all(state, images):
-      logits = jax.lax.map(lambda x: method.predict(state, x), images)
-      return {k: jnp.argmax(v, -1).reshape(-1) for k, v in logits.items()}
+      """Predicted classes (num_seeds, padded) of every model."""
+      logits = jax.lax.map(lambda x: predict(state, x), images)  # ([seed,] batch, ...) per chunk
+      classes = {
+          k: jnp.argmax(v, -1).reshape(len(images), num_seeds, -1) for k, v in logits.items()
+      }
+      return {k: v.swapaxes(0, 1).reshape(num_seeds, -1) for k, v in classes.items()}
 
     self.predict_all = predict_all
 
-  def __call__(self, state) -> dict[str, dict[str, Any]]:
+  def __call__(self, state) -> list[dict[str, dict[str, Any]]]:
+    """For each seed: model name -> `metrics.summarize` of its predictions."""
     predictions = jax.device_get(self.predict_all(state, self.images))
-    out = {}
-    for name, pred in predictions.items():
-      total, correct = metrics.group_counts(
-          pred[: self.num_examples], self.label, self.bias_label, *self.shape
-      )
-      out[name] = metrics.summarize(np.asarray(total), np.asarray(correct))
-    return out
+    per_seed = []
+    for seed_predictions in zip(*predictions.values()):
+      summaries = {}
+      for name, pred in zip(predictions, seed_predictions):
+        total, correct = metrics.group_counts(
+            pred[: self.num_examples], self.label, self.bias_label, *self.shape
+        )
+        summaries[name] = metrics.summarize(np.asarray(total), np.asarray(correct))
+      per_seed.append(summaries)
+    return per_seed
 
 
 class MetricsLog:
