@@ -223,3 +223,17 @@ def test_seeds_trained_together_equal_seeds_trained_one_by_one(tiny_config, tmp_
     assert together["per_seed"][k]["seed"] == alone["seed"] == k
   first = jax.tree.leaves(batched["state"]["params"])[0]
   assert not np.allclose(first[0], first[1])  # The seeds really differ.
+
+
+def test_training_compiles_once_and_evaluation_once(tiny_config, tmp_path, monkeypatch):
+  # 40 steps in chunks of 10: one trace of the chunk and of the evaluation, none after.
+  monkeypatch.setattr(train, "_train_chunk", chex.assert_max_traces(train._train_chunk, n=1))
+  real_evaluator_init = train.Evaluator.__init__
+
+  def traced_once(self, *args, **kwargs):
+    real_evaluator_init(self, *args, **kwargs)
+    self.predict_all = jax.jit(chex.assert_max_traces(self.predict_all.__wrapped__, n=1))
+
+  monkeypatch.setattr(train.Evaluator, "__init__", traced_once)
+  results = train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert results["step"] == 40
