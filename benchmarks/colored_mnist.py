@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from benchmarks import readme
 from jaxdebias import train
 from configs import colored_mnist
 
@@ -40,7 +41,6 @@ PUBLISHED = (
     (None, "DisEnt (NeurIPS 2021)", (65.22, 81.73, 84.79, 89.66)),
 )
 PUBLISHED_RATIOS = (0.005, 0.01, 0.02, 0.05)
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 METRICS = ("unbiased_accuracy", "aligned_accuracy", "conflicting_accuracy", "worst_group_accuracy")
 
 
@@ -104,15 +104,6 @@ def table(runs: dict, ratios, seeds, scaling: str) -> str:
   return "\n".join(lines) + "\n"
 
 
-def splice_into_readme(name: str, text: str) -> None:
-  """Replaces the table between the `name` markers, so the README shows exactly this output."""
-  readme = README.read_text()
-  begin, end = f"<!-- {name} table: begin -->", f"<!-- {name} table: end -->"
-  head, rest = readme.split(begin)
-  _, tail = rest.split(end)
-  README.write_text(f"{head}{begin}\n{text}{end}{tail}")
-
-
 def write_plot(runs: dict, ratios, scaling: str, path: pathlib.Path) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
 
@@ -174,7 +165,7 @@ def main(argv):
   (out / f"{name}.md").write_text(f"# Colored MNIST, severity 4, input scaling {scaling}\n\n{text}")
   write_plot(runs, ratios, scaling, out / f"{name}.png")
   if _README.value:
-    splice_into_readme(name, text)
+    readme.splice(name, text)
   print(text)
 
 

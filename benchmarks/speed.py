@@ -25,12 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import readme
 from jaxdebias import methods, models, train
 from jaxdebias.config import base_config
 
 _CHUNKS = flags.DEFINE_integer("chunks", 10, "Timed chunks of 235 steps per method.")
 _MATMUL = flags.DEFINE_integer("matmul_size", 2048, "n of the n x n @ n x n roofline matmul.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds trained side by side in the vmapped rows.")
+_README = flags.DEFINE_bool("readme", True, "Also put the table into README.md.")
 _OUT = flags.DEFINE_string("out", "results", "Where speed.md and speed.json go.")
 
 NUM_EXAMPLES, SHAPE, NUM_CLASSES, CHUNK = 60_000, (28, 28, 3), 10, 235
@@ -143,8 +145,6 @@ def main(argv):
   }
   best_roofline = max(roofline, roofline_after)
   lines = [
-      "# Training speed (batch 256 per seed, MLP 2352-100-100-100-10)",
-      "",
       f"Machine: {report['machine']}. Regenerate: `python -m benchmarks.speed`.",
       f"Practical roofline: f32 {_MATMUL.value}x{_MATMUL.value} matmul, "
       f"{roofline / 1e9:.1f} and {roofline_after / 1e9:.1f} GFLOP/s (before / after the runs).",
@@ -168,7 +168,11 @@ def main(argv):
   text = "\n".join(lines) + "\n"
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
-  (out / "speed.md").write_text(text)
+  (out / "speed.md").write_text(
+      f"# Training speed (batch 256 per seed, MLP 2352-100-100-100-10)\n\n{text}"
+  )
+  if _README.value:
+    readme.splice("speed", text)
   (out / "speed.json").write_text(json.dumps(report, indent=1))
   print(text)
 

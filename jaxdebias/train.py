@@ -25,6 +25,7 @@ import numpy as np
 import tqdm
 
 from jaxdebias import checkpoint, metrics, methods, models
+from jaxdebias.config import base_config
 from jaxdebias.data import Split, load_dataset, sampler
 from jaxdebias.errors import InputError, NonFiniteLossError
 
@@ -293,11 +294,21 @@ def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> No
   """
   saved_path = workdir / "config.json"
   if saved_path.exists():
-    saved = _read_json(saved_path)
-    current = json.loads(json.dumps(config.to_dict()))
-    differing = sorted(set(_flatten(saved).items()) ^ set(_flatten(current).items()))
-    if differing:
-      keys = sorted({k for k, _ in differing})
+    flat_json = lambda c: _flatten(json.loads(json.dumps(c.to_dict())))
+    saved, current, defaults = (
+        _flatten(_read_json(saved_path)),
+        flat_json(config),
+        flat_json(base_config()),
+    )
+    # A field added to jaxdebias after the run was written, left at its default, is no difference:
+    # new fields default to the old behaviour.
+    keys = sorted(
+        k
+        for k in saved.keys() | current.keys()
+        if saved.get(k) != current.get(k)
+        and not (k not in saved and k in defaults and current.get(k) == defaults[k])
+    )
+    if keys:
       raise InputError(
           f"{workdir} holds a run with a different config (differs in {', '.join(keys[:5])}); "
           "use a new --workdir, or rerun with the same config to resume it."

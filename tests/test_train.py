@@ -237,3 +237,14 @@ def test_training_compiles_once_and_evaluation_once(tiny_config, tmp_path, monke
   monkeypatch.setattr(train.Evaluator, "__init__", traced_once)
   results = train.train_and_evaluate(tiny_config, str(tmp_path))
   assert results["step"] == 40
+
+
+def test_run_written_before_a_new_config_field_still_resumes(tiny_config, tmp_path):
+  first = train.train_and_evaluate(tiny_config, str(tmp_path))
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["num_seeds"]  # As written by a version without that field.
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert train.train_and_evaluate(tiny_config, str(tmp_path)) == first
+  tiny_config.num_seeds = 2  # Not the default: a different run.
+  with pytest.raises(InputError, match=r"differs in num_seeds"):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
