@@ -86,7 +86,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   )
 
   num_seeds = config.num_seeds
-  seeds = [config.seed + k for k in range(num_seeds)]
+  seeds = _seeds(config)
   split_rng = lambda seed: jax.random.split(jax.random.key(seed))  # -> (init, data order)
   if num_seeds == 1:
     init_rng, data_rng = split_rng(config.seed)
@@ -117,9 +117,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ckpt.wait_until_finished()
     ckpt.close()
   if per_seed is None:  # Finished, but results.json was lost: evaluate the final checkpoint.
-    per_seed = [{"step": step, "test": test} for test in evaluate(state)]
-  for seed, results in zip(seeds, per_seed):
-    results["seed"] = seed
+    per_seed = [{"seed": s, "step": step, "test": t} for s, t in zip(seeds, evaluate(state))]
   results = per_seed[0]
   if num_seeds > 1:
     results = {"step": results["step"], "seeds": seeds, "per_seed": per_seed}
@@ -139,9 +137,15 @@ def _per_seed(fn, num_seeds: int, in_axes=0):
   return fn if num_seeds == 1 else jax.vmap(fn, in_axes=in_axes)
 
 
+def _seeds(config: ml_collections.ConfigDict) -> list[int]:
+  """The seeds trained together: config.seed, config.seed + 1, ... (config.num_seeds of them)."""
+  return [config.seed + k for k in range(config.num_seeds)]
+
+
 def _print_tables(results: dict[str, Any]) -> None:
   for one in results.get("per_seed", [results]):
-    print(f"seed {one['seed']}:" if "per_seed" in results else "", end="")
+    if "per_seed" in results:
+      print(f"seed {one['seed']}:")
     print(metrics.format_table(one["test"]))
 
 
@@ -175,11 +179,16 @@ def _train(config, method, split: Split, state, data_rng, step: int, evaluate, l
       step += num_steps
       train_means = {k: np.mean(v, axis=-1).reshape(-1) for k, v in chunk_metrics.items()}
       per_seed = [
-          {"step": step, "train": {k: float(v[i]) for k, v in train_means.items()}, "test": test}
-          for i, test in enumerate(evaluate(state))
+          {
+              "seed": seed,
+              "step": step,
+              "train": {k: float(v[i]) for k, v in train_means.items()},
+              "test": test,
+          }
+          for i, (seed, test) in enumerate(zip(_seeds(config), evaluate(state)))
       ]
-      for seed_offset, results in enumerate(per_seed):
-        log.write({"seed": config.seed + seed_offset, **_flatten(results)})
+      for results in per_seed:
+        log.write(_flatten(results))
       ckpt.save(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
       live = {
           "loss": f"{np.mean(train_means['loss']):.3g}",
