@@ -34,16 +34,24 @@ def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.method = "lff"
   config.seed = 0
-  config.num_seeds = 1  # Seeds seed, seed+1, ... trained side by side (vmap) in one program.
+  # Seeds seed, seed+1, ... trained side by side (vmap) in one program, each with every
+  # combination of the swept hyperparameter values (see `lff`).
+  config.num_seeds = 1
   config.data = data.default_data_config()
   # Pixels -> model inputs: "unit" ([0, 1]) or "lff_reference" (the LfF code's [0, 1/255]).
   config.input_scaling = "unit"
   config.model = ml_collections.ConfigDict({"name": "mlp", "hidden": (100, 100, 100)})
   config.optimizer = ml_collections.ConfigDict({"learning_rate": 1e-3, "weight_decay": 0.0})
-  config.lff = ml_collections.ConfigDict({"q": 0.7, "ema_alpha": 0.7})
+  # A number, or a tuple of numbers: every combination trains side by side (vmap), e.g.
+  # --config.lff.q="(0.5,0.7,0.9)".
+  sweepable = lambda value: ml_collections.FieldReference(value, field_type=object)
+  config.lff = ml_collections.ConfigDict({"q": sweepable(0.7), "ema_alpha": sweepable(0.7)})
   config.batch_size = 256
   config.num_steps = 23_500
-  config.eval_every = 235  # Steps between evaluations (and checkpoints).
+  config.eval_every = 235  # Steps between evaluations.
+  # A checkpoint at the first evaluation at or after every multiple of this many steps, and at
+  # the end; a rerun resumes from the latest one.
+  config.checkpoint_every = 2350
   config.eval_batch_size = 1000
   config.keep_checkpoints = 2
   return config

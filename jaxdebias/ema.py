@@ -5,6 +5,8 @@ One slot per training example. The first time a slot is seen it is set to the ra
 LfF reads each slot divided by the class-wise maximum: the largest slot over all training examples
 of that class, unvisited slots counting as 0, so both models' losses are on a comparable scale.
 
+A slot may hold several losses updated together (`init(labels, shape=(2,))`: LfF keeps f_B's and
+f_D's losses side by side, so one gather, one scatter and one class-wise maximum serve both).
 All functions are pure and jittable; `alpha` is a traced scalar (vmap over it to sweep values) and
 `num_classes` is static.
 """
@@ -19,7 +21,7 @@ class SampleLossEMA:
   """Per-example loss EMA state, a pytree.
 
   Attributes:
-    value: (N,) float32 EMA of each training example's loss; 0 until first seen.
+    value: (N, *shape) float32 EMA of each training example's loss(es); 0 until first seen.
     seen: (N,) bool, the slot has been updated at least once.
     label: (N,) int32 class label of each training example (for the class-wise maximum).
   """
@@ -29,12 +31,31 @@ class SampleLossEMA:
   label: jax.Array
 
 
-def init(labels: jax.Array) -> SampleLossEMA:
-  """Empty EMA for a training set with class labels `labels` (N,)."""
+def init(labels: jax.Array, shape: tuple[int, ...] = ()) -> SampleLossEMA:
+  """Empty EMA for a training set with class labels `labels` (N,); each slot holds `shape` losses."""
   labels = jnp.asarray(labels, jnp.int32)
   return SampleLossEMA(
-      value=jnp.zeros(labels.shape, jnp.float32), seen=jnp.zeros(labels.shape, bool), label=labels
+      value=jnp.zeros((*labels.shape, *shape), jnp.float32),
+      seen=jnp.zeros(labels.shape, bool),
+      label=labels,
   )
+
+
+def _rank_and_count(index: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """For each batch position: how many earlier positions hold the same index, and how many in all.
+
+  O(B log B): a stable sort groups equal indices in batch order.
+  """
+  size = index.shape[0]
+  order = jnp.argsort(index, stable=True)
+  ordered = index[order]
+  position = jnp.arange(size)
+  starts_group = jnp.concatenate([jnp.ones((1,), bool), ordered[1:] != ordered[:-1]])
+  group = jnp.cumsum(starts_group) - 1
+  group_start = jax.lax.cummax(jnp.where(starts_group, position, 0))
+  group_size = jax.ops.segment_sum(jnp.ones(size, jnp.int32), group, num_segments=size)
+  unsort = lambda x: jnp.zeros(size, jnp.int32).at[order].set(x, unique_indices=True)
+  return unsort(position - group_start), unsort(group_size[group])
 
 
 def update(
@@ -47,13 +68,13 @@ def update(
   batch order) it ends at
     seen before:  alpha^k * old + sum_j (1 - alpha) * alpha^(k-j) * v_j
     first seen:   alpha^(k-1) * v_1 + sum_{j>=2} (1 - alpha) * alpha^(k-j) * v_j
-  with each occurrence's rank j and count k found by an O(B^2) comparison (cheap for B ~ 256).
+  with each occurrence's rank j and count k found by one stable sort of the batch's indices.
   The losses are treated as constants (no gradient flows into the EMA).
 
   Args:
     ema: current state with N slots.
     index: (B,) int training-example indices in [0, N).
-    loss: (B,) per-example losses.
+    loss: (B, *shape) per-example losses.
     alpha: scalar decay in [0, 1]; may be traced.
 
   Returns:
@@ -61,30 +82,29 @@ def update(
   """
   loss = jax.lax.stop_gradient(loss).astype(jnp.float32)
   alpha = jnp.asarray(alpha, jnp.float32)
-  same = index[:, None] == index[None, :]  # (B, B)
-  earlier = jnp.tril(same, k=-1)
-  rank = earlier.sum(axis=1)  # (B,) 0-based position among the occurrences of its index.
-  count = same.sum(axis=1)  # (B,) occurrences of its index in the batch.
+  # rank: 0-based position among the occurrences of its index; count: occurrences in the batch.
+  rank, count = _rank_and_count(index)
   seen = ema.seen[index]
-  base = jnp.where(seen, alpha**count * ema.value[index], 0.0)
+  trailing = lambda x: x.reshape(x.shape + (1,) * (loss.ndim - 1))  # (B,) -> (B, 1, ...)
+  base = jnp.where(trailing(seen), trailing(alpha**count) * ema.value[index], 0.0)
   steps_after = count - 1 - rank  # Later updates of this slot, each multiplying by alpha.
   coef = jnp.where(seen | (rank > 0), 1.0 - alpha, 1.0) * alpha**steps_after
-  value = ema.value.at[index].set(base).at[index].add(coef * loss)
+  value = ema.value.at[index].set(base).at[index].add(trailing(coef) * loss)
   return ema.replace(value=value, seen=ema.seen.at[index].set(True))
 
 
 def classwise_max(ema: SampleLossEMA, num_classes: int) -> jax.Array:
-  """(num_classes,) largest slot over all examples of each class; unvisited slots count as 0.
+  """(num_classes, *shape) largest slot over all examples of each class; unvisited slots count as 0.
 
   Classes with no training example get 0.
   """
-  value = jnp.where(ema.seen, ema.value, 0.0)
+  value = ema.value  # Unvisited slots hold 0 (set at init, written only together with `seen`).
   class_max = jax.ops.segment_max(value, ema.label, num_segments=num_classes)
   return jnp.where(jnp.isneginf(class_max), 0.0, class_max)
 
 
 def normalized(ema: SampleLossEMA, index: jax.Array, num_classes: int) -> jax.Array:
-  """(B,) slots of `index` divided by the class-wise maximum of their class.
+  """(B, *shape) slots of `index` divided by the class-wise maximum of their class.
 
   For nonnegative losses the result lies in [0, 1]. Where the class maximum is 0 (every slot of
   the class is 0 or unvisited) the result is 0 instead of 0/0.

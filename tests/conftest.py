@@ -21,5 +21,6 @@ def tiny_config(tiny_npz):
   config.batch_size = 32
   config.num_steps = 40
   config.eval_every = 10
+  config.checkpoint_every = 10
   config.eval_batch_size = 64
   return config

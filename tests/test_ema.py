@@ -128,3 +128,26 @@ def test_init_and_no_gradient_into_state():
       jnp.array([1.0, 2.0])
   )
   chex.assert_trees_all_equal(grad, jnp.zeros(2))
+
+
+def test_slots_holding_several_losses_match_separate_buffers():
+  rng = np.random.default_rng(2)
+  labels = rng.integers(0, 3, 30)
+  batches = _batches(rng, num_batches=6, batch=12, high=25)
+  stacked = ema_lib.init(labels, shape=(2,))
+  separate = [ema_lib.init(labels), ema_lib.init(labels)]
+  for index, loss in batches:
+    losses = np.stack([loss, 3.0 * loss[::-1]], axis=1)
+    stacked = ema_lib.update(stacked, jnp.asarray(index), jnp.asarray(losses), 0.6)
+    separate = [
+        ema_lib.update(s, jnp.asarray(index), jnp.asarray(losses[:, k]), 0.6)
+        for k, s in enumerate(separate)
+    ]
+    for k, s in enumerate(separate):
+      chex.assert_trees_all_close(stacked.value[:, k], s.value)
+      chex.assert_trees_all_close(
+          ema_lib.normalized(stacked, jnp.asarray(index), 3)[:, k],
+          ema_lib.normalized(s, jnp.asarray(index), 3),
+      )
+  chex.assert_trees_all_equal(stacked.seen, separate[0].seen)
+  chex.assert_shape(ema_lib.classwise_max(stacked, 3), (3, 2))

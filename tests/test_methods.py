@@ -32,7 +32,7 @@ def _ce(logits, labels):
 
 def test_lff_step_equals_two_models_trained_separately_with_numpy_ema():
   config, model, method, images, labels = _setup("lff")
-  state = method.init(jax.random.key(0))
+  state = method.init(jax.random.key(0), {k: v[0] for k, v in method.hparam_grid.items()})
   step = jax.jit(method.train_step)
   # Reference: two independent Adams, NumPy EMA with a per-example loop, W from class maxima.
   params = dict(state.params)
@@ -69,15 +69,15 @@ def test_lff_step_equals_two_models_trained_separately_with_numpy_ema():
     state, metrics = step(state, batch)
     np.testing.assert_allclose(metrics["weight_mean"], weight.mean(), rtol=1e-5)
     chex.assert_trees_all_close(state.params, params, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(state.ema_biased.value, ema["biased"], rtol=1e-5)
-    np.testing.assert_allclose(state.ema_debiased.value, ema["debiased"], rtol=1e-5)
+    np.testing.assert_allclose(state.ema.value[:, 0], ema["biased"], rtol=1e-5)
+    np.testing.assert_allclose(state.ema.value[:, 1], ema["debiased"], rtol=1e-5)
   assert int(state.step) == len(batches)
 
 
 @pytest.mark.parametrize("name", sorted(methods.METHODS))
 def test_every_method_follows_the_interface(name):
   _, _, method, images, labels = _setup(name)
-  state = method.init(jax.random.key(1))
+  state = method.init(jax.random.key(1), {k: v[0] for k, v in method.hparam_grid.items()})
   batch = {"image": images[:6], "label": labels[:6], "index": np.arange(6, dtype=np.int32)}
   step = jax.jit(chex.assert_max_traces(method.train_step, n=1))  # Traced once, not per step.
   for _ in range(3):
@@ -92,8 +92,11 @@ def test_every_method_follows_the_interface(name):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("q", 0.0, r"lff.q must be in \(0, 1\]"),
-        ("ema_alpha", 1.0, r"lff.ema_alpha must be in \[0, 1\)"),
+        ("q", 0.0, r"lff.q must be a number in \(0, 1\]"),
+        ("q", (0.5, 1.5), r"lff.q must be a number in \(0, 1\] or a tuple"),
+        ("q", (0.5, 0.5), r"lff.q must list distinct values"),
+        ("q", "high", r"lff.q must be a number"),
+        ("ema_alpha", 1.0, r"lff.ema_alpha must be a number in \[0, 1\)"),
     ],
 )
 def test_lff_rejects_bad_hyperparameters(field, value, message):

@@ -57,16 +57,21 @@ def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypat
   assert np.isfinite(results["train"]["loss"])
 
 
-@pytest.mark.parametrize("num_seeds", [1, 2])
+@pytest.mark.parametrize("num_seeds, checkpoint_every", [(1, 10), (2, 10), (1, 20)])
 def test_resume_after_interruption_equals_uninterrupted_run(
-    num_seeds, tiny_config, tmp_path, monkeypatch
+    num_seeds, checkpoint_every, tiny_config, tmp_path, monkeypatch
 ):
   tiny_config.num_seeds = num_seeds
+  tiny_config.checkpoint_every = checkpoint_every
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
   expected = train.train_and_evaluate(tiny_config, str(straight))
+  saved_steps = sorted(
+      int(p.name) for p in (straight / "checkpoints").iterdir() if p.name.isdigit()
+  )
+  assert saved_steps == ([30, 40] if checkpoint_every == 10 else [20, 40])  # keep_checkpoints=2
 
-  # Interrupt after the metrics of step 30 are written but before its checkpoint: the rerun
-  # must resume from step 20, drop the orphan metrics line and redo steps 21..40.
+  # Interrupt after the metrics of step 30 are written but before any checkpoint of step 30:
+  # the rerun must resume from step 20, drop the orphan metrics line and redo steps 21..40.
   real_write = train.MetricsLog.write
 
   def write_then_die(self, record):
@@ -146,6 +151,7 @@ def test_non_finite_loss_stops_with_a_clear_error(tiny_config, tmp_path):
         ("num_steps", 0, r"num_steps must be a positive integer"),
         ("batch_size", 10_000, r"batch_size 10000 exceeds the 512 training examples"),
         ("eval_every", -1, r"eval_every must be a positive integer"),
+        ("checkpoint_every", 0, r"checkpoint_every must be a positive integer"),
     ],
 )
 def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value, message):
@@ -210,7 +216,7 @@ def test_unreadable_config_json_is_reported_not_overwritten(tiny_config, tmp_pat
 def test_seeds_trained_together_equal_seeds_trained_one_by_one(tiny_config, tmp_path):
   tiny_config.num_seeds = 3
   together = train.train_and_evaluate(tiny_config, str(tmp_path / "together"))
-  assert together["seeds"] == [0, 1, 2]
+  assert [m["seed"] for m in together["members"]] == [0, 1, 2]
   _, batched = _final_checkpoint(tmp_path / "together")
   tiny_config.num_seeds = 1
   for k in range(3):
@@ -219,10 +225,30 @@ def test_seeds_trained_together_equal_seeds_trained_one_by_one(tiny_config, tmp_
     _, single = _final_checkpoint(tmp_path / f"seed{k}")
     # vmap batches the matmuls, which may round differently in the last bits.
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), single, rtol=1e-4, atol=1e-5)
-    chex.assert_trees_all_close(together["per_seed"][k]["test"], alone["test"], atol=1e-3)
-    assert together["per_seed"][k]["seed"] == alone["seed"] == k
+    chex.assert_trees_all_close(together["members"][k]["test"], alone["test"], atol=1e-3)
+    assert alone["seed"] == k
   first = jax.tree.leaves(batched["state"]["params"])[0]
   assert not np.allclose(first[0], first[1])  # The seeds really differ.
+
+
+def test_hyperparameter_grid_trained_together_equals_runs_one_by_one(tiny_config, tmp_path):
+  tiny_config.num_seeds = 2
+  tiny_config.lff.q = (0.5, 0.9)
+  tiny_config.lff.ema_alpha = (0.3, 0.7)
+  together = train.train_and_evaluate(tiny_config, str(tmp_path / "together"))
+  members = [(m["seed"], m["hparams"]["q"], m["hparams"]["ema_alpha"]) for m in together["members"]]
+  assert members == [(s, q, a) for s in (0, 1) for q in (0.5, 0.9) for a in (0.3, 0.7)]
+  _, batched = _final_checkpoint(tmp_path / "together")
+  tiny_config.num_seeds = 1
+  for k in (1, 6):  # (seed 0, q 0.5, alpha 0.7) and (seed 1, q 0.9, alpha 0.3).
+    tiny_config.seed, tiny_config.lff.q, tiny_config.lff.ema_alpha = members[k]
+    alone = train.train_and_evaluate(tiny_config, str(tmp_path / f"member{k}"))
+    _, single = _final_checkpoint(tmp_path / f"member{k}")
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), single, rtol=1e-4, atol=1e-5)
+    chex.assert_trees_all_close(together["members"][k]["test"], alone["test"], atol=1e-3)
+  # Same seed, other q: same start, different training.
+  params = batched["state"]["params"]["biased"]["params"]["dense0"]["kernel"]
+  assert not np.allclose(params[0], params[2])
 
 
 def test_training_compiles_once_and_evaluation_once(tiny_config, tmp_path, monkeypatch):

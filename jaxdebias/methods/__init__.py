@@ -1,9 +1,13 @@
 """Training methods behind one interface, chosen by `config.method`.
 
 A method is built from the config, a classifier module and the training labels, and offers
-three pure functions that the trainer jits, scans and (later) shards:
+three pure functions that the trainer jits, scans, vmaps and (later) shards:
 
-  init(rng) -> state                     state: a pytree (params, optimizer state, EMA buffers, step)
+  hparam_grid: {name: values}            the hyperparameters that may be traced, each with the
+                                         values the config asks for; the trainer trains every
+                                         combination side by side (vmap) and passes one to init.
+  init(rng, hparams) -> state            state: a pytree (params, optimizer state, EMA buffers,
+                                         step, and `hparams` as float32 scalars)
   train_step(state, batch) -> (state, metrics)
                                          batch: {'image': uint8 (B,H,W,C), 'label': int32 (B,),
                                                  'index': int32 (B,) stable training-example index}
@@ -29,8 +33,9 @@ Batch = dict[str, jax.Array]
 
 
 class Method(Protocol):
+  hparam_grid: dict[str, tuple[float, ...]]
 
-  def init(self, rng: jax.Array):
+  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]):
     ...
 
   def train_step(self, state, batch: Batch) -> tuple[object, dict[str, jax.Array]]:

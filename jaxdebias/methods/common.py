@@ -1,6 +1,7 @@
-"""Pieces shared by the methods: input scaling, the optimizer, batch accuracy."""
+"""Pieces shared by the methods: input scaling, the optimizer, batch accuracy, swept values."""
 
 from collections.abc import Callable
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -54,3 +55,22 @@ def init_params(model, rng: jax.Array, image_shape: tuple[int, ...]):
 
 def batch_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
+def hparam_values(
+    value, name: str, valid: Callable[[float], bool], allowed: str
+) -> tuple[float, ...]:
+  """A config hyperparameter as a tuple of values: a number, or a tuple of numbers to sweep.
+
+  Raises InputError naming `--config.{name}` if a value is not a number or fails `valid`.
+  """
+  values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+  for v in values:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not valid(v):
+      raise InputError(
+          f"{name} must be a number in {allowed} or a tuple of such numbers, got {value!r}; "
+          f"set --config.{name}."
+      )
+  if not values or len(set(values)) != len(values):
+    raise InputError(f"{name} must list distinct values, got {value!r}; set --config.{name}.")
+  return tuple(float(v) for v in values)

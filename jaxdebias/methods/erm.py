@@ -36,8 +36,10 @@ class ERM:
     self.image_shape = image_shape
     self.tx = common.optimizer(config)
     self.to_float = common.input_scaler(config)
+    self.hparam_grid = {}  # Nothing to sweep inside one program.
 
-  def init(self, rng: jax.Array) -> ERMState:
+  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> ERMState:
+    del hparams
     params = common.init_params(self.model, rng, self.image_shape)
     return ERMState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
 
@@ -53,11 +55,7 @@ class ERM:
     state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
     )
-    metrics = {
-        "loss": loss,
-        "accuracy": common.batch_accuracy(logits, labels),
-        "grad_norm": optax.tree.norm(grads),
-    }
+    metrics = {"loss": loss, "accuracy": common.batch_accuracy(logits, labels)}
     return state, metrics
 
   def predict(self, state: ERMState, images: jax.Array) -> dict[str, jax.Array]:

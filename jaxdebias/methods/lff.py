@@ -4,8 +4,8 @@ f_B (biased) is trained with generalized cross-entropy, which emphasises the eas
 amplifies the shortcut; f_D (debiased, the classifier we report) is trained with cross-entropy
 weighted by the relative difficulty W = CE_B / (CE_B + CE_D + 1e-8), so samples f_B fails on
 (the bias-conflicting ones) get large weights. CE_B and CE_D in W are per-example EMAs
-(`jaxdebias.ema`), updated with this batch before they are read and divided by their class-wise
-maximum. Loss = mean(GCE_B) + mean(W * CE_D); one backward pass; one Adam over {biased, debiased}
+(`jaxdebias.ema`, both losses side by side in one buffer), updated with this batch before they are
+read and divided by their class-wise maximum. Loss = mean(GCE_B) + mean(W * CE_D); one backward pass; one Adam over {biased, debiased}
 (Adam is element-wise, so this is exactly two Adams stepping in lockstep).
 """
 
@@ -19,7 +19,6 @@ import numpy as np
 import optax
 
 from jaxdebias import ema, losses
-from jaxdebias.errors import InputError
 from jaxdebias.methods import common
 
 
@@ -28,12 +27,16 @@ class LfFState:
   step: jax.Array
   params: Any  # {'biased': f_B params, 'debiased': f_D params}
   opt_state: Any
-  ema_biased: ema.SampleLossEMA
-  ema_debiased: ema.SampleLossEMA
+  ema: ema.SampleLossEMA  # value (N, 2): [:, 0] the EMA of CE_B, [:, 1] that of CE_D.
+  hparams: dict[str, jax.Array]  # {'q', 'ema_alpha'}: float32 scalars, traced (vmap to sweep).
 
 
 class LfF:
-  """Learning from Failure; hyperparameters in `config.lff` (q, ema_alpha)."""
+  """Learning from Failure; hyperparameters in `config.lff`.
+
+  `q` and `ema_alpha` are each a number, or a tuple of numbers: the trainer then trains every
+  combination side by side in one program (`hparam_grid`).
+  """
 
   def __init__(
       self,
@@ -43,14 +46,12 @@ class LfF:
       num_classes: int,
       image_shape: tuple[int, ...],
   ):
-    self.q = config.lff.q
-    self.alpha = config.lff.ema_alpha
-    if not 0 < self.q <= 1:
-      raise InputError(f"lff.q must be in (0, 1], got {self.q}; set --config.lff.q.")
-    if not 0 <= self.alpha < 1:
-      raise InputError(
-          f"lff.ema_alpha must be in [0, 1), got {self.alpha}; set --config.lff.ema_alpha."
-      )
+    self.hparam_grid = {
+        "q": common.hparam_values(config.lff.q, "lff.q", lambda q: 0 < q <= 1, "(0, 1]"),
+        "ema_alpha": common.hparam_values(
+            config.lff.ema_alpha, "lff.ema_alpha", lambda a: 0 <= a < 1, "[0, 1)"
+        ),
+    }
     self.model = model
     self.num_classes = num_classes
     self.image_shape = image_shape
@@ -58,40 +59,36 @@ class LfF:
     self.tx = common.optimizer(config)
     self.to_float = common.input_scaler(config)
 
-  def init(self, rng: jax.Array) -> LfFState:
+  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> LfFState:
     rng_biased, rng_debiased = jax.random.split(rng)
     params = {
         "biased": common.init_params(self.model, rng_biased, self.image_shape),
         "debiased": common.init_params(self.model, rng_debiased, self.image_shape),
     }
-    buffer = ema.init(jnp.asarray(self.train_labels))
     return LfFState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=self.tx.init(params),
-        ema_biased=buffer,
-        ema_debiased=buffer,
+        ema=ema.init(jnp.asarray(self.train_labels), shape=(2,)),
+        hparams={k: jnp.asarray(hparams[k], jnp.float32) for k in self.hparam_grid},
     )
 
   def train_step(self, state: LfFState, batch):
     images, labels, index = self.to_float(batch["image"]), batch["label"], batch["index"]
+    q, alpha = state.hparams["q"], state.hparams["ema_alpha"]
 
     def loss_fn(params):
       logits_b = jax.named_call(self.model.apply, name="f_B")(params["biased"], images)
       logits_d = jax.named_call(self.model.apply, name="f_D")(params["debiased"], images)
       ce_b = jax.lax.stop_gradient(losses.cross_entropy(logits_b, labels))
       ce_d = jax.lax.stop_gradient(losses.cross_entropy(logits_d, labels))
-      ema_b = ema.update(state.ema_biased, index, ce_b, self.alpha)
-      ema_d = ema.update(state.ema_debiased, index, ce_d, self.alpha)
-      weight = losses.relative_difficulty(
-          ema.normalized(ema_b, index, self.num_classes),
-          ema.normalized(ema_d, index, self.num_classes),
-      )
-      loss_b = losses.generalized_cross_entropy_reference(logits_b, labels, self.q).mean()
+      buffer = ema.update(state.ema, index, jnp.stack([ce_b, ce_d], axis=1), alpha)
+      normalized = ema.normalized(buffer, index, self.num_classes)
+      weight = losses.relative_difficulty(normalized[:, 0], normalized[:, 1])
+      loss_b = losses.generalized_cross_entropy_reference(logits_b, labels, q).mean()
       loss_d = losses.weighted_cross_entropy(logits_d, labels, weight).mean()
       aux = dict(
-          ema_b=ema_b,
-          ema_d=ema_d,
+          ema=buffer,
           weight=weight,
           ce_b=ce_b,
           ce_d=ce_d,
@@ -108,8 +105,7 @@ class LfF:
         step=state.step + 1,
         params=optax.apply_updates(state.params, updates),
         opt_state=opt_state,
-        ema_biased=aux["ema_b"],
-        ema_debiased=aux["ema_d"],
+        ema=aux["ema"],
     )
     metrics = {
         "loss": loss,
@@ -120,7 +116,6 @@ class LfF:
         "weight_mean": aux["weight"].mean(),
         "accuracy_biased": common.batch_accuracy(aux["logits_b"], labels),
         "accuracy_debiased": common.batch_accuracy(aux["logits_d"], labels),
-        "grad_norm": optax.tree.norm(grads),
     }
     return state, metrics
 
