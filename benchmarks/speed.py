@@ -71,16 +71,19 @@ def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> di
   model = models.create(config.model, NUM_CLASSES)
   method = methods.create(config, model, np.asarray(data["label"]), NUM_CLASSES, SHAPE)
   config.num_seeds = num_seeds
-  _, state, data_rng = train.init_members(config, method)
-  run_chunk = train.chunk_runner(method, config.batch_size, num_seeds)
+  members, state = train.init_members(config, method)
+  run_chunk = train.chunk_runner(method, num_seeds)
+  indices = lambda chunk: train.chunk_indices(
+      members, chunk * CHUNK, CHUNK, config.batch_size, NUM_EXAMPLES
+  )
   start = time.perf_counter()
-  compiled = run_chunk.lower(state, data, data_rng, 0, num_steps=CHUNK).compile()
+  compiled = run_chunk.lower(state, data, indices(0)).compile()
   compile_seconds = time.perf_counter() - start
-  state, metrics = compiled(state, data, data_rng, 0)  # Warm-up.
+  state, metrics = compiled(state, data, indices(0))  # Warm-up.
   jax.block_until_ready(metrics)
   start = time.perf_counter()
-  for i in range(num_chunks):
-    state, metrics = compiled(state, data, data_rng, (i + 1) * CHUNK)
+  for i in range(num_chunks):  # Drawing the indices (host) counts: the trainer does it too.
+    state, metrics = compiled(state, data, indices(i + 1))
   jax.block_until_ready(metrics)
   seconds = time.perf_counter() - start
   steps_per_second = num_chunks * CHUNK / seconds

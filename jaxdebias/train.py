@@ -1,7 +1,7 @@
 """The training loop shared by every method.
 
 Data lives on the device; each jit call runs the steps up to the next evaluation with
-`lax.scan`, gathering its batches on device from indices drawn by `data.sampler`. After each
+`lax.scan`, gathering its batches on device from the indices `data.sampler` draws for them. After each
 call: check the loss is finite, evaluate, append a line to metrics.jsonl, save a checkpoint.
 A rerun with the same workdir resumes from the latest checkpoint and ends exactly where an
 uninterrupted run would.
@@ -58,6 +58,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     value = config[key]
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
       raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
+  if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
+    raise InputError(f"seed must be an integer >= 0, got {config.seed!r}; set --config.seed.")
   methods.get(config.method)
 
 
@@ -87,15 +89,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       config, model, dataset.train.label, dataset.num_classes, dataset.train.images.shape[1:]
   )
 
-  members, state, data_rng = init_members(config, method)
+  members, state = init_members(config, method)
   num_members = len(members)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   started = time.perf_counter()
   try:  # Also on errors and interruptions: finish writing the checkpoints already started.
     step = ckpt.latest_step() or 0
     if step:
-      restored = ckpt.restore(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
-      state, data_rng = restored["state"], jax.random.wrap_key_data(restored["data_rng"])
+      state = ckpt.restore(step, state)
       logging.info("Resuming from the checkpoint at step %d.", step)
     log = MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=step)
     _write_json(workdir / "config.json", config.to_dict())
@@ -107,9 +108,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config.eval_batch_size,
         num_members,
     )
-    finals = _train(
-        config, members, method, dataset.train, state, data_rng, step, evaluate, log, ckpt
-    )
+    finals = _train(config, members, method, dataset.train, state, step, evaluate, log, ckpt)
   finally:
     ckpt.wait_until_finished()
     ckpt.close()
@@ -132,27 +131,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def init_members(config: ml_collections.ConfigDict, method):
-  """The members of a run (see `_members`), their initial state and their data-order rngs.
+  """The members of a run (see `_members`) and their initial state.
 
-  With several members, state and rngs carry a leading member axis. Each member's init and
-  data-order rngs come from its seed alone: members that differ only in hyperparameters start
+  With several members, the state carries a leading member axis. A member's initial weights
+  and batch order come from its seed alone: members that differ only in hyperparameters start
   from the same weights and see the same batches.
   """
   members = _members(config, method)
-  split_rng = lambda seed: jax.random.split(jax.random.key(seed))  # -> (init, data order)
-  init_rng, data_rng = _stack([split_rng(m["seed"]) for m in members]).swapaxes(0, -1)
+  init_rng = _stack([jax.random.key(m["seed"]) for m in members])
   hparams = _stack([{k: np.float32(v) for k, v in m["hparams"].items()} for m in members])
   state = jax.jit(_per_member(method.init, len(members)))(init_rng, hparams)
-  return members, state, data_rng
+  return members, state
 
 
-def chunk_runner(method, batch_size: int, num_members: int):
-  """The jitted `_train_chunk` (state donated; `num_steps` static): what training runs."""
-  return jax.jit(
-      functools.partial(_train_chunk, method, batch_size, num_members),
-      static_argnames="num_steps",
-      donate_argnums=0,
+def chunk_indices(members, start_step: int, num_steps: int, batch_size: int, num_examples: int):
+  """Every member's batch indices ([member,] num_steps, batch_size) for a chunk of steps."""
+  return _stack(
+      [
+          sampler.batch_indices(m["seed"], start_step, num_steps, batch_size, num_examples)
+          for m in members
+      ]
   )
+
+
+def chunk_runner(method, num_members: int):
+  """The jitted `_train_chunk` (state donated): what training runs."""
+  return jax.jit(functools.partial(_train_chunk, method, num_members), donate_argnums=0)
 
 
 def _per_member(fn, num_members: int, in_axes=0):
@@ -187,13 +191,13 @@ def _print_tables(results: dict[str, Any]) -> None:
     print(metrics.format_table(one["test"]))
 
 
-def _train(config, members, method, split: Split, state, data_rng, step, evaluate, log, ckpt):
+def _train(config, members, method, split: Split, state, step, evaluate, log, ckpt):
   """Trains from `step` to config.num_steps; returns the last evaluation of each member.
 
   Returns None if no step was left to train.
   """
   train = jax.device_put({"image": split.images, "label": split.label, "index": split.index})
-  run_chunk = chunk_runner(method, config.batch_size, len(members))
+  run_chunk = chunk_runner(method, len(members))
   finals = None
   bar = tqdm.tqdm(
       total=config.num_steps,
@@ -207,7 +211,8 @@ def _train(config, members, method, split: Split, state, data_rng, step, evaluat
   with bar:
     while step < config.num_steps:
       num_steps = min(config.eval_every - step % config.eval_every, config.num_steps - step)
-      state, chunk_metrics = run_chunk(state, train, data_rng, step, num_steps=num_steps)
+      indices = chunk_indices(members, step, num_steps, config.batch_size, len(split.label))
+      state, chunk_metrics = run_chunk(state, train, indices)
       chunk_metrics = jax.device_get(chunk_metrics)
       _check_finite(chunk_metrics["loss"], step, ckpt.directory)
       previous, step = step, step + num_steps
@@ -225,7 +230,7 @@ def _train(config, members, method, split: Split, state, data_rng, step, evaluat
         log.write(_flatten(results))
       every = config.checkpoint_every
       if step // every > previous // every or step == config.num_steps:
-        ckpt.save(step, {"state": state, "data_rng": jax.random.key_data(data_rng)})
+        ckpt.save(step, state)
       live = {
           "loss": f"{np.mean(train_means['loss']):.3g}",
           "unbiased": (
@@ -245,35 +250,21 @@ def _train(config, members, method, split: Split, state, data_rng, step, evaluat
 _SCAN_UNROLL = 5
 
 
-def _train_chunk(
-    method,
-    batch_size: int,
-    num_members: int,
-    state,
-    train: dict[str, jax.Array],
-    data_rng: jax.Array,
-    start_step: jax.Array,
-    *,
-    num_steps: int,
-):
-  """Runs `num_steps` train steps from `start_step` in one scan; returns per-step metrics.
+def _train_chunk(method, num_members: int, state, train: dict[str, jax.Array], indices: jax.Array):
+  """Runs one train step per row of `indices` ([member,] steps, batch) in one scan.
 
-  With several members, state and data_rng carry a leading member axis and the whole scan is
-  vmapped: every member sees its seed's batch order, and all train in one compiled program.
+  Returns the state and per-step metrics. With several members, state and indices carry a
+  leading member axis and the whole scan is vmapped: all members train in one compiled program.
   """
 
-  def one_member(state, data_rng):
-    indices = sampler.batch_indices(
-        data_rng, start_step, num_steps, batch_size, train["label"].shape[0]
-    )
-
+  def one_member(state, indices):
     def step_fn(state, index):
       batch = {"image": train["image"][index], "label": train["label"][index], "index": index}
       return method.train_step(state, batch)
 
     return jax.lax.scan(step_fn, state, indices, unroll=_SCAN_UNROLL)
 
-  return _per_member(one_member, num_members)(state, data_rng)
+  return _per_member(one_member, num_members)(state, indices)
 
 
 class Evaluator:

@@ -152,6 +152,7 @@ def test_non_finite_loss_stops_with_a_clear_error(tiny_config, tmp_path):
         ("batch_size", 10_000, r"batch_size 10000 exceeds the 512 training examples"),
         ("eval_every", -1, r"eval_every must be a positive integer"),
         ("checkpoint_every", 0, r"checkpoint_every must be a positive integer"),
+        ("seed", -1, r"seed must be an integer >= 0"),
     ],
 )
 def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value, message):
@@ -227,7 +228,7 @@ def test_seeds_trained_together_equal_seeds_trained_one_by_one(tiny_config, tmp_
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), single, rtol=1e-4, atol=1e-5)
     chex.assert_trees_all_close(together["members"][k]["test"], alone["test"], atol=1e-3)
     assert alone["seed"] == k
-  first = jax.tree.leaves(batched["state"]["params"])[0]
+  first = jax.tree.leaves(batched["params"])[0]
   assert not np.allclose(first[0], first[1])  # The seeds really differ.
 
 
@@ -247,7 +248,7 @@ def test_hyperparameter_grid_trained_together_equals_runs_one_by_one(tiny_config
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), single, rtol=1e-4, atol=1e-5)
     chex.assert_trees_all_close(together["members"][k]["test"], alone["test"], atol=1e-3)
   # Same seed, other q: same start, different training.
-  params = batched["state"]["params"]["biased"]["params"]["dense0"]["kernel"]
+  params = batched["params"]["biased"]["params"]["dense0"]["kernel"]
   assert not np.allclose(params[0], params[2])
 
 
