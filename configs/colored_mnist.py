@@ -26,6 +26,9 @@ def get_config(arg: str | None = None):
   config.data.name = "colored_mnist"
   config.data.ratio = args["ratio"]
   config.data.severity = args["severity"]
+  # Pixels in [0, 1/255], as the LfF reference code feeds them (it divides by 255 twice); the
+  # published numbers rest on it (README "Results"). --config.input_scaling=unit for [0, 1].
+  config.input_scaling = "lff_reference"
   if args["quick"]:
     config.num_steps = 200
     config.eval_every = 100
