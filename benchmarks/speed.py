@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks import readme
 from configs import colored_mnist
-from jaxdebias import methods, models, train
+from jaxdebias import methods, models, sharding, train
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
 
@@ -71,10 +71,11 @@ def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> di
   model = models.create(config.model, NUM_CLASSES)
   method = methods.create(config, model, np.asarray(data["label"]), NUM_CLASSES, SHAPE)
   config.num_seeds = num_seeds
-  members, state = train.init_members(config, method)
-  run_chunk = train.chunk_runner(method, num_seeds)
-  indices = lambda chunk: train.chunk_indices(
-      members, chunk * CHUNK, CHUNK, config.batch_size, NUM_EXAMPLES
+  mesh = sharding.make_mesh(config.mesh)
+  members, state = train.init_members(config, method, mesh)
+  run_chunk = train.chunk_runner(method, num_seeds, mesh, state)
+  indices = lambda chunk: train.place_indices(
+      train.chunk_indices(members, chunk * CHUNK, CHUNK, config.batch_size, NUM_EXAMPLES), mesh
   )
   start = time.perf_counter()
   compiled = run_chunk.lower(state, data, indices(0)).compile()

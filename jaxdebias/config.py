@@ -4,7 +4,7 @@ import ast
 
 import ml_collections
 
-from jaxdebias import data
+from jaxdebias import data, sharding
 
 
 def parse_arg(arg: str | None, **defaults):
@@ -54,4 +54,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every = 2350
   config.eval_batch_size = 1000
   config.keep_checkpoints = 2
+  # Devices: mesh axes `data` (batch split) and `model` (parameters split); -1 = all left.
+  config.mesh = sharding.default_mesh_config()
   return config

@@ -21,11 +21,12 @@ from absl import logging
 from etils import epath
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 import ml_collections
 import numpy as np
 import tqdm
 
-from jaxdebias import checkpoint, metrics, methods, models
+from jaxdebias import checkpoint, metrics, methods, models, sharding
 from jaxdebias.config import base_config
 from jaxdebias.data import Split, load_dataset, sampler
 from jaxdebias.errors import InputError, NonFiniteLossError
@@ -78,6 +79,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     results = _read_json(results_path)
     _print_tables(results)
     return results
+  mesh = sharding.make_mesh(config.mesh)
+  if config.batch_size % mesh.shape[sharding.DATA]:
+    raise InputError(
+        f"batch_size {config.batch_size} is not divisible by the {mesh.shape[sharding.DATA]} "
+        "data-parallel devices; change --config.batch_size or --config.mesh.data."
+    )
   dataset = load_dataset(config.data)
   if config.batch_size > len(dataset.train.label):
     raise InputError(
@@ -89,7 +96,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       config, model, dataset.train.label, dataset.num_classes, dataset.train.images.shape[1:]
   )
 
-  members, state = init_members(config, method)
+  members, state = init_members(config, method, mesh)
   num_members = len(members)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   started = time.perf_counter()
@@ -106,9 +113,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         dataset.num_classes,
         dataset.num_bias_classes,
         config.eval_batch_size,
+        mesh,
         num_members,
     )
-    finals = _train(config, members, method, dataset.train, state, step, evaluate, log, ckpt)
+    finals = _train(config, members, method, dataset.train, mesh, state, step, evaluate, log, ckpt)
   finally:
     ckpt.wait_until_finished()
     ckpt.close()
@@ -130,7 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return results
 
 
-def init_members(config: ml_collections.ConfigDict, method):
+def init_members(config: ml_collections.ConfigDict, method, mesh: Mesh):
   """The members of a run (see `_members`) and their initial state.
 
   With several members, the state carries a leading member axis. A member's initial weights
@@ -140,7 +148,9 @@ def init_members(config: ml_collections.ConfigDict, method):
   members = _members(config, method)
   init_rng = _stack([jax.random.key(m["seed"]) for m in members])
   hparams = _stack([{k: np.float32(v) for k, v in m["hparams"].items()} for m in members])
-  state = jax.jit(_per_member(method.init, len(members)))(init_rng, hparams)
+  init = _per_member(method.init, len(members))
+  shardings = sharding.state_shardings(jax.eval_shape(init, init_rng, hparams), mesh, len(members))
+  state = jax.jit(init, out_shardings=shardings)(init_rng, hparams)  # Born sharded.
   return members, state
 
 
@@ -154,9 +164,22 @@ def chunk_indices(members, start_step: int, num_steps: int, batch_size: int, num
   )
 
 
-def chunk_runner(method, num_members: int):
-  """The jitted `_train_chunk` (state donated): what training runs."""
-  return jax.jit(functools.partial(_train_chunk, method, num_members), donate_argnums=0)
+def chunk_runner(method, num_members: int, mesh: Mesh, state):
+  """The jitted `_train_chunk` (state donated, kept in its sharding): what training runs.
+
+  Takes (state, train data, global indices from `place_indices`); returns (state, metrics).
+  """
+  state_sharding = jax.tree.map(lambda x: x.sharding, state)
+  return jax.jit(
+      functools.partial(_train_chunk, method, num_members),
+      out_shardings=(state_sharding, sharding.replicated(mesh)),
+      donate_argnums=0,
+  )
+
+
+def place_indices(indices: np.ndarray, mesh: Mesh) -> jax.Array:
+  """Host batch indices ([member,] steps, batch) as a global array split along the batch."""
+  return sharding.global_array(indices, sharding.batch_axis(mesh, indices.ndim, -1))
 
 
 def _per_member(fn, num_members: int, in_axes=0):
@@ -191,13 +214,16 @@ def _print_tables(results: dict[str, Any]) -> None:
     print(metrics.format_table(one["test"]))
 
 
-def _train(config, members, method, split: Split, state, step, evaluate, log, ckpt):
+def _train(config, members, method, split: Split, mesh, state, step, evaluate, log, ckpt):
   """Trains from `step` to config.num_steps; returns the last evaluation of each member.
 
   Returns None if no step was left to train.
   """
-  train = jax.device_put({"image": split.images, "label": split.label, "index": split.index})
-  run_chunk = chunk_runner(method, len(members))
+  train = {
+      k: sharding.global_array(v, sharding.replicated(mesh))
+      for k, v in {"image": split.images, "label": split.label, "index": split.index}.items()
+  }
+  run_chunk = chunk_runner(method, len(members), mesh, state)
   finals = None
   bar = tqdm.tqdm(
       total=config.num_steps,
@@ -212,7 +238,7 @@ def _train(config, members, method, split: Split, state, step, evaluate, log, ck
     while step < config.num_steps:
       num_steps = min(config.eval_every - step % config.eval_every, config.num_steps - step)
       indices = chunk_indices(members, step, num_steps, config.batch_size, len(split.label))
-      state, chunk_metrics = run_chunk(state, train, indices)
+      state, chunk_metrics = run_chunk(state, train, place_indices(indices, mesh))
       chunk_metrics = jax.device_get(chunk_metrics)
       _check_finite(chunk_metrics["loss"], step, ckpt.directory)
       previous, step = step, step + num_steps
@@ -277,18 +303,23 @@ class Evaluator:
       num_classes: int,
       num_bias_classes: int,
       batch_size: int,
+      mesh: Mesh,
       num_members: int = 1,
   ):
+    """Pads the split to whole batches (each a multiple of the data-parallel device count);
+    the padding is predicted and then dropped, so every example counts exactly once."""
     self.num_examples = len(split.label)
+    batch_size = math.ceil(batch_size / mesh.shape[sharding.DATA]) * mesh.shape[sharding.DATA]
     padded = math.ceil(self.num_examples / batch_size) * batch_size
     pad = padded - self.num_examples
     images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)])
-    self.images = jax.device_put(images.reshape(-1, batch_size, *split.images.shape[1:]))
+    images = images.reshape(-1, batch_size, *split.images.shape[1:])
+    self.images = sharding.global_array(images, sharding.batch_axis(mesh, images.ndim, 1))
     self.label, self.bias_label = split.label, split.bias_label
     self.shape = (num_classes, num_bias_classes)
     predict = _per_member(method.predict, num_members, in_axes=(0, None))
 
-    @jax.jit
+    @functools.partial(jax.jit, out_shardings=sharding.replicated(mesh))
     def predict_all(state, images):
       """Predicted classes (num_members, padded) of every model."""
       logits = jax.lax.map(lambda x: predict(state, x), images)  # ([member,] batch, ...) per chunk
@@ -343,12 +374,14 @@ def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> No
         flat_json(base_config()),
     )
     # A field added to jaxdebias after the run was written, left at its default, is no difference:
-    # new fields default to the old behaviour.
+    # new fields default to the old behaviour. The mesh is where a run trains, not what it
+    # computes: a run may resume on other devices.
     keys = sorted(
         k
         for k in saved.keys() | current.keys()
         if saved.get(k) != current.get(k)
         and not (k not in saved and k in defaults and current.get(k) == defaults[k])
+        and not k.startswith("mesh/")
     )
     if keys:
       raise InputError(

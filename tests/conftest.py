@@ -1,8 +1,13 @@
 """Shared fixtures: a tiny biased .npz dataset and a fast config that trains on it."""
 
+import jax
 import pytest
 
-from jaxdebias.config import base_config
+# Eight simulated CPU devices for the sharding tests (before any JAX backend starts); other
+# tests pin a one-device mesh.
+jax.config.update("jax_num_cpu_devices", 8)
+
+from jaxdebias.config import base_config  # pylint: disable=g-import-not-at-top
 from tests import synthetic
 
 
@@ -22,5 +27,6 @@ def tiny_config(tiny_npz):
   config.num_steps = 40
   config.eval_every = 10
   config.checkpoint_every = 10
+  config.mesh.data = 1
   config.eval_batch_size = 64
   return config

@@ -1,0 +1,76 @@
+"""Trains every run of a sweep on this machine; finished runs are skipped, unfinished ones resume.
+
+  python -m launch.run launch/sweeps/colored_mnist.py [--root=workdirs/sweeps] [--parallel=N]
+  python -m launch.run launch/sweeps/colored_mnist.py --dry-run   # print the commands only
+
+Each run is its `python -m jaxdebias.main ... --workdir=ROOT/NAME` command (launch/sweep.py) in a
+subprocess, with stdout and stderr appended to ROOT/NAME.log. A run whose workdir holds
+results.json is skipped; any other is started, and the trainer resumes it from its last
+checkpoint. A failed run does not stop the others; the exit status is 1 if any run failed.
+"""
+
+import concurrent.futures
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from launch import sweep
+
+
+def _last_line(path: str) -> str:
+  with open(path, errors="replace") as f:
+    lines = [line.strip() for line in f if line.strip()]
+  return lines[-1][:200] if lines else "(empty log)"
+
+
+def _train(run: sweep.Run, root: str) -> int:
+  """Trains `run` in a subprocess, printing its status; returns the exit code."""
+  log = os.path.join(root, f"{run.name}.log")
+  print(f"start {run.name} (log: {log})", flush=True)
+  started = time.monotonic()
+  with open(log, "a") as f:
+    code = subprocess.run(
+        run.argv(root), stdout=f, stderr=subprocess.STDOUT, check=False
+    ).returncode
+  if code:
+    print(f"failed {run.name} (exit {code}): {_last_line(log)} (log: {log})", flush=True)
+  else:
+    print(f"finished {run.name} in {time.monotonic() - started:.0f} s", flush=True)
+  return code
+
+
+def _main(args, runs: list[sweep.Run]) -> int:
+  if args.dry_run:
+    print("\n".join(shlex.join(run.argv(args.root)) for run in runs))
+    return 0
+  if args.parallel < 1:
+    raise sweep.SweepError(f"--parallel must be at least 1, got {args.parallel}.")
+  os.makedirs(args.root, exist_ok=True)
+  todo = []
+  for run in runs:
+    if os.path.exists(run.results_path(args.root)):
+      print(f"skip {run.name} (finished)")
+    else:
+      todo.append(run)
+  with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
+    failed = sum(code != 0 for code in pool.map(lambda run: _train(run, args.root), todo))
+  print(f"{len(todo) - failed} finished, {failed} failed, {len(runs) - len(todo)} skipped.")
+  return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = sweep.arg_parser(__doc__)
+  parser.add_argument(
+      "--parallel",
+      type=int,
+      default=1,
+      help="runs at a time (each uses all devices JAX sees: for machines with room for several)",
+  )
+  parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+  return sweep.cli(parser, _main, argv)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,134 @@
+"""Data-parallel training on 8 simulated CPU devices equals training on one (conftest sets 8)."""
+
+import pathlib
+
+import chex
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxdebias import methods, models, sharding, train
+from jaxdebias.errors import InputError
+from tests import synthetic
+
+NUM_DEVICES = 8
+
+
+def _final_checkpoint(workdir: pathlib.Path):
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(steps[-1]) / "default")
+
+
+def _drop_timing(results):
+  return {k: v for k, v in results.items() if k != "train_seconds_this_run"}
+
+
+def test_eight_devices_are_simulated():
+  assert jax.device_count() == NUM_DEVICES
+
+
+@pytest.mark.parametrize("method", sorted(methods.METHODS))
+def test_data_parallel_run_equals_one_device_run(method, tiny_config, tmp_path):
+  tiny_config.method = method
+  tiny_config.eval_batch_size = 30  # Rounded up to 32 on 8 devices; the 200 test examples pad.
+  one = train.train_and_evaluate(tiny_config, str(tmp_path / "one"))
+  tiny_config.mesh.data = NUM_DEVICES
+  eight = train.train_and_evaluate(tiny_config, str(tmp_path / "eight"))
+  # Sums over a split batch are reduced in another order: equal up to float rounding.
+  chex.assert_trees_all_close(
+      _final_checkpoint(tmp_path / "eight"), _final_checkpoint(tmp_path / "one"), atol=1e-5
+  )
+  chex.assert_trees_all_close(eight["test"], one["test"], atol=1e-6)
+  assert (
+      eight["test"]["classifier"]["num_examples"]
+      == one["test"]["classifier"]["num_examples"]
+      == 200
+  )
+
+
+def test_split_batch_with_repeated_indices_updates_the_ema_like_one_device(tiny_config):
+  split = synthetic.biased_arrays(num_train=64, num_test=8)
+  tiny_config.batch_size = 16
+  model = models.create(tiny_config.model, 4)
+  method = methods.create(tiny_config, model, split["train_label"], 4, (8, 8, 3))
+  train_data = {
+      "image": split["train_images"],
+      "label": split["train_label"].astype(np.int32),
+      "index": np.arange(64, dtype=np.int32),
+  }
+  # Every batch repeats indices, some across the devices' shards, some inside one shard.
+  indices = np.array(
+      [[3, 3, 5, 9, 3, 11, 5, 40, 41, 3, 0, 1, 2, 63, 63, 5]] * 2 + [list(range(16))]
+  )
+  states = []
+  for num_devices in (1, NUM_DEVICES):
+    tiny_config.mesh.data = num_devices
+    mesh = sharding.make_mesh(tiny_config.mesh)
+    _, state = train.init_members(tiny_config, method, mesh)
+    placed = {k: sharding.global_array(v, sharding.replicated(mesh)) for k, v in train_data.items()}
+    run = train.chunk_runner(method, 1, mesh, state)
+    placed_indices = train.place_indices(indices.astype(np.int32), mesh)
+    assert len(placed_indices.addressable_shards) == num_devices
+    assert placed_indices.addressable_shards[0].data.shape == (3, 16 // num_devices)
+    state, _ = run(state, placed, placed_indices)
+    states.append(jax.device_get(state))
+  chex.assert_trees_all_close(states[1], states[0], atol=1e-6)
+  assert states[1].ema.seen.sum() == len(set(indices.reshape(-1)))
+
+
+@pytest.mark.parametrize("first, then", [(NUM_DEVICES, 1), (1, NUM_DEVICES)])
+def test_checkpoint_resumes_on_another_device_count(
+    first, then, tiny_config, tmp_path, monkeypatch
+):
+  straight = train.train_and_evaluate(tiny_config, str(tmp_path / "straight"))
+  real_write = train.MetricsLog.write
+
+  def write_then_die(self, record):
+    real_write(self, record)
+    if record["step"] == 20:
+      raise KeyboardInterrupt
+
+  tiny_config.mesh.data = first
+  monkeypatch.setattr(train.MetricsLog, "write", write_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(tiny_config, str(tmp_path / "moved"))
+  monkeypatch.setattr(train.MetricsLog, "write", real_write)
+  tiny_config.mesh.data = then
+  moved = train.train_and_evaluate(tiny_config, str(tmp_path / "moved"))
+  chex.assert_trees_all_close(
+      _final_checkpoint(tmp_path / "moved"), _final_checkpoint(tmp_path / "straight"), atol=1e-5
+  )
+  chex.assert_trees_all_close(_drop_timing(moved)["test"], straight["test"], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "data, model, batch_size, message",
+    [
+        (3, 1, 32, r"batch_size 32 is not divisible by the 3 data-parallel devices"),
+        (16, 1, 32, r"does not fit the 8 devices"),
+        (-1, -1, 32, r"at most one -1"),
+        (0, 1, 32, r"mesh.data must be a positive integer or -1"),
+    ],
+)
+def test_bad_meshes_are_refused(data, model, batch_size, message, tiny_config, tmp_path):
+  tiny_config.mesh.data, tiny_config.mesh.model, tiny_config.batch_size = data, model, batch_size
+  with pytest.raises(InputError, match=message):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert not (tmp_path / "config.json").exists()
+
+
+def test_model_axis_splits_parameters_and_trains_the_same(tiny_config, tmp_path):
+  one = train.train_and_evaluate(tiny_config, str(tmp_path / "one"))
+  tiny_config.mesh.data, tiny_config.mesh.model = 4, 2
+  model = models.create(tiny_config.model, 4)
+  method = methods.create(tiny_config, model, np.zeros(8, np.int32), 4, (8, 8, 3))
+  _, state = train.init_members(tiny_config, method, sharding.make_mesh(tiny_config.mesh))
+  kernel = state.params["biased"]["params"]["dense0"]["kernel"]  # (192, 32): split on 192.
+  assert kernel.sharding.spec == jax.sharding.PartitionSpec(sharding.MODEL, None)
+  assert state.ema.value.sharding.is_fully_replicated
+  split = train.train_and_evaluate(tiny_config, str(tmp_path / "split"))
+  chex.assert_trees_all_close(
+      _final_checkpoint(tmp_path / "split"), _final_checkpoint(tmp_path / "one"), atol=1e-5
+  )
+  chex.assert_trees_all_close(split["test"], one["test"], atol=1e-6)
