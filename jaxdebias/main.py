@@ -1,14 +1,16 @@
 """Command line: `python -m jaxdebias.main --config=configs/colored_mnist.py:method=lff --workdir=DIR`.
 
-Flags and logging only; the work is `train.train_and_evaluate(config, workdir)`.
+Flags, logging and multi-process start-up only; the work is `train.train_and_evaluate`.
 """
 
+import os
 import re
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 import ml_collections
 from ml_collections import config_flags
 
@@ -19,6 +21,18 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, 
 config_flags.DEFINE_config_file(
     "config", None, "Config file (configs/*.py[:key=value,...]).", lock_config=True
 )
+_DISTRIBUTED = flags.DEFINE_enum(
+    "distributed",
+    "auto",
+    ["auto", "on", "off"],
+    "Multi-process start-up (jax.distributed.initialize): auto = when --coordinator_address is "
+    "given or SLURM runs several tasks; on = always (Cloud TPU pods: JAX finds the hosts).",
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "HOST:PORT of process 0, for processes started by hand."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --coordinator_address.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --coordinator_address: 0..n-1.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -49,6 +63,7 @@ def main(argv):
     )
     sys.exit(2)
   train.quiet_library_logs()
+  start_processes()
   config = flags.FLAGS.config
   logging.info("Config:\n%s", config)
   try:
@@ -56,6 +71,31 @@ def main(argv):
   except UserFacingError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+def start_processes() -> None:
+  """Joins the other processes of a multi-process run, if this is one (see --distributed)."""
+  manual = _COORDINATOR.value is not None
+  slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1"))
+  if _DISTRIBUTED.value == "off" or (
+      _DISTRIBUTED.value == "auto" and not manual and slurm_tasks < 2
+  ):
+    return
+  if manual and (_NUM_PROCESSES.value is None or _PROCESS_ID.value is None):
+    print(
+        "error: --coordinator_address needs --num_processes and --process_id too.", file=sys.stderr
+    )
+    sys.exit(2)
+  # Collectives between CPU processes (tests, CPU clusters); accelerators bring their own.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  logging.info(
+      "Process %d of %d; %d local of %d devices.",
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+  )
 
 
 if __name__ == "__main__":

@@ -206,7 +206,14 @@ def _members(config: ml_collections.ConfigDict, method) -> list[dict[str, Any]]:
   ]
 
 
+def _is_main_process() -> bool:
+  """In a multi-process run, process 0 alone writes files and logs; all take part in the rest."""
+  return jax.process_index() == 0
+
+
 def _print_tables(results: dict[str, Any]) -> None:
+  if not _is_main_process():
+    return
   for one in results.get("members", [results]):
     if "members" in results:
       swept = "".join(f", {k}={v:g}" for k, v in one["hparams"].items())
@@ -232,7 +239,7 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       unit="step",
       file=sys.stdout,
       dynamic_ncols=True,
-      disable=None,
+      disable=None if _is_main_process() else True,
   )
   with bar:
     while step < config.num_steps:
@@ -265,7 +272,7 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       }
       bar.update(num_steps)
       bar.set_postfix(live)
-      if bar.disable:  # No terminal (a log file, a cluster job): one log line per evaluation.
+      if bar.disable and _is_main_process():  # No terminal: one log line per evaluation.
         logging.info("step %d/%d: %s", step, config.num_steps, live)
   return finals
 
@@ -350,12 +357,16 @@ class MetricsLog:
 
   def __init__(self, path: epath.Path, keep_up_to_step: int):
     self.path = path
+    if not _is_main_process():
+      return
     lines = path.read_text().splitlines() if path.exists() else []
     kept = [line for line in lines if line and json.loads(line)["step"] <= keep_up_to_step]
     if len(kept) != len(lines):
       path.write_text("".join(line + "\n" for line in kept))
 
   def write(self, record: dict[str, Any]) -> None:
+    if not _is_main_process():
+      return
     with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
 
@@ -427,6 +438,8 @@ def _read_json(path: epath.Path) -> Any:
 
 def _write_json(path: epath.Path, obj: Any) -> None:
   """Writes atomically (temp file + rename), so an interrupted write never leaves half a file."""
+  if not _is_main_process():
+    return
   tmp = path.parent / (path.name + ".tmp")
   tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
   tmp.replace(path)

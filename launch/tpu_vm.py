@@ -76,7 +76,11 @@ def commands(runs: list[sweep.Run], args) -> list[list[str]]:
   env = f"TFDS_DATA_DIR={bucket}/tensorflow_datasets"
   python = ".venv/bin/python"
   return setup + [
-      on_all_hosts(f"cd {REMOTE_DIR} && {env} {shlex.join(run.argv(f'{bucket}/runs', python))}")
+      # --distributed=on: every host joins the slice's processes (JAX finds the hosts).
+      on_all_hosts(
+          f"cd {REMOTE_DIR} && {env} "
+          f"{shlex.join([*run.argv(f'{bucket}/runs', python), '--distributed=on'])}"
+      )
       for run in runs
   ]
 

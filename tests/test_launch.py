@@ -346,7 +346,10 @@ def test_tpu_vm_commands_copy_install_and_run_every_run_on_all_hosts(tmp_path, c
         "&&",
         "TFDS_DATA_DIR=gs://my-bucket/tensorflow_datasets",
     ]
-    assert words[4:] == one.argv("gs://my-bucket/runs", python=".venv/bin/python")
+    assert words[4:] == [
+        *one.argv("gs://my-bucket/runs", python=".venv/bin/python"),
+        "--distributed=on",
+    ]
 
   # Without --print-only the commands run, in order, until one fails (a fake gcloud here).
   calls = _fake_tool(monkeypatch, tmp_path / "bin", "gcloud", fail_if="--config.seed=1")

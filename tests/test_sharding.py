@@ -1,6 +1,11 @@
 """Data-parallel training on 8 simulated CPU devices equals training on one (conftest sets 8)."""
 
+import json
+import os
 import pathlib
+import socket
+import subprocess
+import sys
 
 import chex
 import jax
@@ -15,9 +20,12 @@ from tests import synthetic
 NUM_DEVICES = 8
 
 
-def _final_checkpoint(workdir: pathlib.Path):
+def _final_checkpoint(workdir: pathlib.Path, like=None):
+  """The last checkpoint, onto this process's default device (or laid out like `like`)."""
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
-  return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(steps[-1]) / "default")
+  target = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  path = workdir / "checkpoints" / str(steps[-1]) / "default"
+  return ocp.StandardCheckpointer().restore(path, target)
 
 
 def _drop_timing(results):
@@ -132,3 +140,46 @@ def test_model_axis_splits_parameters_and_trains_the_same(tiny_config, tmp_path)
       _final_checkpoint(tmp_path / "split"), _final_checkpoint(tmp_path / "one"), atol=1e-5
   )
   chex.assert_trees_all_close(split["test"], one["test"], atol=1e-6)
+
+
+def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path):
+  one = train.train_and_evaluate(tiny_config, str(tmp_path / "one"))
+  with socket.socket() as s:  # A free port for the coordinator.
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  command = [
+      sys.executable,
+      "-m",
+      "jaxdebias.main",
+      f"--config=configs/npz.py:method=lff,path={tiny_config.data.path}",
+      f"--workdir={tmp_path / 'two'}",
+      "--config.model.hidden=(32,32)",
+      "--config.batch_size=32",
+      "--config.num_steps=40",
+      "--config.eval_every=10",
+      "--config.checkpoint_every=10",
+      "--config.eval_batch_size=64",
+      f"--coordinator_address=localhost:{port}",
+      "--num_processes=2",
+  ]
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  processes = [
+      subprocess.Popen(
+          [*command, f"--process_id={i}"],
+          cwd=repo,
+          env=env,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          text=True,
+      )
+      for i in range(2)
+  ]
+  outputs = [p.communicate(timeout=300)[0] for p in processes]
+  assert [p.returncode for p in processes] == [0, 0], outputs
+  assert "Process 1 of 2; 4 local of 8 devices" in outputs[1]
+  two = json.loads((tmp_path / "two" / "results.json").read_text())
+  chex.assert_trees_all_close(two["test"], one["test"], atol=1e-6)
+  single = _final_checkpoint(tmp_path / "one")  # Written by 2 processes, read by 1:
+  chex.assert_trees_all_close(_final_checkpoint(tmp_path / "two", like=single), single, atol=1e-5)
+  assert "classifier" in outputs[0] and "classifier" not in outputs[1]  # Process 0 reports.

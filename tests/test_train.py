@@ -172,6 +172,7 @@ def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value
         (["--config=configs/colored_mnist.py:foo=1"], r"^error: Unknown config argument 'foo'"),
         (["--config=configs/missing.py"], r"^error: .*No such file.*configs/missing.py"),
         (["stray"], r"^error: unexpected arguments \['stray'\]"),
+        (["--coordinator_address=localhost:1"], r"^error: --coordinator_address needs"),
     ],
 )
 def test_command_line_reports_bad_input_in_one_line(tmp_path, args, message):
