@@ -157,7 +157,6 @@ def main(argv):
       {
           "image": rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8),
           "label": rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32),
-          "index": np.arange(NUM_EXAMPLES, dtype=np.int32),
       }
   )
   roofline = matmul_flops_per_second(_MATMUL.value)

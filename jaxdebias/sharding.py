@@ -3,9 +3,11 @@
 The mesh has two axes, `data` and `model` (sizes from `config.mesh`; -1 takes the devices left).
 Batches are split along `data`; parameters and optimizer states are replicated, or, with a
 `model` axis larger than 1, their largest dimension divisible by it is split along `model`.
-Everything else (the training set held on device, the per-example EMA buffers, scalars) is
-replicated. The train step is written for one global batch; `jax.jit` partitions it (gradient
-all-reduce, the EMA scatter of a split batch) from these shardings alone.
+The training images are split by rows along `data` (`shard_rows`: each device holds 1/D of them
+and each process reads only its devices' rows) and batches are looked up in them with
+`gather_rows`. Everything else (labels, the per-example EMA buffers, scalars) is replicated.
+The train step is written for one global batch; `jax.jit` partitions it (gradient all-reduce,
+the EMA scatter of a split batch) from these shardings alone.
 """
 
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -101,3 +104,41 @@ def global_array(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
   """`value`, known in full to every process, as one global array laid out as `sharding`."""
   value = np.asarray(value)
   return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
+def shard_rows(rows: np.ndarray, mesh: Mesh) -> jax.Array:
+  """A table split by rows along `data`, padded with zero rows to a multiple of its size.
+
+  Each process reads (slices) only the rows of its own devices.
+  """
+  per_device = -(-len(rows) // mesh.shape[DATA])
+  shape = (per_device * mesh.shape[DATA], *rows.shape[1:])
+
+  def device_rows(index):
+    block = rows[index[0]]  # The padding rows past len(rows) come back empty: fill with zeros.
+    pad = (index[0].stop or shape[0]) - (index[0].start or 0) - len(block)
+    return np.concatenate([block, np.zeros((pad, *rows.shape[1:]), rows.dtype)])
+
+  return jax.make_array_from_callback(shape, NamedSharding(mesh, P(DATA)), device_rows)
+
+
+def gather_rows(table: jax.Array, index: jax.Array, mesh: Mesh) -> jax.Array:
+  """table[index] for a `shard_rows` table: (B, ...) split along `data`.
+
+  Each device looks up the rows of the batch that it holds (zeros for the others), and one
+  reduce-scatter over `data` sums the devices' lookups and hands each device its slice of the
+  batch: per step, B rows travel instead of the table.
+  """
+  if mesh.shape[DATA] == 1:
+    return table[index]
+  per_device = table.shape[0] // mesh.shape[DATA]
+
+  def local(shard, index):
+    offset = index - jax.lax.axis_index(DATA) * per_device
+    mine = (offset >= 0) & (offset < per_device)
+    rows = shard[jnp.clip(offset, 0, per_device - 1)]
+    rows = jnp.where(mine.reshape(-1, *(1,) * (rows.ndim - 1)), rows, 0)
+    return jax.lax.psum_scatter(rows, DATA, scatter_dimension=0, tiled=True)
+
+  lookup = jax.shard_map(local, mesh=mesh, in_specs=(P(DATA), P()), out_specs=P(DATA))
+  return lookup(table, index)

@@ -171,7 +171,7 @@ def chunk_runner(method, num_members: int, mesh: Mesh, state):
   """
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   return jax.jit(
-      functools.partial(_train_chunk, method, num_members),
+      functools.partial(_train_chunk, method, num_members, mesh),
       out_shardings=(state_sharding, sharding.replicated(mesh)),
       donate_argnums=0,
   )
@@ -227,8 +227,8 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
   Returns None if no step was left to train.
   """
   train = {
-      k: sharding.global_array(v, sharding.replicated(mesh))
-      for k, v in {"image": split.images, "label": split.label, "index": split.index}.items()
+      "image": sharding.shard_rows(split.images, mesh),
+      "label": sharding.global_array(split.label, sharding.replicated(mesh)),
   }
   run_chunk = chunk_runner(method, len(members), mesh, state)
   finals = None
@@ -283,7 +283,9 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
 _SCAN_UNROLL = 5
 
 
-def _train_chunk(method, num_members: int, state, train: dict[str, jax.Array], indices: jax.Array):
+def _train_chunk(
+    method, num_members: int, mesh: Mesh, state, train: dict[str, jax.Array], indices: jax.Array
+):
   """Runs one train step per row of `indices` ([member,] steps, batch) in one scan.
 
   Returns the state and per-step metrics. With several members, state and indices carry a
@@ -292,7 +294,8 @@ def _train_chunk(method, num_members: int, state, train: dict[str, jax.Array], i
 
   def one_member(state, indices):
     def step_fn(state, index):
-      batch = {"image": train["image"][index], "label": train["label"][index], "index": index}
+      images = sharding.gather_rows(train["image"], index, mesh)
+      batch = {"image": images, "label": train["label"][index], "index": index}
       return method.train_step(state, batch)
 
     return jax.lax.scan(step_fn, state, indices, unroll=_SCAN_UNROLL)

@@ -60,11 +60,7 @@ def test_split_batch_with_repeated_indices_updates_the_ema_like_one_device(tiny_
   tiny_config.batch_size = 16
   model = models.create(tiny_config.model, 4)
   method = methods.create(tiny_config, model, split["train_label"], 4, (8, 8, 3))
-  train_data = {
-      "image": split["train_images"],
-      "label": split["train_label"].astype(np.int32),
-      "index": np.arange(64, dtype=np.int32),
-  }
+  labels = split["train_label"].astype(np.int32)
   # Every batch repeats indices, some across the devices' shards, some inside one shard.
   indices = np.array(
       [[3, 3, 5, 9, 3, 11, 5, 40, 41, 3, 0, 1, 2, 63, 63, 5]] * 2 + [list(range(16))]
@@ -74,7 +70,11 @@ def test_split_batch_with_repeated_indices_updates_the_ema_like_one_device(tiny_
     tiny_config.mesh.data = num_devices
     mesh = sharding.make_mesh(tiny_config.mesh)
     _, state = train.init_members(tiny_config, method, mesh)
-    placed = {k: sharding.global_array(v, sharding.replicated(mesh)) for k, v in train_data.items()}
+    placed = {
+        "image": sharding.shard_rows(split["train_images"], mesh),
+        "label": sharding.global_array(labels, sharding.replicated(mesh)),
+    }
+    assert placed["image"].addressable_shards[0].data.shape[0] == 64 // num_devices
     run = train.chunk_runner(method, 1, mesh, state)
     placed_indices = train.place_indices(indices.astype(np.int32), mesh)
     assert len(placed_indices.addressable_shards) == num_devices
@@ -183,3 +183,15 @@ def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path
   single = _final_checkpoint(tmp_path / "one")  # Written by 2 processes, read by 1:
   chex.assert_trees_all_close(_final_checkpoint(tmp_path / "two", like=single), single, atol=1e-5)
   assert "classifier" in outputs[0] and "classifier" not in outputs[1]  # Process 0 reports.
+
+
+def test_row_sharded_table_pads_and_gathers_like_numpy():
+  mesh = sharding.make_mesh(sharding.default_mesh_config())  # All 8 devices on `data`.
+  rows = np.arange(21 * 3, dtype=np.uint8).reshape(21, 3)  # 21 rows: padded to 24.
+  table = sharding.shard_rows(rows, mesh)
+  assert table.shape == (24, 3) and [s.data.shape for s in table.addressable_shards] == [(3, 3)] * 8
+  np.testing.assert_array_equal(np.asarray(table)[21:], 0)
+  index = np.array([20, 0, 0, 7, 13, 20, 1, 2, 3, 4, 5, 6, 19, 18, 17, 16], np.int32)
+  gathered = jax.jit(lambda t, i: sharding.gather_rows(t, i, mesh))(table, index)
+  np.testing.assert_array_equal(np.asarray(gathered), rows[index])
+  assert gathered.sharding.spec == jax.sharding.PartitionSpec(sharding.DATA)
