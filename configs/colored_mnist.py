@@ -9,11 +9,15 @@ Command (the README's `make demo` runs the first):
 Arguments after `:`: method (erm | lff), ratio (bias-conflicting fraction: 0.005, 0.01, 0.02,
 0.05), severity (1-4, colour noise std 0.05 .. 0.005), quick (200 steps, for a smoke test).
 
-Expected runtime on a 2-core CPU: about 20 s to build the dataset once (cached afterwards), then
-about 2 minutes for the 23,500 steps (both models, evaluation and a checkpoint every 235 steps).
-Expected result (severity 4, final model, unbiased test accuracy = mean over the 100 (digit,
-colour) groups, 3 seeds, `python -m benchmarks.colored_mnist`): LfF 66.7 / 75.4 / 79.1 / 78.5%
-and ERM 43.1 / 59.4 / 73.6 / 85.5% at ratios 0.5 / 1 / 2 / 5% (README, results/colored_mnist.md).
+Pixels reach the model in [0, 1/255], as in the LfF reference code (`input_scaling`; `unit` for
+[0, 1]).
+
+Expected runtime on a 2-core CPU: about 15 s to build the dataset once (cached afterwards), then
+about 90 s for a full LfF run end to end (23,500 steps), evaluating every 235
+steps and checkpointing every 2,350. Expected result (severity 4, final model, unbiased test
+accuracy = mean over the 100 (digit, colour) groups, seeds 0-2, `python -m
+benchmarks.colored_mnist`): LfF 62.8 / 71.8 / 79.4 / 83.5% and ERM 32.2 / 46.9 / 59.6 / 74.5% at
+ratios 0.5 / 1 / 2 / 5% (README, results/colored_mnist.md).
 """
 
 from jaxdebias.config import base_config, parse_arg
