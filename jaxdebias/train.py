@@ -154,14 +154,15 @@ def init_members(config: ml_collections.ConfigDict, method, mesh: Mesh):
   return members, state
 
 
-def chunk_indices(members, start_step: int, num_steps: int, batch_size: int, num_examples: int):
-  """Every member's batch indices ([member,] num_steps, batch_size) for a chunk of steps."""
-  return _stack(
-      [
-          sampler.batch_indices(m["seed"], start_step, num_steps, batch_size, num_examples)
-          for m in members
-      ]
-  )
+def chunk_indices(
+    members, start_step: int, num_steps: int, batch_size: int, num_examples: int
+) -> np.ndarray:
+  """Every member's batch indices ([member,] num_steps, batch_size) for a chunk of steps (host)."""
+  indices = [
+      sampler.batch_indices(m["seed"], start_step, num_steps, batch_size, num_examples)
+      for m in members
+  ]
+  return indices[0] if len(indices) == 1 else np.stack(indices)
 
 
 def chunk_runner(method, num_members: int, mesh: Mesh, state):
