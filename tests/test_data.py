@@ -137,6 +137,25 @@ def test_make_split_uses_the_split_rule():
 # TFDS builder.
 
 
+def test_decoded_splits_are_cached_and_a_damaged_cache_is_rewritten(tmp_path):
+  train_x, train_y, test_x, test_y = fake_raw()
+  config = data.default_data_config()
+  config.update(
+      ratio=0.02,
+      severity=2,
+      data_dir=str(tmp_path / "tfds"),
+      mnist_source=write_keras_npz(tmp_path / "fake.npz", train_x, train_y, test_x, test_y),
+  )
+  first = data.load_dataset(config)
+  (cache,) = (tmp_path / "tfds").rglob("decoded_splits.npz")
+  assert not list(cache.parent.glob("*.tmp*"))
+  chex.assert_trees_all_equal(data.load_dataset(config), first)  # From the cache.
+  cache.write_bytes(b"not a zip file")
+  chex.assert_trees_all_equal(data.load_dataset(config), first)  # Decoded again...
+  chex.assert_trees_all_equal(data.load_dataset(config).train, first.train)  # ...and re-cached.
+  assert cache.stat().st_size > 1000
+
+
 def test_builder_end_to_end_without_tensorflow(tmp_path):
   train_x, train_y, test_x, test_y = fake_raw()
   config = data.default_data_config()

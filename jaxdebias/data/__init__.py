@@ -4,8 +4,11 @@
 sorted by their stable example index, so row i is example i.
 """
 
+import hashlib
+import os
 import pathlib
 import time
+import zipfile
 from typing import NamedTuple
 
 from absl import logging
@@ -63,6 +66,49 @@ def _split(images: np.ndarray, label: np.ndarray, bias_label: np.ndarray) -> Spl
   )
 
 
+# The splits as plain arrays next to the TFDS files: read in ~0.1 s instead of ~4 s of decoding
+# 70,000 records one by one. Keyed by the dataset's dataset_info.json, rewritten when absent,
+# stale or damaged; local data dirs only.
+_DECODED = "decoded_splits.npz"
+_SPLITS, _FIELDS = ("train", "test"), ("images", "label", "bias_label")
+
+
+def _read_decoded(builder) -> dict[str, Split]:
+  """Every split of the prepared builder, from the decoded cache or from its records."""
+  directory = str(builder.data_dir)
+  local = "://" not in directory
+  cache = pathlib.Path(directory) / _DECODED
+  fingerprint = hashlib.sha256((builder.data_path / "dataset_info.json").read_bytes()).hexdigest()
+  if local and cache.exists():
+    try:
+      with np.load(cache) as arrays:
+        if str(arrays["fingerprint"]) == fingerprint:
+          return {name: _split(*(arrays[f"{name}/{k}"] for k in _FIELDS)) for name in _SPLITS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+      logging.warning("Ignoring the damaged %s; decoding the records again.", cache)
+  splits = {}
+  for name, source in builder.as_data_source().items():
+    records = mnist_source.read_records(source)
+    index = np.array([record["index"] for record in records])
+    order = np.argsort(index)
+    if not np.array_equal(index[order], np.arange(len(index))):
+      raise InputError(
+          f"{builder.data_dir} has a corrupt `{name}` split; "
+          f"delete that directory and rerun to rebuild it."
+      )
+    splits[name] = _split(
+        np.stack([records[i]["image"] for i in order]),
+        np.array([records[i]["label"] for i in order]),
+        np.array([records[i]["bias_label"] for i in order]),
+    )
+  if local:  # Atomically: concurrent runs each write their own file, the last rename wins.
+    tmp = cache.with_name(f"{_DECODED}.{os.getpid()}.tmp.npz")
+    arrays = {f"{n}/{k}": getattr(splits[n], k) for n in _SPLITS for k in _FIELDS}
+    np.savez(tmp, fingerprint=fingerprint, **arrays)
+    tmp.replace(cache)
+  return splits
+
+
 def _load_colored_mnist(config: ml_collections.ConfigDict) -> BiasedDataset:
   """Builds the TFDS dataset once (cached in data_dir), then reads it all."""
   if config.ratio not in colored_mnist.RATIOS:
@@ -101,21 +147,7 @@ def _load_colored_mnist(config: ml_collections.ConfigDict) -> BiasedDataset:
         builder.info.metadata["mnist_origin"],
     )
   start = time.perf_counter()
-  splits = {}
-  for name, source in builder.as_data_source().items():
-    records = mnist_source.read_records(source)
-    index = np.array([record["index"] for record in records])
-    order = np.argsort(index)
-    if not np.array_equal(index[order], np.arange(len(index))):
-      raise InputError(
-          f"{builder.data_dir} has a corrupt `{name}` split; "
-          f"delete that directory and rerun to rebuild it."
-      )
-    splits[name] = _split(
-        np.stack([records[i]["image"] for i in order]),
-        np.array([records[i]["label"] for i in order]),
-        np.array([records[i]["bias_label"] for i in order]),
-    )
+  splits = _read_decoded(builder)
   logging.info(
       "Read %s in %.1f s: %d train, %d test examples.",
       builder.info.full_name,
