@@ -137,15 +137,21 @@ def test_make_split_uses_the_split_rule():
 # TFDS builder.
 
 
-def test_decoded_splits_are_cached_and_a_damaged_cache_is_rewritten(tmp_path):
-  train_x, train_y, test_x, test_y = fake_raw()
+def _fake_colored_mnist_config(tmp_path, ratio, severity):
+  """Colored MNIST built in tmp_path from fake raw MNIST; returns (config, raw arrays)."""
+  raw = fake_raw()
   config = data.default_data_config()
   config.update(
-      ratio=0.02,
-      severity=2,
+      ratio=ratio,
+      severity=severity,
       data_dir=str(tmp_path / "tfds"),
-      mnist_source=write_keras_npz(tmp_path / "fake.npz", train_x, train_y, test_x, test_y),
+      mnist_source=write_keras_npz(tmp_path / "fake.npz", *raw),
   )
+  return config, raw
+
+
+def test_decoded_splits_are_cached_and_a_damaged_cache_is_rewritten(tmp_path):
+  config, _ = _fake_colored_mnist_config(tmp_path, 0.02, 2)
   first = data.load_dataset(config)
   (cache,) = (tmp_path / "tfds").rglob("decoded_splits.npz")
   assert not list(cache.parent.glob("*.tmp*"))
@@ -157,14 +163,7 @@ def test_decoded_splits_are_cached_and_a_damaged_cache_is_rewritten(tmp_path):
 
 
 def test_builder_end_to_end_without_tensorflow(tmp_path):
-  train_x, train_y, test_x, test_y = fake_raw()
-  config = data.default_data_config()
-  config.update(
-      ratio=0.05,
-      severity=1,
-      data_dir=str(tmp_path / "tfds"),
-      mnist_source=write_keras_npz(tmp_path / "fake.npz", train_x, train_y, test_x, test_y),
-  )
+  config, (train_x, train_y, test_x, test_y) = _fake_colored_mnist_config(tmp_path, 0.05, 1)
   dataset = data.load_dataset(config)
   assert "tensorflow" not in sys.modules
   assert dataset.name == "colored_mnist/ratio0.05_severity1"
