@@ -98,8 +98,8 @@ def classwise_max(ema: SampleLossEMA, num_classes: int) -> jax.Array:
 
   Classes with no training example get 0.
   """
-  value = ema.value  # Unvisited slots hold 0 (set at init, written only together with `seen`).
-  class_max = jax.ops.segment_max(value, ema.label, num_segments=num_classes)
+  # Unvisited slots hold 0: set at init, written only together with `seen`.
+  class_max = jax.ops.segment_max(ema.value, ema.label, num_segments=num_classes)
   return jnp.where(jnp.isneginf(class_max), 0.0, class_max)
 
 
