@@ -10,7 +10,6 @@ The train step is written for one global batch; `jax.jit` partitions it (gradien
 the EMA scatter of a split batch) from these shardings alone.
 """
 
-from collections.abc import Sequence
 import math
 from typing import Any
 
@@ -29,11 +28,9 @@ def default_mesh_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({"data": -1, "model": 1})
 
 
-def make_mesh(
-    config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None
-) -> Mesh:
-  """A (data, model) mesh over `devices` (default: all devices of all processes)."""
-  devices = list(jax.devices() if devices is None else devices)
+def make_mesh(config: ml_collections.ConfigDict) -> Mesh:
+  """A (data, model) mesh over the devices of all processes (a single process may use fewer)."""
+  devices = jax.devices()
   sizes = {DATA: config.data, MODEL: config.model}
   for name, size in sizes.items():
     if not isinstance(size, int) or size == 0 or size < -1:
