@@ -7,9 +7,9 @@ r"""Colored MNIST table: ERM and LfF at the four conflicting ratios, severity 4,
 Each (method, ratio, seed) is an ordinary `jaxdebias.main` run of configs/colored_mnist.py in
 workdirs/NAME/... (finished runs are reused, unfinished ones resume), NAME being colored_mnist
 for that config's input scaling (the LfF reference code's, which the published numbers rest
-on), or colored_mnist_SCALING for another one. Writes results/NAME.md (mean +- std over seeds of the final
-model's test metrics, no model selection; published numbers beside ours), results/NAME.json and
-results/NAME.png, and puts the table into README.md between the NAME markers.
+on), or colored_mnist_SCALING for another one. Writes results/NAME.md (mean +- std over seeds of
+the final model's test metrics, no model selection; published numbers beside ours),
+results/NAME.json and results/NAME.png, and puts the table into README.md between the NAME markers.
 """
 
 import json

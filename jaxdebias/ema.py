@@ -32,7 +32,7 @@ class SampleLossEMA:
 
 
 def init(labels: jax.Array, shape: tuple[int, ...] = ()) -> SampleLossEMA:
-  """Empty EMA for a training set with class labels `labels` (N,); each slot holds `shape` losses."""
+  """Empty EMA for training labels `labels` (N,); each slot holds `shape` losses."""
   labels = jnp.asarray(labels, jnp.int32)
   return SampleLossEMA(
       value=jnp.zeros((*labels.shape, *shape), jnp.float32),

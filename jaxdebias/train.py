@@ -1,8 +1,9 @@
 """The training loop shared by every method.
 
 Data lives on the device; each jit call runs the steps up to the next evaluation with
-`lax.scan`, gathering its batches on device from the indices `data.sampler` draws for them. After each
-call: check the loss is finite, evaluate, append a line to metrics.jsonl, save a checkpoint.
+`lax.scan`, gathering its batches on device from the indices `data.sampler` draws for them.
+After each call: check the loss is finite, evaluate, append a line to metrics.jsonl, and save a
+checkpoint when one is due.
 A rerun with the same workdir resumes from the latest checkpoint and ends exactly where an
 uninterrupted run would.
 """
@@ -265,12 +266,8 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       every = config.checkpoint_every
       if step // every > previous // every or step == config.num_steps:
         ckpt.save(step, state)
-      live = {
-          "loss": f"{np.mean(train_means['loss']):.3g}",
-          "unbiased": (
-              f"{100 * np.mean([r['test']['classifier']['unbiased_accuracy'] for r in finals]):.2f}%"
-          ),
-      }
+      unbiased = np.mean([r["test"]["classifier"]["unbiased_accuracy"] for r in finals])
+      live = {"loss": f"{np.mean(train_means['loss']):.3g}", "unbiased": f"{100 * unbiased:.2f}%"}
       bar.update(num_steps)
       bar.set_postfix(live)
       if bar.disable and _is_main_process():  # No terminal: one log line per evaluation.

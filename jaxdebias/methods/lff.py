@@ -4,9 +4,10 @@ f_B (biased) is trained with generalized cross-entropy, which emphasises the eas
 amplifies the shortcut; f_D (debiased, the classifier we report) is trained with cross-entropy
 weighted by the relative difficulty W = CE_B / (CE_B + CE_D + 1e-8), so samples f_B fails on
 (the bias-conflicting ones) get large weights. CE_B and CE_D in W are per-example EMAs
-(`jaxdebias.ema`, both losses side by side in one buffer), updated with this batch before they are
-read and divided by their class-wise maximum. Loss = mean(GCE_B) + mean(W * CE_D); one backward pass; one Adam over {biased, debiased}
-(Adam is element-wise, so this is exactly two Adams stepping in lockstep).
+(`jaxdebias.ema`, both losses side by side in one buffer), updated with this batch before they
+are read and divided by their class-wise maximum. Loss = mean(GCE_B) + mean(W * CE_D); one
+backward pass; one Adam over {biased, debiased} (Adam is element-wise, so this is exactly two
+Adams stepping in lockstep).
 """
 
 from typing import Any
