@@ -3,8 +3,8 @@
 The mesh has two axes, `data` and `model` (sizes from `config.mesh`; -1 takes the devices left).
 Batches are split along `data`; parameters and optimizer states are replicated, or, with a
 `model` axis larger than 1, their largest dimension divisible by it is split along `model`.
-The training images are split by rows along `data` (`shard_rows`: each device holds 1/D of them
-and each process reads only its devices' rows) and batches are looked up in them with
+The images are split by rows along `data` (`shard_rows`: each device holds 1/D of them and each
+process reads only its devices' rows from storage) and batches are looked up in them with
 `gather_rows`. Everything else (labels, the per-example EMA buffers, scalars) is replicated.
 The train step is written for one global batch; `jax.jit` partitions it (gradient all-reduce,
 the EMA scatter of a split batch) from these shardings alone.
@@ -13,6 +13,7 @@ the EMA scatter of a split batch) from these shardings alone.
 import math
 from typing import Any
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -99,24 +100,31 @@ def _is_parameter(path) -> bool:
 
 def global_array(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
   """`value`, known in full to every process, as one global array laid out as `sharding`."""
-  value = np.asarray(value)
-  return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+  value = np.asarray(value)  # Each device takes its slice (global shape = the value's).
+  return jax.make_array_from_process_local_data(sharding, value, value.shape)
 
 
 def shard_rows(rows: np.ndarray, mesh: Mesh) -> jax.Array:
   """A table split by rows along `data`, padded with zero rows to a multiple of its size.
 
-  Each process reads (slices) only the rows of its own devices.
+  Each process reads only the rows of its own devices: with `rows` a memory map (as
+  `data.load_dataset` returns the images), the other rows are never read from storage.
   """
   per_device = -(-len(rows) // mesh.shape[DATA])
   shape = (per_device * mesh.shape[DATA], *rows.shape[1:])
-
-  def device_rows(index):
-    block = rows[index[0]]  # The padding rows past len(rows) come back empty: fill with zeros.
-    pad = (index[0].stop or shape[0]) - (index[0].start or 0) - len(block)
-    return np.concatenate([block, np.zeros((pad, *rows.shape[1:]), rows.dtype)])
-
-  return jax.make_array_from_callback(shape, NamedSharding(mesh, P(DATA)), device_rows)
+  table = NamedSharding(mesh, P(DATA))
+  starts = {index[0].start or 0 for index in table.addressable_devices_indices_map(shape).values()}
+  start, stop = min(starts), max(starts) + per_device
+  if stop - start != per_device * len(starts):
+    raise InputError(
+        f"process {jax.process_index()}'s devices hold rows that are not contiguous along "
+        "`data`; build the mesh with jax.make_mesh's default device order (mesh.data=-1)."
+    )
+  if jax.process_count() > 1:
+    logging.info("Process %d reads rows %d-%d of %d.", jax.process_index(), start, stop, len(rows))
+  local = np.asarray(rows[start:stop])  # Past len(rows): fewer rows come back; pad with zeros.
+  local = np.concatenate([local, np.zeros((stop - start - len(local), *shape[1:]), rows.dtype)])
+  return jax.make_array_from_process_local_data(table, local, shape)
 
 
 def gather_rows(table: jax.Array, index: jax.Array, mesh: Mesh) -> jax.Array:

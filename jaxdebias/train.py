@@ -314,25 +314,27 @@ class Evaluator:
       mesh: Mesh,
       num_members: int = 1,
   ):
-    """Pads the split to whole batches (each a multiple of the data-parallel device count);
+    """Looks the split up in whole batches (each a multiple of the data-parallel device count);
     the padding is predicted and then dropped, so every example counts exactly once."""
     self.num_examples = len(split.label)
     batch_size = math.ceil(batch_size / mesh.shape[sharding.DATA]) * mesh.shape[sharding.DATA]
     padded = math.ceil(self.num_examples / batch_size) * batch_size
-    pad = padded - self.num_examples
-    images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)])
-    images = images.reshape(-1, batch_size, *split.images.shape[1:])
-    self.images = sharding.global_array(images, sharding.batch_axis(mesh, images.ndim, 1))
+    self.images = sharding.shard_rows(split.images, mesh)
+    # Row indices of each batch; the padding repeats the last example (its predictions dropped).
+    batches = np.minimum(np.arange(padded), self.num_examples - 1).reshape(-1, batch_size)
+    self.batches = place_indices(batches.astype(np.int32), mesh)
     self.label, self.bias_label = split.label, split.bias_label
     self.shape = (num_classes, num_bias_classes)
     predict = _per_member(method.predict, num_members, in_axes=(0, None))
 
     @functools.partial(jax.jit, out_shardings=sharding.replicated(mesh))
-    def predict_all(state, images):
+    def predict_all(state, images, batches):
       """Predicted classes (num_members, padded) of every model."""
-      logits = jax.lax.map(lambda x: predict(state, x), images)  # ([member,] batch, ...) per chunk
+      logits = jax.lax.map(
+          lambda index: predict(state, sharding.gather_rows(images, index, mesh)), batches
+      )  # ([member,] batch, ...) per batch
       classes = {
-          k: jnp.argmax(v, -1).reshape(len(images), num_members, -1) for k, v in logits.items()
+          k: jnp.argmax(v, -1).reshape(len(batches), num_members, -1) for k, v in logits.items()
       }
       return {k: v.swapaxes(0, 1).reshape(num_members, -1) for k, v in classes.items()}
 
@@ -340,7 +342,7 @@ class Evaluator:
 
   def __call__(self, state) -> list[dict[str, dict[str, Any]]]:
     """For each member: model name -> `metrics.summarize` of its predictions."""
-    predictions = jax.device_get(self.predict_all(state, self.images))
+    predictions = jax.device_get(self.predict_all(state, self.images, self.batches))
     per_member = []
     for member_predictions in zip(*predictions.values()):
       summaries = {}

@@ -6,8 +6,10 @@ import pathlib
 import pickle
 import shutil
 import sys
+import types
 
 import chex
+import jax
 import ml_collections
 from etils import epath
 import numpy as np
@@ -150,16 +152,28 @@ def _fake_colored_mnist_config(tmp_path, ratio, severity):
   return config, raw
 
 
-def test_decoded_splits_are_cached_and_a_damaged_cache_is_rewritten(tmp_path):
+def test_decoded_splits_are_cached_memory_mapped_and_a_damaged_cache_is_rewritten(tmp_path):
   config, _ = _fake_colored_mnist_config(tmp_path, 0.02, 2)
-  first = data.load_dataset(config)
-  (cache,) = (tmp_path / "tfds").rglob("decoded_splits.npz")
-  assert not list(cache.parent.glob("*.tmp*"))
-  chex.assert_trees_all_equal(data.load_dataset(config), first)  # From the cache.
-  cache.write_bytes(b"not a zip file")
+  first = jax.tree.map(np.array, data.load_dataset(config))  # Copied out of the memory maps.
+  (cache,) = (tmp_path / "tfds").rglob("decoded")
+  assert not list(cache.parent.glob("*.tmp"))
+  again = data.load_dataset(config)  # From the cache:
+  chex.assert_trees_all_equal(again, first)
+  assert isinstance(again.train.images, np.memmap) and not again.train.images.flags.writeable
+  del again  # Its maps would fault on a file truncated in place:
+  (cache / "train_images.npy").write_bytes(b"not an array")
   chex.assert_trees_all_equal(data.load_dataset(config), first)  # Decoded again...
   chex.assert_trees_all_equal(data.load_dataset(config).train, first.train)  # ...and re-cached.
-  assert cache.stat().st_size > 1000
+  assert (cache / "train_images.npy").stat().st_size > 1000
+
+
+def test_a_remote_data_dir_is_cached_on_local_disk(monkeypatch, tmp_path):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  builder = types.SimpleNamespace(
+      data_dir="gs://bucket/tfds/colored_mnist/c/1.0.0",
+      info=types.SimpleNamespace(full_name="colored_mnist/c/1.0.0"),
+  )
+  assert data._cache_dir(builder) == (tmp_path / ".cache/jaxdebias/colored_mnist/c/1.0.0/decoded")
 
 
 def test_builder_end_to_end_without_tensorflow(tmp_path):

@@ -178,6 +178,8 @@ def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path
   outputs = [p.communicate(timeout=300)[0] for p in processes]
   assert [p.returncode for p in processes] == [0, 0], outputs
   assert "Process 1 of 2; 4 local of 8 devices" in outputs[1]
+  num_train = len(np.load(tiny_config.data.path)["train_label"])  # Each reads half its rows:
+  assert f"Process 1 reads rows {num_train // 2}-{num_train} of {num_train}." in outputs[1]
   two = json.loads((tmp_path / "two" / "results.json").read_text())
   chex.assert_trees_all_close(two["test"], one["test"], atol=1e-6)
   single = _final_checkpoint(tmp_path / "one")  # Written by 2 processes, read by 1:
