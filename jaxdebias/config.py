@@ -46,6 +46,16 @@ def base_config() -> ml_collections.ConfigDict:
   # --config.lff.q="(0.5,0.7,0.9)".
   sweepable = lambda value: ml_collections.FieldReference(value, field_type=object)
   config.lff = ml_collections.ConfigDict({"q": sweepable(0.7), "ema_alpha": sweepable(0.7)})
+  # method=gan (latent de-biasing's generator, jaxdebias/latent/gan.py).
+  config.gan = ml_collections.ConfigDict(
+      {
+          "latent_dim": 64,
+          "generator_widths": (96, 48, 24),  # Seed channels, then one per doubling of the side.
+          "discriminator_widths": (64, 128),
+          "learning_rate": 2e-4,
+          "beta1": 0.5,
+      }
+  )
   config.batch_size = 256
   config.num_steps = 23_500
   config.eval_every = 235  # Steps between evaluations.

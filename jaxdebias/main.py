@@ -1,6 +1,7 @@
 """Command line: `python -m jaxdebias.main --config=configs/colored_mnist.py:method=lff --workdir=DIR`.
 
-Flags, logging and multi-process start-up only; the work is `train.train_and_evaluate`.
+Flags, logging and multi-process start-up only; the work is `train.train_and_evaluate`, or
+`latent.gan.train_gan` for method=gan (the generator of latent de-biasing).
 """
 
 import os
@@ -15,6 +16,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from jaxdebias import train
+from jaxdebias.latent import gan
 from jaxdebias.errors import UserFacingError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints.")
@@ -67,7 +69,8 @@ def main(argv):
   config = flags.FLAGS.config
   logging.info("Config:\n%s", config)
   try:
-    train.train_and_evaluate(config, _WORKDIR.value)
+    run = gan.train_gan if config.method == "gan" else train.train_and_evaluate
+    run(config, _WORKDIR.value)
   except UserFacingError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

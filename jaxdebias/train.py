@@ -62,7 +62,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
   if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
     raise InputError(f"seed must be an integer >= 0, got {config.seed!r}; set --config.seed.")
-  methods.get(config.method)
+
+
+def absolute(workdir: str) -> epath.Path:
+  """Orbax needs absolute paths; URLs (gs://...) are left as they are."""
+  return epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -72,9 +76,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   (final evaluation) and checkpoints/. Returns the content of results.json.
   """
   validate_config(config)
-  # Orbax needs absolute paths; URLs (gs://...) are left as they are.
-  workdir = epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
-  _claim_workdir(workdir, config)
+  methods.get(config.method)
+  workdir = absolute(workdir)
+  claim_workdir(workdir, config)
   results_path = workdir / "results.json"
   if results_path.exists():  # Finished earlier (same config): keep its results as they are.
     results = _read_json(results_path)
@@ -107,7 +111,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       state = ckpt.restore(step, state)
       logging.info("Resuming from the checkpoint at step %d.", step)
     log = MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=step)
-    _write_json(workdir / "config.json", config.to_dict())
+    write_json(workdir / "config.json", config.to_dict())
     evaluate = Evaluator(
         method,
         dataset.test,
@@ -134,7 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       train_seconds_this_run=round(time.perf_counter() - started, 2),
       metric_definitions=metrics.DEFINITIONS,
   )
-  _write_json(results_path, results)
+  write_json(results_path, results)
   _print_tables(results)
   return results
 
@@ -208,13 +212,13 @@ def _members(config: ml_collections.ConfigDict, method) -> list[dict[str, Any]]:
   ]
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
   """In a multi-process run, process 0 alone writes files and logs; all take part in the rest."""
   return jax.process_index() == 0
 
 
 def _print_tables(results: dict[str, Any]) -> None:
-  if not _is_main_process():
+  if not is_main_process():
     return
   for one in results.get("members", [results]):
     if "members" in results:
@@ -241,7 +245,7 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       unit="step",
       file=sys.stdout,
       dynamic_ncols=True,
-      disable=None if _is_main_process() else True,
+      disable=None if is_main_process() else True,
   )
   with bar:
     while step < config.num_steps:
@@ -249,7 +253,7 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       indices = chunk_indices(members, step, num_steps, config.batch_size, len(split.label))
       state, chunk_metrics = run_chunk(state, train, place_indices(indices, mesh))
       chunk_metrics = jax.device_get(chunk_metrics)
-      _check_finite(chunk_metrics["loss"], step, ckpt.directory)
+      check_finite(chunk_metrics["loss"], step, ckpt.directory)
       previous, step = step, step + num_steps
       train_means = {k: np.mean(v, axis=-1).reshape(-1) for k, v in chunk_metrics.items()}
       finals = [
@@ -270,7 +274,7 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       live = {"loss": f"{np.mean(train_means['loss']):.3g}", "unbiased": f"{100 * unbiased:.2f}%"}
       bar.update(num_steps)
       bar.set_postfix(live)
-      if bar.disable and _is_main_process():  # No terminal: one log line per evaluation.
+      if bar.disable and is_main_process():  # No terminal: one log line per evaluation.
         logging.info("step %d/%d: %s", step, config.num_steps, live)
   return finals
 
@@ -360,7 +364,7 @@ class MetricsLog:
 
   def __init__(self, path: epath.Path, keep_up_to_step: int):
     self.path = path
-    if not _is_main_process():
+    if not is_main_process():
       return
     lines = path.read_text().splitlines() if path.exists() else []
     kept = [line for line in lines if line and json.loads(line)["step"] <= keep_up_to_step]
@@ -368,13 +372,13 @@ class MetricsLog:
       path.write_text("".join(line + "\n" for line in kept))
 
   def write(self, record: dict[str, Any]) -> None:
-    if not _is_main_process():
+    if not is_main_process():
       return
     with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
 
 
-def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+def claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
   """Refuses a workdir that holds a run of a different config (it would be overwritten).
 
   Only reads: the workdir is created once the data and method are known to be good.
@@ -404,13 +408,18 @@ def _claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> No
       )
 
 
-def _check_finite(losses: np.ndarray, start_step: int, workdir: epath.Path) -> None:
+def check_finite(
+    losses: np.ndarray,
+    start_step: int,
+    workdir: epath.Path,
+    learning_rate_key: str = "optimizer.learning_rate",
+) -> None:
   bad = np.flatnonzero(~np.isfinite(losses))
   if bad.size:
     raise NonFiniteLossError(
         f"The training loss became {losses[bad[0]]} at step {start_step + bad[0] + 1}; nothing "
         f"of that chunk was saved and the last good checkpoint in {workdir} is kept: lower "
-        "--config.optimizer.learning_rate or check the data for NaN/Inf."
+        f"--config.{learning_rate_key} or check the data for NaN/Inf."
     )
 
 
@@ -439,9 +448,9 @@ def _read_json(path: epath.Path) -> Any:
     ) from e
 
 
-def _write_json(path: epath.Path, obj: Any) -> None:
+def write_json(path: epath.Path, obj: Any) -> None:
   """Writes atomically (temp file + rename), so an interrupted write never leaves half a file."""
-  if not _is_main_process():
+  if not is_main_process():
     return
   tmp = path.parent / (path.name + ".tmp")
   tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

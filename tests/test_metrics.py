@@ -91,3 +91,55 @@ def test_format_table():
   assert lines[2].split() == ["biased", "65.00", "n/a", "50.00", "0.00", "70.00"]
   assert len({len(line) for line in lines[:3]}) == 1  # Columns aligned.
   assert "group" in lines[3] and "%" in lines[3]
+
+
+def test_average_precision_by_hand_with_and_without_ties():
+  # Ranks: + - + -: precision 1 at recall 1/2, 2/3 at recall 1.
+  ap = metrics.average_precision(np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 1, 0]))
+  assert ap == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+  # Tied top pair (one positive): precision 1/2 at recall 1/2, then 2/3 at recall 1.
+  ap = metrics.average_precision(np.array([0.9, 0.9, 0.1]), np.array([1, 0, 1]))
+  assert ap == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
+
+
+def test_calibrated_threshold_predicts_as_many_positives_as_there_are():
+  scores, targets = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])
+  assert metrics.calibrated_threshold(scores, targets) == 0.4
+  assert np.sum(scores >= 0.4) == targets.sum()
+
+
+def test_deo_and_bias_amplification_by_hand():
+  groups = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+  targets = np.array([1, 1, 1, 0, 0, 0, 0, 1])  # P(t=1|g=0) = .75, P(t=1|g=1) = .25, P(t=1) = .5
+  predicted = np.array([1, 1, 0, 1, 0, 0, 0, 1])
+  # FNR: g=0 misses 1 of 3 positives, g=1 none of 1.
+  assert metrics.difference_in_equal_opportunity(predicted, targets, groups) == pytest.approx(1 / 3)
+  # P(t_hat=1|g=0) = .75 (no change), P(t_hat=1|g=1) = .25: no amplification.
+  assert metrics.bias_amplification(predicted, targets, groups) == pytest.approx(0.0)
+  amplified = np.array([1, 1, 1, 1, 0, 0, 0, 0])  # .75 -> 1 and .25 -> 0: +.25 each side.
+  assert metrics.bias_amplification(amplified, targets, groups) == pytest.approx(0.25)
+
+
+def test_score_kl_is_zero_for_equal_groups_and_symmetric_otherwise():
+  rng = np.random.default_rng(0)
+  scores = rng.uniform(size=400)
+  targets = rng.integers(0, 2, 400)
+  groups = np.tile([0, 1], 200)
+  same = np.repeat(scores[:200], 2)  # Each score once in each group,
+  assert metrics.score_kl(same, np.repeat(targets[:200], 2), groups) == pytest.approx(0, abs=1e-9)
+  shifted = np.clip(scores + 0.3 * groups, 0, 1)
+  kl = metrics.score_kl(shifted, targets, groups)
+  assert kl > 0.5
+  assert metrics.score_kl(shifted, targets, 1 - groups) == pytest.approx(kl)
+
+
+def test_bootstrap_fairness_is_seeded_and_centred_on_the_full_sample_value():
+  rng = np.random.default_rng(1)
+  groups, targets = rng.integers(0, 2, 2000), rng.integers(0, 2, 2000)
+  scores = np.clip(0.5 * targets + 0.2 * groups + 0.3 * rng.uniform(size=2000), 0, 1)
+  full = metrics.fairness(scores, targets, groups, threshold=0.6)
+  boot = metrics.bootstrap_fairness(scores, targets, groups, 0.6, num_resamples=100, seed=3)
+  assert boot == metrics.bootstrap_fairness(scores, targets, groups, 0.6, num_resamples=100, seed=3)
+  for name, value in full.items():
+    assert abs(boot[name]["median"] - value) < 3 * boot[name]["std"] + 1e-9, name
+    assert boot[name]["std"] > 0, name

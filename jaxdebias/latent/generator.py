@@ -1,0 +1,104 @@
+"""The generator interface of latent de-biasing: latents -> images, whatever made the weights.
+
+An `ImageGenerator` is a Flax module mapping z (B, latent_dim) to images (B, H, W, C) in
+[-1, 1], its parameters, and those two sizes. `load(workdir)` reads the one a GAN run trained
+(`gan.py`); a ported generator (e.g. a PyTorch Progressive GAN converted to Flax) fills the same
+fields, so the hyperplane, edit and pair-generation code never asks where it came from.
+"""
+
+import dataclasses
+import functools
+import json
+from typing import Any
+
+from etils import epath
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxdebias import checkpoint
+from jaxdebias.errors import InputError
+from jaxdebias.models import dcgan
+
+
+def to_signed(images: jax.Array) -> jax.Array:
+  """uint8 pixels -> float32 in [-1, 1], the generator's range."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: jax.Array) -> jax.Array:
+  """Generator output in [-1, 1] (clipped) -> uint8 pixels."""
+  return jnp.round((jnp.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(jnp.uint8)
+
+
+def dcgan_module(gan_config: ml_collections.ConfigDict, image_shape) -> dcgan.Generator:
+  """The generator network a GAN config describes (`gan.default_gan_config`)."""
+  if not isinstance(gan_config.latent_dim, int) or gan_config.latent_dim < 1:
+    raise InputError(
+        f"gan.latent_dim must be a positive integer, got {gan_config.latent_dim!r}; "
+        "set --config.gan.latent_dim."
+    )
+  widths = tuple(gan_config.generator_widths)
+  if image_shape[0] != image_shape[1] or image_shape[0] % 2 ** (len(widths) - 1):
+    raise InputError(
+        f"images of shape {tuple(image_shape)} are not square with a side divisible by "
+        f"2**{len(widths) - 1}; change --config.gan.generator_widths (one width per doubling)."
+    )
+  return dcgan.Generator(image_shape=tuple(image_shape), widths=widths)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageGenerator:
+  """z (B, latent_dim) -> images (B, *image_shape) in [-1, 1]."""
+
+  module: nn.Module
+  params: Any
+  latent_dim: int
+  image_shape: tuple[int, int, int]
+
+  def __call__(self, z: jax.Array) -> jax.Array:
+    return self.module.apply(self.params, z)
+
+  def images(self, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """uint8 images (N, *image_shape) of latents z (N, latent_dim), `batch_size` at a time."""
+    generate = _jitted_uint8(self.module)
+    return np.concatenate(
+        [
+            np.asarray(generate(self.params, z[i : i + batch_size]))
+            for i in range(0, len(z), batch_size)
+        ]
+    )
+
+
+@functools.cache
+def _jitted_uint8(module: nn.Module):
+  return jax.jit(lambda params, z: to_uint8(module.apply(params, z)))
+
+
+GENERATOR_JSON = "generator.json"  # What builds the module: kind, latent_dim, image_shape, widths.
+
+
+def load(workdir: str) -> ImageGenerator:
+  """The generator of the finished GAN run in `workdir` (its generator.json, last checkpoint)."""
+  from jaxdebias.latent import gan  # The trainer imports this module.
+
+  workdir = epath.Path(workdir)
+  if not (workdir / GENERATOR_JSON).exists():
+    raise InputError(f"{workdir} holds no trained generator ({GENERATOR_JSON}); train one first.")
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  image_shape = tuple(json.loads((workdir / GENERATOR_JSON).read_text())["image_shape"])
+  model = gan.GAN(config, image_shape)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  try:
+    step = ckpt.latest_step()
+    if step != config.num_steps:
+      raise InputError(
+          f"the GAN run in {workdir} is at step {step or 0} of {config.num_steps}; "
+          "rerun its training command to finish it."
+      )
+    state = ckpt.restore(step, jax.eval_shape(model.init, jax.random.key(0)))
+  finally:
+    ckpt.close()
+  return ImageGenerator(model.generator, state.generator, model.latent_dim, image_shape)

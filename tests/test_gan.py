@@ -1,0 +1,105 @@
+"""Tests for the latent de-biasing generator: GAN training, resume, samples, loading."""
+
+import json
+
+import chex
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxdebias import train
+from jaxdebias.errors import InputError, NonFiniteLossError
+from jaxdebias.latent import gan, generator
+
+
+@pytest.fixture
+def gan_config(tiny_config):
+  tiny_config.method = "gan"
+  tiny_config.gan.update(latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,))
+  tiny_config.batch_size = 16
+  tiny_config.num_steps = 6
+  tiny_config.eval_every = 2
+  tiny_config.checkpoint_every = 2
+  return tiny_config
+
+
+def _generator_params(workdir):
+  return generator.load(str(workdir)).params
+
+
+def test_gan_trains_writes_samples_and_loads_as_a_generator(gan_config, tmp_path):
+  last = gan.train_gan(gan_config, str(tmp_path))
+  assert last["step"] == 6 and np.isfinite(last["loss"])
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines] == [2, 4, 6]
+  assert Image.open(tmp_path / "samples" / "step_6.png").size == (80, 80)  # 10 x 10 of 8x8.
+  g = generator.load(str(tmp_path))
+  assert (g.latent_dim, g.image_shape) == (8, (8, 8, 3))
+  images = g.images(np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32), batch_size=3)
+  assert images.shape == (7, 8, 8, 3) and images.dtype == np.uint8
+  np.testing.assert_array_equal(images[:3], g.images(np.random.default_rng(0).normal(size=(3, 8))))
+
+
+def test_gan_resume_after_interruption_equals_uninterrupted_run(gan_config, tmp_path, monkeypatch):
+  gan.train_gan(gan_config, str(tmp_path / "straight"))
+  real_write = train.MetricsLog.write
+
+  def write_then_die(self, record):
+    real_write(self, record)
+    if record["step"] == 4:  # Before the checkpoint of step 4: resume from step 2.
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(train.MetricsLog, "write", write_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    gan.train_gan(gan_config, str(tmp_path / "resumed"))
+  monkeypatch.setattr(train.MetricsLog, "write", real_write)
+  gan.train_gan(gan_config, str(tmp_path / "resumed"))
+  chex.assert_trees_all_close(
+      _generator_params(tmp_path / "resumed"), _generator_params(tmp_path / "straight"), atol=1e-6
+  )
+  lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(l)["step"] for l in lines] == [2, 4, 6]
+
+
+def test_missing_unfinished_or_different_gan_runs_are_refused(gan_config, tmp_path, monkeypatch):
+  with pytest.raises(InputError, match="no trained generator"):
+    generator.load(str(tmp_path))
+  real_write = train.MetricsLog.write
+
+  def write_then_die(self, record):
+    real_write(self, record)
+    if record["step"] == 4:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(train.MetricsLog, "write", write_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    gan.train_gan(gan_config, str(tmp_path))
+  with pytest.raises(InputError, match="at step 2 of 6; rerun its training command"):
+    generator.load(str(tmp_path))
+  gan_config.num_steps = 8
+  with pytest.raises(InputError, match="differs in num_steps"):
+    gan.train_gan(gan_config, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("learning_rate", -1.0, "gan.learning_rate must be > 0"),
+        ("generator_widths", (16, 8, 4, 2, 1), "not square with a side divisible"),
+        ("latent_dim", 0, "gan.latent_dim must be a positive integer"),
+    ],
+)
+def test_bad_gan_configs_are_refused_before_anything_is_written(
+    key, value, message, gan_config, tmp_path
+):
+  gan_config.gan[key] = value
+  with pytest.raises(InputError, match=message):
+    gan.train_gan(gan_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_non_finite_gan_loss_stops_with_the_gan_learning_rate_hint(gan_config, tmp_path):
+  gan_config.gan.learning_rate = 1e30
+  with pytest.raises(NonFiniteLossError, match="gan.learning_rate"):
+    gan.train_gan(gan_config, str(tmp_path))

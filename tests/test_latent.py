@@ -1,0 +1,122 @@
+"""Tests for jaxdebias.latent: hyperplanes and the latent edits."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdebias.errors import InputError
+from jaxdebias.latent import edits, hyperplanes
+
+D = 32
+
+
+def _unit(rng, *shape):
+  w = rng.normal(size=(*shape, D))
+  return w / np.linalg.norm(w, axis=-1, keepdims=True)
+
+
+def _binary_case(seed=0):
+  rng = np.random.default_rng(seed)
+  w_t, w_g = _unit(rng), _unit(rng)
+  b_t, b_g = rng.normal(), rng.normal()
+  return rng.normal(size=(100, D)), w_t, b_t, w_g, b_g
+
+
+def test_closed_form_keeps_the_target_score_and_negates_the_protected_one():
+  with jax.enable_x64():  # Float64 throughout: exact up to rounding.
+    z, w_t, b_t, w_g, b_g = (jnp.asarray(a, jnp.float64) for a in _binary_case())
+    z2 = edits.complementary_latent(z, w_t, b_t, w_g, b_g)
+    chex.assert_trees_all_close(z2 @ w_t + b_t, z @ w_t + b_t, atol=1e-12)
+    chex.assert_trees_all_close(z2 @ w_g + b_g, -(z @ w_g + b_g), atol=1e-12)
+
+
+def test_orthogonal_hyperplanes_give_the_mirror_reflection():
+  z, w_t, b_t, w_g, b_g = _binary_case()
+  w_g = w_g - (w_g @ w_t) * w_t
+  w_g /= np.linalg.norm(w_g)
+  mirror = z - 2 * (z @ w_g + b_g)[:, None] * w_g
+  np.testing.assert_allclose(edits.complementary_latent(z, w_t, b_t, w_g, b_g), mirror, atol=1e-5)
+
+
+def test_general_edit_with_one_kept_direction_is_the_closed_form():
+  z, w_t, b_t, w_g, b_g = _binary_case()
+  directions = edits.edit_directions(w_t[None], w_g[None], np.array([b_g]))
+  zero = jnp.zeros(len(z), jnp.int32)
+  got = edits.edit(z, directions, zero, zero, "complementary")
+  want = edits.complementary_latent(z, w_t, b_t, w_g, b_g)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_two_class_protected_attribute_reduces_to_the_binary_formula():
+  z, w_t, b_t, w_g, b_g = _binary_case()
+  # Class scores (0, w_g.z + b_g): class 1 where the binary score is positive.
+  directions = edits.edit_directions(w_t[None], np.stack([np.zeros(D), w_g]), np.array([0, b_g]))
+  source = (z @ w_g + b_g > 0).astype(np.int32)
+  got = edits.edit(z, directions, source, 1 - source, "complementary")
+  np.testing.assert_allclose(got, edits.complementary_latent(z, w_t, b_t, w_g, b_g), atol=1e-5)
+
+
+def test_multiclass_edit_keeps_every_target_logit_and_swaps_two_protected_logits():
+  rng = np.random.default_rng(1)
+  w_t, b_t = rng.normal(size=(10, D)), rng.normal(size=10)
+  w_g, b_g = rng.normal(size=(10, D)), rng.normal(size=10)
+  z = rng.normal(size=(200, D))
+  source = np.argmax(z @ w_g.T + b_g, -1)
+  target = (source + rng.integers(1, 10, size=len(z))) % 10
+  directions = edits.edit_directions(w_t, w_g, b_g)  # Float32: logits of size ~10 to ~1e-5.
+  z2 = np.asarray(edits.edit(z, directions, source, target, "complementary"), np.float64)
+  np.testing.assert_allclose(z2 @ w_t.T, z @ w_t.T, atol=2e-5)
+  rows = np.arange(len(z))
+  gap = lambda x: (x @ w_g.T + b_g)[rows, source] - (x @ w_g.T + b_g)[rows, target]
+  np.testing.assert_allclose(gap(z2), -gap(z), atol=2e-5)
+
+
+@pytest.mark.parametrize("kind", ["on_hyperplane", "perpendicular"])
+def test_ablations(kind):
+  z, w_t, b_t, w_g, b_g = _binary_case()
+  directions = edits.edit_directions(w_t[None], w_g[None], np.array([b_g]))
+  zero = jnp.zeros(len(z), jnp.int32)
+  z2 = np.asarray(edits.edit(z, directions, zero, zero, kind))
+  if kind == "on_hyperplane":  # Onto the protected boundary, target score kept.
+    np.testing.assert_allclose(z2 @ w_g + b_g, 0, atol=1e-4)
+    np.testing.assert_allclose(z2 @ w_t, z @ w_t, atol=1e-4)
+  else:  # The mirror image across the protected hyperplane.
+    np.testing.assert_allclose(z2, z - 2 * (z @ w_g + b_g)[:, None] * w_g, atol=1e-5)
+
+
+def test_nearly_parallel_hyperplanes_are_refused():
+  _, w_t, _, w_g, b_g = _binary_case()
+  nearly = w_t + 0.01 * w_g
+  with pytest.raises(InputError, match="nearly parallel"):
+    edits.edit_directions(w_t[None], (nearly / np.linalg.norm(nearly))[None], np.array([b_g]))
+  with pytest.raises(InputError, match="Unknown latent edit"):
+    directions = edits.edit_directions(w_t[None], w_g[None], np.array([b_g]))
+    edits.edit(np.zeros((1, D)), directions, 0, 0, "rotate")
+
+
+def test_fit_recovers_a_binary_hyperplane_as_a_signed_distance():
+  rng = np.random.default_rng(2)
+  w = _unit(rng)
+  z = rng.normal(size=(2000, D)).astype(np.float32)
+  labels = (z @ w + 0.3 > 0).astype(np.int32)
+  plane = hyperplanes.fit(z, labels, num_classes=2)
+  assert plane.w.shape == (1, D) and plane.b.shape == (1,)
+  np.testing.assert_allclose(np.linalg.norm(plane.w), 1, atol=1e-5)
+  assert float(plane.w[0] @ w) > 0.98
+  assert abs(float(plane.b[0]) - 0.3) < 0.1
+  assert np.mean(np.asarray(plane.predict(z)) == labels) > 0.98
+
+
+def test_fit_separates_ten_classes():
+  rng = np.random.default_rng(3)
+  centers = 3 * _unit(rng, 10)
+  labels = rng.integers(0, 10, size=3000)
+  z = (centers[labels] + rng.normal(size=(3000, D))).astype(np.float32)
+  model = hyperplanes.fit(z, labels, num_classes=10)
+  assert model.w.shape == (10, D)
+  # As accurate as the Bayes rule (nearest centre, ~92% here) up to a point.
+  bayes = np.argmin(((z[:, None] - centers) ** 2).sum(-1), -1)
+  accuracy = np.mean(np.asarray(model.predict(z)) == labels)
+  assert accuracy >= np.mean(bayes == labels) - 0.01
