@@ -30,3 +30,26 @@ def tiny_config(tiny_npz):
   config.mesh.data = 1
   config.eval_batch_size = 64
   return config
+
+
+@pytest.fixture
+def interrupt_after_metrics_of():
+  """f(step, run): calls `run()`, interrupting it (KeyboardInterrupt) right after the metrics
+  line of `step` is written, as a kill before that step's checkpoint would."""
+  return _interrupt_after_metrics_of
+
+
+def _interrupt_after_metrics_of(step: int, run) -> None:
+  from jaxdebias import train  # pylint: disable=g-import-not-at-top
+
+  real_write = train.MetricsLog.write
+
+  def write_then_die(self, record):
+    real_write(self, record)
+    if record["step"] == step:
+      raise KeyboardInterrupt
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(train.MetricsLog, "write", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+      run()

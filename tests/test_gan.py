@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxdebias import train
 from jaxdebias.errors import InputError, NonFiniteLossError
 from jaxdebias.latent import gan, generator
 
@@ -41,19 +40,12 @@ def test_gan_trains_writes_samples_and_loads_as_a_generator(gan_config, tmp_path
   np.testing.assert_array_equal(images[:3], g.images(np.random.default_rng(0).normal(size=(3, 8))))
 
 
-def test_gan_resume_after_interruption_equals_uninterrupted_run(gan_config, tmp_path, monkeypatch):
+def test_gan_resume_after_interruption_equals_uninterrupted_run(
+    gan_config, tmp_path, interrupt_after_metrics_of
+):
   gan.train_gan(gan_config, str(tmp_path / "straight"))
-  real_write = train.MetricsLog.write
-
-  def write_then_die(self, record):
-    real_write(self, record)
-    if record["step"] == 4:  # Before the checkpoint of step 4: resume from step 2.
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(train.MetricsLog, "write", write_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    gan.train_gan(gan_config, str(tmp_path / "resumed"))
-  monkeypatch.setattr(train.MetricsLog, "write", real_write)
+  # Killed before the checkpoint of step 4: resumes from step 2.
+  interrupt_after_metrics_of(4, lambda: gan.train_gan(gan_config, str(tmp_path / "resumed")))
   gan.train_gan(gan_config, str(tmp_path / "resumed"))
   chex.assert_trees_all_close(
       _generator_params(tmp_path / "resumed"), _generator_params(tmp_path / "straight"), atol=1e-6
@@ -62,19 +54,12 @@ def test_gan_resume_after_interruption_equals_uninterrupted_run(gan_config, tmp_
   assert [json.loads(l)["step"] for l in lines] == [2, 4, 6]
 
 
-def test_missing_unfinished_or_different_gan_runs_are_refused(gan_config, tmp_path, monkeypatch):
+def test_missing_unfinished_or_different_gan_runs_are_refused(
+    gan_config, tmp_path, interrupt_after_metrics_of
+):
   with pytest.raises(InputError, match="no trained generator"):
     generator.load(str(tmp_path))
-  real_write = train.MetricsLog.write
-
-  def write_then_die(self, record):
-    real_write(self, record)
-    if record["step"] == 4:
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(train.MetricsLog, "write", write_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    gan.train_gan(gan_config, str(tmp_path))
+  interrupt_after_metrics_of(4, lambda: gan.train_gan(gan_config, str(tmp_path)))
   with pytest.raises(InputError, match="at step 2 of 6; rerun its training command"):
     generator.load(str(tmp_path))
   gan_config.num_steps = 8

@@ -59,7 +59,7 @@ def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypat
 
 @pytest.mark.parametrize("num_seeds, checkpoint_every", [(1, 10), (2, 10), (1, 20)])
 def test_resume_after_interruption_equals_uninterrupted_run(
-    num_seeds, checkpoint_every, tiny_config, tmp_path, monkeypatch
+    num_seeds, checkpoint_every, tiny_config, tmp_path, interrupt_after_metrics_of
 ):
   tiny_config.num_seeds = num_seeds
   tiny_config.checkpoint_every = checkpoint_every
@@ -72,17 +72,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(
 
   # Interrupt after the metrics of step 30 are written but before any checkpoint of step 30:
   # the rerun must resume from step 20, drop the orphan metrics line and redo steps 21..40.
-  real_write = train.MetricsLog.write
-
-  def write_then_die(self, record):
-    real_write(self, record)
-    if record["step"] == 30:
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(train.MetricsLog, "write", write_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(tiny_config, str(resumed))
-  monkeypatch.setattr(train.MetricsLog, "write", real_write)
+  interrupt_after_metrics_of(30, lambda: train.train_and_evaluate(tiny_config, str(resumed)))
   got = train.train_and_evaluate(tiny_config, str(resumed))
 
   results = lambda r: {k: v for k, v in r.items() if k != "train_seconds_this_run"}
