@@ -143,6 +143,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return results
 
 
+def load_classifier(workdir: str, batch_size: int = 1000):
+  """The classifier of the finished one-member run in `workdir`, as a host function:
+  uint8 images (N, H, W, C) -> logits (N, num_classes) as NumPy, `batch_size` at a time.
+
+  Latent de-biasing labels generated images with it.
+  """
+  workdir = absolute(workdir)
+  if not (workdir / "results.json").exists():
+    raise InputError(
+        f"{workdir} holds no finished classifier run (no results.json); run its training first."
+    )
+  config = read_config(workdir)
+  dataset = load_dataset(config.data)  # The label arrays size per-example states (LfF's EMA).
+  model = models.create(config.model, dataset.num_classes)
+  method = methods.create(
+      config, model, dataset.train.label, dataset.num_classes, dataset.train.images.shape[1:]
+  )
+  members = _members(config, method)
+  if len(members) != 1:
+    raise InputError(f"{workdir} trained several members; label with a one-member run.")
+  hparams = {k: np.float32(v) for k, v in members[0]["hparams"].items()}
+  init = lambda rng: method.init(rng, hparams)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  try:
+    state = ckpt.restore(config.num_steps, jax.eval_shape(init, jax.random.key(0)))
+  finally:
+    ckpt.close()
+  predict = jax.jit(lambda images: method.predict(state, images)["classifier"])
+  return lambda images: np.concatenate(
+      [np.asarray(predict(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+  )
+
+
+def read_config(workdir: epath.Path) -> ml_collections.ConfigDict:
+  """The config.json of a run over today's defaults (fields added since keep their defaults)."""
+  config = base_config()
+  config.update(_read_json(workdir / "config.json"))
+  return config
+
+
 def init_members(config: ml_collections.ConfigDict, method, mesh: Mesh):
   """The members of a run (see `_members`) and their initial state.
 

@@ -18,9 +18,11 @@ import numpy as np
 from jaxdebias.data import colored_mnist
 from jaxdebias.data import mnist_source
 from jaxdebias.data import npz
+from jaxdebias.data import pairs
 from jaxdebias.errors import InputError
 
 DATASETS = ("colored_mnist", "npz")
+TARGETS = ("label", "bias_label")
 
 
 class Split(NamedTuple):
@@ -54,6 +56,14 @@ def default_data_config() -> ml_collections.ConfigDict:
   # colored_mnist: raw MNIST, 'auto' or a path (see data/mnist_source.py).
   config.mnist_source = "auto"
   config.path = ml_collections.config_dict.placeholder(str)  # npz: the file.
+  # What the classifier learns: "label" (the task) or "bias_label" (the protected attribute:
+  # the labellers of latent de-biasing). Swaps the two attributes in every split.
+  config.target = "label"
+  # Latent de-biasing: synthetic pairs (jaxdebias/data/pairs.py) appended to the training split,
+  # `ratio` synthetic images per real one (the paper: about 2).
+  config.synthetic = ml_collections.ConfigDict(
+      {"path": ml_collections.config_dict.placeholder(str), "ratio": 1.0}
+  )
   return config
 
 
@@ -224,11 +234,49 @@ def _load_npz(config: ml_collections.ConfigDict) -> BiasedDataset:
 
 def load_dataset(data_config: ml_collections.ConfigDict) -> BiasedDataset:
   """Loads the dataset that `data_config` (see `default_data_config`) names."""
+  if data_config.target not in TARGETS:
+    raise InputError(
+        f"Unknown data.target {data_config.target!r}; set --config.data.target to one of "
+        f"{', '.join(TARGETS)}."
+    )
   if data_config.name == "colored_mnist":
-    return _load_colored_mnist(data_config)
-  if data_config.name == "npz":
-    return _load_npz(data_config)
-  raise InputError(
-      f"Unknown dataset {data_config.name!r}; set "
-      f'--config.data.name to one of {", ".join(DATASETS)}.'
+    dataset = _load_colored_mnist(data_config)
+  elif data_config.name == "npz":
+    dataset = _load_npz(data_config)
+  else:
+    raise InputError(
+        f"Unknown dataset {data_config.name!r}; set "
+        f'--config.data.name to one of {", ".join(DATASETS)}.'
+    )
+  if data_config.synthetic.path:
+    dataset = _with_synthetic(dataset, data_config.synthetic)
+  if data_config.target == "bias_label":
+    swap = lambda s: s and s._replace(label=s.bias_label, bias_label=s.label)
+    dataset = dataset._replace(
+        train=swap(dataset.train),
+        test=swap(dataset.test),
+        valid=swap(dataset.valid),
+        num_classes=dataset.num_bias_classes,
+        num_bias_classes=dataset.num_classes,
+    )
+  return dataset
+
+
+def _with_synthetic(dataset: BiasedDataset, synthetic: ml_collections.ConfigDict) -> BiasedDataset:
+  """The training split followed by synthetic pairs (`pairs.mix`); the other splits as they are."""
+  arrays = pairs.load(synthetic.path)
+  for name, count in (("label", dataset.num_classes), ("protected", dataset.num_bias_classes)):
+    if arrays[name].min() < 0 or arrays[name].max() >= count:
+      raise InputError(
+          f"{synthetic.path}: `{name}` lies outside 0..{count - 1} of {dataset.name}; the pairs "
+          "were made for another dataset."
+      )
+  train = dataset.train
+  mixed = pairs.mix(train.images, train.label, train.bias_label, arrays, synthetic.ratio)
+  logging.info(
+      "Training on %d real and %d synthetic images from %s.",
+      len(train.label),
+      len(mixed[1]) - len(train.label),
+      synthetic.path,
   )
+  return dataset._replace(train=_split(*mixed))

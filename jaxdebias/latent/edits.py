@@ -1,18 +1,21 @@
 """Latent edits that break a bias: move z so the protected attribute flips, the target does not.
 
-Pure functions on linear attribute scores s(z) = w.z + b (hyperplanes from `hyperplanes.py`).
-The paper's closed form (Ramaswamy et al., CVPR 2021) for a binary target t and a binary
-protected attribute g, both hyperplanes normalised (||w|| = 1):
+Pure functions on linear attribute scores (class logits z @ w.T + b, or a binary hyperplane
+w.z + b; from `hyperplanes.py`). The paper's closed form (Ramaswamy et al., CVPR 2021) for a
+binary target t and a binary protected attribute g, both hyperplanes normalised (||w|| = 1):
 
     z' = z - 2 (w_g.z + b_g) / (1 - (w_g.w_t)^2) * (w_g - (w_g.w_t) w_t)
 
-keeps w_t.z' + b_t = w_t.z + b_t and negates w_g.z + b_g. Written as a move along the edit
-direction u = w_g - P(w_g), where P projects onto the span of the directions to keep, it
-extends to any number of kept directions (all 10 digit logits of a multinomial target) and to a
-multi-class protected attribute (negate the score difference between the current class c and a
-chosen class c', w = w_c - w_c'): z' = z - 2 s(z) / (w.u) u. With one kept direction w_t this is
-exactly the closed form. The step grows as 1 / sin^2 of the angle between w and the kept span,
-so `edit_directions` refuses hyperplanes that are nearly parallel.
+keeps w_t.z' = w_t.z and negates w_g.z + b_g. It is the smallest move (minimum norm) that
+meets those two linear constraints, which is how it generalises here: for K protected classes,
+moving z from class c to c' means swapping the logits of c and c' and keeping the others; only
+logit differences matter, so the constraints are the K - 1 differences l_k - l_c, plus every
+target constraint (the hyperplane w_t, or for a K_t-class target its K_t - 1 logit differences).
+The minimum-norm move is a pseudo-inverse per source class c. For K = 2 the single protected
+constraint is the binary one, and the move is the closed form above (tested).
+
+The move grows as 1 / sin of the angle between a protected constraint and the span of the
+others, so `edit_directions` refuses boundaries that are nearly parallel.
 """
 
 from typing import NamedTuple
@@ -27,15 +30,16 @@ EDITS = ("complementary", "on_hyperplane", "perpendicular")
 
 
 class EditDirections(NamedTuple):
-  """Protected hyperplanes (K, d), (K,) with their directions u (K, d) orthogonal to the kept span.
+  """Protected class scores (K, d), (K,), and per source class c the pseudo-inverses (K, d, n)
+  of the constraint rows [target rows; w - w_c], with and without the target rows.
 
-  Binary protected attribute: K = 1 (the hyperplane w_g, b_g). Multi-class: K classes' logit
-  weights; the score of a change c -> c' is the difference of rows c and c'.
+  A binary protected hyperplane (w_g, b_g) is held as two classes with scores (0, w_g.z + b_g).
   """
 
   w: jax.Array
   b: jax.Array
-  u: jax.Array
+  keep_pinv: jax.Array  # (K, d, num_target_rows + K)
+  free_pinv: jax.Array  # (K, d, K): without the target rows (the perpendicular ablation)
 
 
 def normalize(w: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -44,52 +48,71 @@ def normalize(w: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
   return w / norm[..., None], b / norm
 
 
+def _target_rows(keep: np.ndarray) -> np.ndarray:
+  """A binary hyperplane (1, d) as it is; K_t class weights as their K_t - 1 differences."""
+  return keep if len(keep) == 1 else keep[1:] - keep[:1]
+
+
 def edit_directions(
     keep: np.ndarray, w: np.ndarray, b: np.ndarray, min_sin: float = 0.1
 ) -> EditDirections:
-  """Removes from each protected direction its component in the span of `keep` (k, d).
+  """Precomputes the edits that keep the target scores `keep` (a hyperplane (1, d) or class
+  weights (K_t, d)) and move the protected scores (w, b) (a hyperplane or K class weights).
 
-  Raises InputError when some protected score change (a row of `w`, or for K > 1 a difference of
-  two rows) lies within angle asin(min_sin) of the kept span: the edit would need a step of
-  1 / sin^2 times the score, far outside the latent distribution.
+  Raises InputError when some protected constraint lies within angle asin(min_sin) of the span
+  of the other constraints: the edit would need a step of 1 / sin times the score change.
   """
   keep, w, b = (np.asarray(a, np.float64) for a in (keep, w, b))
-  basis, _ = np.linalg.qr(keep.T)  # (d, k): orthonormal basis of the kept span.
-  u = w - (w @ basis) @ basis.T
-  if len(w) == 1:
-    pairs_w, pairs_u = w, u
-  else:  # Every change c -> c' (c != c').
-    i, j = np.nonzero(~np.eye(len(w), dtype=bool))
-    pairs_w, pairs_u = w[i] - w[j], u[i] - u[j]
-  sin = np.linalg.norm(pairs_u, axis=-1) / np.linalg.norm(pairs_w, axis=-1)
-  if sin.min() < min_sin:
+  if len(w) == 1:  # A binary hyperplane: class scores (0, w.z + b).
+    w, b = np.concatenate([np.zeros_like(w), w]), np.concatenate([np.zeros_like(b), b])
+  target = _target_rows(keep)
+  keep_pinv, free_pinv, worst = [], [], 1.0
+  for c in range(len(w)):
+    protected = w - w[c]  # Row c is zero: its constraint (0 = 0) is idle.
+    rows = np.concatenate([target, protected])
+    for k in np.flatnonzero(np.arange(len(w)) != c):
+      i = len(target) + k
+      others = np.delete(rows, i, axis=0)
+      residual = rows[i] - others.T @ np.linalg.lstsq(others.T, rows[i], rcond=None)[0]
+      worst = min(worst, np.linalg.norm(residual) / np.linalg.norm(rows[i]))
+    keep_pinv.append(np.linalg.pinv(rows))
+    free_pinv.append(np.linalg.pinv(protected))
+  if worst < min_sin:
     raise InputError(
-        f"the protected and target hyperplanes are nearly parallel (sine of the angle "
-        f"{sin.min():.3g} < min_sin {min_sin}): an edit cannot flip one and keep the other; "
-        "check the attribute labels of the generated images or lower latent.min_sin."
+        f"the protected and target boundaries are nearly parallel (sine of the angle "
+        f"{worst:.3g} < min_sin {min_sin}): an edit cannot flip one and keep the other; "
+        "check the attribute labels of the generated images or lower min_sin."
     )
-  return EditDirections(*(jnp.asarray(a, jnp.float32) for a in (w, b, u)))
+  arrays = (w, b, np.stack(keep_pinv), np.stack(free_pinv))
+  return EditDirections(*(jnp.asarray(a, jnp.float32) for a in arrays))
 
 
 def edit(z: jax.Array, directions: EditDirections, source: jax.Array, target: jax.Array, kind: str):
-  """Edited latents z (..., d) moving the protected class `source` -> `target` (ints, (...)).
+  """Edited latents z (B, d) moving the protected class `source` -> `target` (ints (B,)).
 
-  kind: 'complementary' negates the score (the paper's z'), 'on_hyperplane' stops at score 0,
-  'perpendicular' reflects along w itself (ignores the target: the ablation). For a binary
-  protected attribute (one row), source and target are ignored.
+  kind: 'complementary' swaps the two class scores (binary: negates the score; the paper's z');
+  'on_hyperplane' stops halfway, where they tie (score 0); 'perpendicular' makes the same
+  protected move but ignores the target (the ablation; binary: the mirror image along w).
+  For a binary hyperplane the classes are 0 (score < 0) and 1.
   """
   if kind not in EDITS:
-    raise InputError(f"Unknown latent edit {kind!r}; set latent.edit to one of {EDITS}.")
-  w, b, u = directions
-  if len(w) == 1:
-    w, b, u = w[0], b[0], u[0]
-  else:
-    w, b, u = w[source] - w[target], b[source] - b[target], u[source] - u[target]
-  score = jnp.sum(w * z, -1) + b
+    raise InputError(f"Unknown latent edit {kind!r}; use one of {EDITS}.")
+  w, b, keep_pinv, free_pinv = directions
+  logits = z @ w.T + b
+  rows = jnp.arange(len(z))
+  gap = logits[rows, source] - logits[rows, target]
+  # Change of l_k - l_c for every k: 2 gap for the target class, gap for the others, 0 for c.
+  change = gap[:, None] * (1.0 + jax.nn.one_hot(target, len(w)))
+  change *= 1.0 - jax.nn.one_hot(source, len(w))
+  if kind == "on_hyperplane":
+    change /= 2
   if kind == "perpendicular":
-    u = w
-  step = (2.0 if kind != "on_hyperplane" else 1.0) * score / jnp.sum(w * u, -1)
-  return z - step[..., None] * u
+    pinv = free_pinv[source]
+  else:
+    num_target_rows = keep_pinv.shape[-1] - len(w)
+    pinv = keep_pinv[source]
+    change = jnp.concatenate([jnp.zeros((len(z), num_target_rows)), change], axis=1)
+  return z + jnp.einsum("bdn,bn->bd", pinv, change)
 
 
 def complementary_latent(z, w_t, b_t, w_g, b_g):

@@ -82,12 +82,13 @@ GENERATOR_JSON = "generator.json"  # What builds the module: kind, latent_dim, i
 
 def load(workdir: str) -> ImageGenerator:
   """The generator of the finished GAN run in `workdir` (its generator.json, last checkpoint)."""
-  from jaxdebias.latent import gan  # The trainer imports this module.
+  from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports this module)
+  from jaxdebias.latent import gan  # pylint: disable=g-import-not-at-top
 
-  workdir = epath.Path(workdir)
+  workdir = train.absolute(workdir)
   if not (workdir / GENERATOR_JSON).exists():
     raise InputError(f"{workdir} holds no trained generator ({GENERATOR_JSON}); train one first.")
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  config = train.read_config(workdir)
   image_shape = tuple(json.loads((workdir / GENERATOR_JSON).read_text())["image_shape"])
   model = gan.GAN(config, image_shape)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)

@@ -1,0 +1,181 @@
+r"""Synthetic pairs that break the bias: x(z) and x(z'), same target, protected attribute moved.
+
+  python -m jaxdebias.latent.pairs --generator=GAN_WORKDIR \
+      --target_classifier=WORKDIR --protected_classifier=WORKDIR --out=pairs.npz
+
+The steps of the paper (Ramaswamy et al., CVPR 2021):
+1. sample `num_fit` latents, generate their images and label them with the target and the
+   protected classifiers (trained on the real data; argmax of their logits);
+2. fit a linear boundary per attribute in latent space (`hyperplanes.fit`);
+3. sample `num_pairs` new latents, label their images likewise, and move each z to z' along
+   the protected direction orthogonal to the target's (`edits.edit`): from the protected class
+   the latent boundary gives z to another one drawn uniformly (for a binary attribute: the
+   other one);
+4. generate x(z'), and store each pair as one record (`data.pairs`).
+A report (OUT.json) says how well the boundaries fit and how often the classifiers agree that
+the edit worked: the protected class became the requested one while the target stayed.
+OUT.png shows example pairs, x(z) above x(z').
+"""
+
+import json
+import pathlib
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+from PIL import Image
+
+from jaxdebias import train
+from jaxdebias.data import pairs as pair_data
+from jaxdebias.errors import InputError, UserFacingError
+from jaxdebias.latent import edits, generator, hyperplanes
+
+Labeller = Callable[[np.ndarray], np.ndarray]  # uint8 images -> logits (N, K)
+
+
+def make_pairs(
+    gen: generator.ImageGenerator,
+    target: Labeller,
+    protected: Labeller,
+    *,
+    num_fit: int,
+    num_pairs: int,
+    seed: int = 0,
+    edit: str = "complementary",
+    min_sin: float = 0.1,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """The pair arrays (`data.pairs.FIELDS` plus the labels the classifiers give x(z')) and a
+  report of the fit and of how often the edits did what they were meant to."""
+  rng = np.random.default_rng(seed)
+  latents = lambda n: rng.standard_normal((n, gen.latent_dim)).astype(np.float32)
+
+  def labelled(z):
+    images = gen.images(z)
+    return images, target(images), protected(images)
+
+  z_fit = latents(num_fit)
+  _, t_logits, g_logits = labelled(z_fit)
+  num_protected = g_logits.shape[1]
+  missing = np.setdiff1d(np.arange(num_protected), np.argmax(g_logits, -1))
+  if missing.size:
+    raise InputError(
+        f"none of the {num_fit} generated images has protected class {missing.tolist()}: the "
+        "generator cannot show them, so no edit can reach them; train the generator longer "
+        "or raise num_fit."
+    )
+  target_plane = hyperplanes.fit(z_fit, np.argmax(t_logits, -1), t_logits.shape[1])
+  protected_plane = hyperplanes.fit(z_fit, np.argmax(g_logits, -1), num_protected)
+  directions = edits.edit_directions(
+      target_plane.w, protected_plane.w, protected_plane.b, min_sin=min_sin
+  )
+
+  z = latents(num_pairs)
+  image, t_logits, g_logits = labelled(z)
+  label, g = t_logits.argmax(-1), g_logits.argmax(-1)
+  source = np.asarray(protected_plane.predict(z))
+  moved_to = (source + rng.integers(1, num_protected, num_pairs)) % num_protected
+  edit_fn = jax.jit(edits.edit, static_argnums=4)
+  z_pair = np.concatenate(
+      [  # In chunks: each example gathers its (d, n) pseudo-inverse.
+          np.asarray(
+              edit_fn(
+                  z[i : i + 4096], directions, source[i : i + 4096], moved_to[i : i + 4096], edit
+              )
+          )
+          for i in range(0, num_pairs, 4096)
+      ]
+  )
+  image_pair, t_logits, g_logits = labelled(z_pair)
+  label_pair, g_pair = t_logits.argmax(-1), g_logits.argmax(-1)
+  arrays = {
+      "z": z,
+      "z_pair": z_pair,
+      "image": image,
+      "image_pair": image_pair,
+      "label": label.astype(np.int32),
+      "protected": g.astype(np.int32),
+      "protected_pair": moved_to.astype(np.int32),
+      "labelled_label_pair": label_pair.astype(np.int32),
+      "labelled_protected_pair": g_pair.astype(np.int32),
+  }
+  flipped, kept = g_pair == moved_to, label_pair == label
+  report = {
+      "num_fit": num_fit,
+      "num_pairs": num_pairs,
+      "edit": edit,
+      "target_boundary_accuracy": float(np.mean(np.asarray(target_plane.predict(z)) == label)),
+      "protected_boundary_accuracy": float(np.mean(source == g)),
+      "generated_aligned_fraction": float(np.mean(g == label)),
+      "protected_moved_as_requested": float(np.mean(flipped)),
+      "protected_changed": float(np.mean(g_pair != g)),
+      "target_kept": float(np.mean(kept)),
+      "moved_and_kept": float(np.mean(flipped & kept)),
+      "median_latent_norm": float(np.median(np.linalg.norm(z, axis=-1))),
+      "median_edit_norm": float(np.median(np.linalg.norm(z_pair - z, axis=-1))),
+      "definitions": REPORT_DEFINITIONS,
+  }
+  return arrays, report
+
+
+REPORT_DEFINITIONS = {
+    "*_boundary_accuracy": (
+        "agreement of the latent boundary's class with the classifier's label"
+        " of x(z), on the pair latents (not used for fitting)"
+    ),
+    "generated_aligned_fraction": (
+        "x(z) whose protected label equals its target label (the"
+        " bias-aligned group, for datasets where class k's bias is k)"
+    ),
+    "protected_moved_as_requested": "x(z') labelled with the protected class z' was moved to",
+    "target_kept": "x(z') given the same target label as x(z)",
+    "moved_and_kept": "both: the pair breaks the correlation as intended",
+}
+
+
+def write_examples(path: pathlib.Path, arrays: dict[str, np.ndarray], count: int = 16) -> None:
+  """A PNG of `count` pairs: x(z) in the top row, x(z') below."""
+  top, bottom = (np.concatenate(list(arrays[k][:count]), axis=1) for k in ("image", "image_pair"))
+  grid = np.concatenate([top, bottom], axis=0)
+  Image.fromarray(grid.squeeze()).resize((grid.shape[1] * 2, grid.shape[0] * 2)).save(path)
+
+
+_GENERATOR = flags.DEFINE_string("generator", None, "Workdir of a finished GAN run.")
+_TARGET = flags.DEFINE_string("target_classifier", None, "Workdir of the target classifier.")
+_PROTECTED = flags.DEFINE_string(
+    "protected_classifier", None, "Workdir of the protected-attribute classifier."
+)
+_OUT = flags.DEFINE_string("out", None, "The pairs file to write (.npz).")
+_NUM_FIT = flags.DEFINE_integer("num_fit", 10_000, "Latents for fitting the boundaries.")
+_NUM_PAIRS = flags.DEFINE_integer("num_pairs", 60_000, "Pairs to generate.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the latents and the requested classes.")
+_EDIT = flags.DEFINE_enum("edit", "complementary", edits.EDITS, "The latent edit.")
+_MIN_SIN = flags.DEFINE_float("min_sin", 0.1, "Refuse boundaries closer than this (sine).")
+
+
+def main(argv) -> None:
+  del argv
+  out = pathlib.Path(_OUT.value)
+  try:
+    arrays, report = make_pairs(
+        generator.load(_GENERATOR.value),
+        train.load_classifier(_TARGET.value),
+        train.load_classifier(_PROTECTED.value),
+        num_fit=_NUM_FIT.value,
+        num_pairs=_NUM_PAIRS.value,
+        seed=_SEED.value,
+        edit=_EDIT.value,
+        min_sin=_MIN_SIN.value,
+    )
+  except UserFacingError as e:
+    raise SystemExit(f"error: {e}") from e
+  pair_data.save(str(out), **arrays)
+  out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+  write_examples(out.with_suffix(".png"), arrays)
+  print(json.dumps({k: v for k, v in report.items() if k != "definitions"}, indent=2))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["generator", "target_classifier", "protected_classifier", "out"])
+  app.run(main)
