@@ -194,6 +194,16 @@ def calibrated_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
   return float(np.sort(scores)[::-1][num_positive - 1])
 
 
+def f1_optimal_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
+  """The score threshold (predict 1 when score >= it) of highest F1 on these examples."""
+  order = np.argsort(-scores, kind="stable")
+  scores, targets = scores[order], targets[order]
+  last = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]  # End of each tie block.
+  true_positives = np.cumsum(targets)[last]
+  f1 = 2 * true_positives / (last + 1 + max(targets.sum(), 1))
+  return float(scores[last[np.argmax(f1)]])
+
+
 def difference_in_equal_opportunity(predicted, targets, groups) -> float:
   """|FNR(g=0) - FNR(g=1)| of hard predictions."""
   fnr = [np.mean(predicted[(groups == g) & (targets == 1)] == 0) for g in (0, 1)]

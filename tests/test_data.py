@@ -462,3 +462,18 @@ def test_npz_missing_or_unset_file(tmp_path):
   (tmp_path / "junk.npz").write_text("not a zip")
   with pytest.raises(InputError, match=r"is not a readable \.npz .*; write it with np\.savez"):
     data.load_dataset(npz_config(tmp_path / "junk.npz"))
+
+
+def test_binary_variant_and_validation_split(tiny_config):
+  plain = data.load_dataset(tiny_config.data)  # 4 classes, 4 bias values.
+  tiny_config.data.update(binary=True, valid_fraction=0.25)
+  got = data.load_dataset(tiny_config.data)
+  assert (got.num_classes, got.num_bias_classes) == (2, 2) and got.name.endswith("/binary")
+  np.testing.assert_array_equal(got.train.label, plain.train.label[:384] >= 2)
+  np.testing.assert_array_equal(got.valid.bias_label, plain.train.bias_label[384:] >= 2)
+  np.testing.assert_array_equal(got.valid.images, plain.train.images[384:])
+  np.testing.assert_array_equal(got.valid.index, np.arange(128))
+  np.testing.assert_array_equal(got.test.label, plain.test.label >= 2)
+  tiny_config.data.valid_fraction = 1.5
+  with pytest.raises(InputError, match="valid_fraction must lie in"):
+    data.load_dataset(tiny_config.data)

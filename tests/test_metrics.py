@@ -143,3 +143,10 @@ def test_bootstrap_fairness_is_seeded_and_centred_on_the_full_sample_value():
   for name, value in full.items():
     assert abs(boot[name]["median"] - value) < 3 * boot[name]["std"] + 1e-9, name
     assert boot[name]["std"] > 0, name
+
+
+def test_f1_optimal_threshold_by_hand():
+  scores = np.array([0.9, 0.8, 0.7, 0.6, 0.2])
+  targets = np.array([1, 1, 0, 1, 0])
+  # Thresholds 0.9 / 0.8 / 0.7 / 0.6 / 0.2 give F1 = 2/4, 4/5, 4/6, 6/7, 6/8: best at 0.6.
+  assert metrics.f1_optimal_threshold(scores, targets) == 0.6

@@ -102,11 +102,11 @@ def test_make_pairs_keeps_each_record_consistent_and_mostly_moves_the_protected_
   rng = np.random.default_rng(0)
   a, b = rng.normal(size=(192, 4)), rng.normal(size=(192, 3))
   centred = lambda images: images.reshape(len(images), -1).astype(np.float32) - 127.5
-  target = lambda images: centred(images) @ a
-  protected = lambda images: centred(images) @ b
+  target = pairs.Labeller(lambda images: centred(images) @ a, 4)
+  protected = pairs.Labeller(lambda images: centred(images) @ b, 3)
   arrays, report = pairs.make_pairs(toy, target, protected, num_fit=3000, num_pairs=500)
-  np.testing.assert_array_equal(arrays["label"], target(arrays["image"]).argmax(-1))
-  np.testing.assert_array_equal(arrays["protected"], protected(arrays["image"]).argmax(-1))
+  np.testing.assert_array_equal(arrays["label"], target.logits(arrays["image"]).argmax(-1))
+  np.testing.assert_array_equal(arrays["protected"], protected.logits(arrays["image"]).argmax(-1))
   np.testing.assert_array_equal(arrays["image_pair"], toy.images(arrays["z_pair"]))
   assert set(np.unique(arrays["protected_pair"])) <= {0, 1, 2}
   assert report["target_boundary_accuracy"] > 0.8 and report["protected_boundary_accuracy"] > 0.8
@@ -114,16 +114,20 @@ def test_make_pairs_keeps_each_record_consistent_and_mostly_moves_the_protected_
 
 
 def test_pipeline_from_gan_and_classifiers_to_mixed_training(tiny_config, tmp_path):
-  """GAN, target and protected classifiers, the pairs command, then training on the mix."""
+  """GAN, binary target and protected classifiers (thresholds from a validation split), the
+  pairs command, then training on the mix."""
   gan_config = tiny_config.copy_and_resolve_references()
   gan_config.method = "gan"
   gan_config.gan.update(latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,))
   gan_config.update(batch_size=32, num_steps=300, eval_every=150, checkpoint_every=300)
   gan.train_gan(gan_config, str(tmp_path / "gan"))
   tiny_config.update(method="erm", num_steps=200, eval_every=100, checkpoint_every=200)
+  tiny_config.data.update(binary=True, valid_fraction=0.2)
   train.train_and_evaluate(tiny_config, str(tmp_path / "target"))
   tiny_config.data.target = "bias_label"
   train.train_and_evaluate(tiny_config, str(tmp_path / "protected"))
+  labeller = pairs.load_labeller(str(tmp_path / "protected"))
+  assert labeller.num_classes == 2 and 0 < labeller.threshold < 1
   out = tmp_path / "pairs.npz"
   command = [
       sys.executable,
@@ -142,6 +146,7 @@ def test_pipeline_from_gan_and_classifiers_to_mixed_training(tiny_config, tmp_pa
   assert done.returncode == 0, done.stderr[-3000:]
   report = json.loads(out.with_suffix(".json").read_text())
   assert report["num_pairs"] == 300 and "moved_and_kept" in report["definitions"]
+  assert set(np.unique(pair_data.load(str(out))["label"])) <= {0, 1}
   assert out.with_suffix(".png").exists()
   tiny_config.data.target = "label"
   tiny_config.data.synthetic.update(path=str(out), ratio=1.0)

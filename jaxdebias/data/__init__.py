@@ -56,6 +56,12 @@ def default_data_config() -> ml_collections.ConfigDict:
   # colored_mnist: raw MNIST, 'auto' or a path (see data/mnist_source.py).
   config.mnist_source = "auto"
   config.path = ml_collections.config_dict.placeholder(str)  # npz: the file.
+  # Binary variant: class y -> y >= num_classes // 2, bias b -> b >= num_bias_classes // 2 (for
+  # Colored MNIST: digits 0-4 vs 5-9 and the colours of each half).
+  config.binary = False
+  # A validation split taken from the end of the training split (datasets without one), for
+  # thresholds chosen on validation data; those examples are not trained on.
+  config.valid_fraction = 0.0
   # What the classifier learns: "label" (the task) or "bias_label" (the protected attribute:
   # the labellers of latent de-biasing). Swaps the two attributes in every split.
   config.target = "label"
@@ -248,6 +254,10 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> BiasedDataset:
         f"Unknown dataset {data_config.name!r}; set "
         f'--config.data.name to one of {", ".join(DATASETS)}.'
     )
+  if data_config.binary:
+    dataset = _binary(dataset)
+  if data_config.valid_fraction:
+    dataset = _split_off_valid(dataset, data_config.valid_fraction)
   if data_config.synthetic.path:
     dataset = _with_synthetic(dataset, data_config.synthetic)
   if data_config.target == "bias_label":
@@ -260,6 +270,39 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> BiasedDataset:
         num_bias_classes=dataset.num_classes,
     )
   return dataset
+
+
+def _binary(dataset: BiasedDataset) -> BiasedDataset:
+  """Labels and bias labels halved into 0 (lower half of the classes) and 1 (upper half)."""
+  halve = lambda s: s and s._replace(
+      label=(s.label >= dataset.num_classes // 2).astype(np.int32),
+      bias_label=(s.bias_label >= dataset.num_bias_classes // 2).astype(np.int32),
+  )
+  return dataset._replace(
+      name=f"{dataset.name}/binary",
+      train=halve(dataset.train),
+      test=halve(dataset.test),
+      valid=halve(dataset.valid),
+      num_classes=2,
+      num_bias_classes=2,
+  )
+
+
+def _split_off_valid(dataset: BiasedDataset, fraction: float) -> BiasedDataset:
+  """The last `fraction` of the training examples become the validation split."""
+  if not 0 < fraction < 1:
+    raise InputError(
+        f"data.valid_fraction must lie in (0, 1), got {fraction}; set "
+        "--config.data.valid_fraction."
+    )
+  if dataset.valid is not None:
+    raise InputError(
+        f"{dataset.name} has a validation split already; leave data.valid_fraction at 0."
+    )
+  train = dataset.train
+  cut = len(train.label) - round(fraction * len(train.label))
+  part = lambda rows: _split(train.images[rows], train.label[rows], train.bias_label[rows])
+  return dataset._replace(train=part(slice(None, cut)), valid=part(slice(cut, None)))
 
 
 def _with_synthetic(dataset: BiasedDataset, synthetic: ml_collections.ConfigDict) -> BiasedDataset:

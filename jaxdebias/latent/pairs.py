@@ -5,7 +5,8 @@ r"""Synthetic pairs that break the bias: x(z) and x(z'), same target, protected 
 
 The steps of the paper (Ramaswamy et al., CVPR 2021):
 1. sample `num_fit` latents, generate their images and label them with the target and the
-   protected classifiers (trained on the real data; argmax of their logits);
+   protected classifiers (trained on the real data; argmax of their logits, or for a binary
+   attribute the F1-optimal threshold on validation data);
 2. fit a linear boundary per attribute in latent space (`hyperplanes.fit`);
 3. sample `num_pairs` new latents, label their images likewise, and move each z to z' along
    the protected direction orthogonal to the target's (`edits.edit`): from the protected class
@@ -19,7 +20,7 @@ OUT.png shows example pairs, x(z) above x(z').
 
 import json
 import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from absl import app
 from absl import flags
@@ -27,12 +28,38 @@ import jax
 import numpy as np
 from PIL import Image
 
-from jaxdebias import train
+from jaxdebias import metrics, train
+from jaxdebias.data import load_dataset
 from jaxdebias.data import pairs as pair_data
 from jaxdebias.errors import InputError, UserFacingError
 from jaxdebias.latent import edits, generator, hyperplanes
 
-Labeller = Callable[[np.ndarray], np.ndarray]  # uint8 images -> logits (N, K)
+class Labeller(NamedTuple):
+  """Hard labels of images from a classifier's logits: argmax, or for two classes
+  p(class 1) >= threshold (chosen on validation data, as the paper does)."""
+
+  logits: Callable[[np.ndarray], np.ndarray]  # uint8 images -> logits (N, num_classes)
+  num_classes: int
+  threshold: float | None = None
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    logits = self.logits(images)
+    if self.threshold is None:
+      return logits.argmax(-1)
+    return (jax.nn.softmax(logits)[:, 1] >= self.threshold).astype(np.int64)
+
+
+def load_labeller(workdir: str) -> Labeller:
+  """The classifier of a finished run; binary ones get the F1-optimal threshold on their
+  dataset's validation split (`data.valid_fraction`), or 0.5 without one."""
+  logits = train.load_classifier(workdir)
+  dataset = load_dataset(train.read_config(train.absolute(workdir)).data)
+  if dataset.num_classes != 2:
+    return Labeller(logits, dataset.num_classes)
+  if dataset.valid is None:
+    return Labeller(logits, 2, 0.5)
+  scores = np.asarray(jax.nn.softmax(logits(dataset.valid.images))[:, 1])
+  return Labeller(logits, 2, metrics.f1_optimal_threshold(scores, dataset.valid.label))
 
 
 def make_pairs(
@@ -56,24 +83,23 @@ def make_pairs(
     return images, target(images), protected(images)
 
   z_fit = latents(num_fit)
-  _, t_logits, g_logits = labelled(z_fit)
-  num_protected = g_logits.shape[1]
-  missing = np.setdiff1d(np.arange(num_protected), np.argmax(g_logits, -1))
+  _, t_fit, g_fit = labelled(z_fit)
+  num_protected = protected.num_classes
+  missing = np.setdiff1d(np.arange(num_protected), g_fit)
   if missing.size:
     raise InputError(
         f"none of the {num_fit} generated images has protected class {missing.tolist()}: the "
         "generator cannot show them, so no edit can reach them; train the generator longer "
         "or raise num_fit."
     )
-  target_plane = hyperplanes.fit(z_fit, np.argmax(t_logits, -1), t_logits.shape[1])
-  protected_plane = hyperplanes.fit(z_fit, np.argmax(g_logits, -1), num_protected)
+  target_plane = hyperplanes.fit(z_fit, t_fit, target.num_classes)
+  protected_plane = hyperplanes.fit(z_fit, g_fit, num_protected)
   directions = edits.edit_directions(
       target_plane.w, protected_plane.w, protected_plane.b, min_sin=min_sin
   )
 
   z = latents(num_pairs)
-  image, t_logits, g_logits = labelled(z)
-  label, g = t_logits.argmax(-1), g_logits.argmax(-1)
+  image, label, g = labelled(z)
   source = np.asarray(protected_plane.predict(z))
   moved_to = (source + rng.integers(1, num_protected, num_pairs)) % num_protected
   edit_fn = jax.jit(edits.edit, static_argnums=4)
@@ -87,8 +113,7 @@ def make_pairs(
           for i in range(0, num_pairs, 4096)
       ]
   )
-  image_pair, t_logits, g_logits = labelled(z_pair)
-  label_pair, g_pair = t_logits.argmax(-1), g_logits.argmax(-1)
+  image_pair, label_pair, g_pair = labelled(z_pair)
   arrays = {
       "z": z,
       "z_pair": z_pair,
@@ -160,8 +185,8 @@ def main(argv) -> None:
   try:
     arrays, report = make_pairs(
         generator.load(_GENERATOR.value),
-        train.load_classifier(_TARGET.value),
-        train.load_classifier(_PROTECTED.value),
+        load_labeller(_TARGET.value),
+        load_labeller(_PROTECTED.value),
         num_fit=_NUM_FIT.value,
         num_pairs=_NUM_PAIRS.value,
         seed=_SEED.value,
