@@ -34,6 +34,7 @@ from jaxdebias.data import pairs as pair_data
 from jaxdebias.errors import InputError, UserFacingError
 from jaxdebias.latent import edits, generator, hyperplanes
 
+
 class Labeller(NamedTuple):
   """Hard labels of images from a classifier's logits: argmax, or for two classes
   p(class 1) >= threshold (chosen on validation data, as the paper does)."""
