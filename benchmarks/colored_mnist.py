@@ -21,6 +21,7 @@ from absl import logging
 import numpy as np
 
 from benchmarks import readme
+from benchmarks.readme import mean_std
 from jaxdebias import train
 from configs import colored_mnist
 
@@ -68,11 +69,6 @@ def run_all(methods, ratios, seeds, scaling: str, root: pathlib.Path) -> dict:
         )
         runs.setdefault((method, ratio), []).append(results)
   return runs
-
-
-def mean_std(values) -> str:
-  values = 100 * np.asarray(values, np.float64)
-  return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}"
 
 
 def table(runs: dict, ratios, seeds, scaling: str) -> str:

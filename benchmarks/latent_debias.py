@@ -28,7 +28,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from benchmarks.colored_mnist import mean_std
+from benchmarks.readme import mean_std
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import metrics, train
 from jaxdebias.data import load_dataset
@@ -39,6 +39,9 @@ _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01"], "Conflicting ratios (10
 _BINARY_RATIO = flags.DEFINE_float("binary_ratio", 0.01, "Ratio of the binary variant; 0: none.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the classifiers.")
 _TARGET_LABELLER = flags.DEFINE_enum("target_labeller", "lff", ["lff", "erm"], "Digit labeller.")
+_SPACE = flags.DEFINE_enum(
+    "latent_space", "w", generator.LATENT_SPACES, "Edit z or the generator's style w."
+)
 _NUM_PAIRS = flags.DEFINE_integer("num_pairs", 60_000, "Pairs per generator.")
 _SYNTHETIC_RATIO = flags.DEFINE_float("synthetic_ratio", 2.0, "Synthetic images per real one.")
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and PNG go.")
@@ -80,12 +83,12 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
     workdir = ROOT / f"{role}_{method}_{tag}"
     _timed(times, "labellers", lambda: train.train_and_evaluate(config, str(workdir)))
     labellers[role] = str(workdir)
-  pairs_path = ROOT / f"pairs_{tag}.npz"
+  pairs_path = ROOT / f"pairs_{_SPACE.value}_{tag}.npz"
   if not pairs_path.exists():
 
     def make():
       arrays, report = pairs.make_pairs(
-          generator.load(str(gan_dir)),
+          generator.load(str(gan_dir), _SPACE.value),
           pairs.load_labeller(labellers["target"]),
           pairs.load_labeller(labellers["protected"]),
           num_fit=10_000,
@@ -106,7 +109,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
         config = _classifier_config(method, ratio, seed, binary)
         if latent:
           config.data.synthetic.update(path=str(pairs_path), ratio=_SYNTHETIC_RATIO.value)
-          workdir = ROOT / f"{method}_latent_{tag}_seed{seed}"
+          workdir = ROOT / f"{method}_latent_{_SPACE.value}_{tag}_seed{seed}"
         elif binary:
           workdir = ROOT / f"{method}_{tag}_seed{seed}"
         else:
@@ -139,7 +142,8 @@ def report_text(results: dict, seeds, times: dict) -> str:
       " accuracy (%, mean over the (digit, colour) groups), mean ± sample std over seeds"
       f" {seeds_text}; final models, no model selection. `+ latent`: trained on the real images"
       f" and {_SYNTHETIC_RATIO.value:g} synthetic pair images per real one;"
-      f" digit labeller of the generated images: {_TARGET_LABELLER.value}.",
+      f" Digit labeller of the generated images: {_TARGET_LABELLER.value}; edits in latent"
+      f" space {_SPACE.value}.",
       "",
       "| variant | ratio | erm | erm + latent | lff | lff + latent |",
       "|---|---|---|---|---|---|",

@@ -1,6 +1,9 @@
-"""Puts a benchmark's output into README.md, so the README shows exactly what a script printed."""
+"""Puts a benchmark's output into README.md, so the README shows exactly what a script printed;
+and formats its numbers."""
 
 import pathlib
+
+import numpy as np
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
@@ -11,3 +14,9 @@ def splice(name: str, text: str) -> None:
   head, rest = README.read_text().split(begin)
   _, tail = rest.split(end)
   README.write_text(f"{head}{begin}\n{text}{end}{tail}")
+
+
+def mean_std(values) -> str:
+  """Fractions as 'mean ± sample std' in percent (std 0 for one value)."""
+  values = 100 * np.asarray(values, np.float64)
+  return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}"

@@ -21,7 +21,7 @@ def get_config(arg: str | None = None):
   config.data.ratio = args["ratio"]
   config.data.severity = args["severity"]
   config.batch_size = 64
-  config.num_steps = 3000
+  config.num_steps = 6000
   config.eval_every = 500  # Steps between sample grids and metric lines.
   config.checkpoint_every = 500
   if args["quick"]:

@@ -38,6 +38,11 @@ def test_gan_trains_writes_samples_and_loads_as_a_generator(gan_config, tmp_path
   images = g.images(np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32), batch_size=3)
   assert images.shape == (7, 8, 8, 3) and images.dtype == np.uint8
   np.testing.assert_array_equal(images[:3], g.images(np.random.default_rng(0).normal(size=(3, 8))))
+  # Latent space w: the styles of the same z decode to the same images.
+  g_w = generator.load(str(tmp_path), latent_space="w")
+  w = g_w.sample(np.random.default_rng(1), 5)
+  z_images = g.images(g.sample(np.random.default_rng(1), 5)).astype(int)
+  assert np.abs(g_w.images(w).astype(int) - z_images).max() <= 1  # Rounding to uint8.
 
 
 def test_gan_resume_after_interruption_equals_uninterrupted_run(

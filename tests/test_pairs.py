@@ -99,6 +99,8 @@ def test_make_pairs_keeps_each_record_consistent_and_mostly_moves_the_protected_
   toy = generator.ImageGenerator(
       module, module.init(jax.random.key(0), jnp.zeros((1, 16))), 16, (8, 8, 3)
   )
+  with pytest.raises(InputError, match="no mapping network"):
+    generator.ImageGenerator(module, toy.params, 16, (8, 8, 3), latent_space="w")
   rng = np.random.default_rng(0)
   a, b = rng.normal(size=(192, 4)), rng.normal(size=(192, 3))
   centred = lambda images: images.reshape(len(images), -1).astype(np.float32) - 127.5

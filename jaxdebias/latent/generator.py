@@ -46,41 +46,71 @@ def dcgan_module(gan_config: ml_collections.ConfigDict, image_shape) -> dcgan.Ge
         f"images of shape {tuple(image_shape)} are not square with a side divisible by "
         f"2**{len(widths) - 1}; change --config.gan.generator_widths (one width per doubling)."
     )
-  return dcgan.Generator(image_shape=tuple(image_shape), widths=widths)
+  return dcgan.Generator(
+      image_shape=tuple(image_shape), latent_dim=gan_config.latent_dim, widths=widths
+  )
+
+
+LATENT_SPACES = ("z", "w")
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageGenerator:
-  """z (B, latent_dim) -> images (B, *image_shape) in [-1, 1]."""
+  """latents (B, latent_dim) -> images (B, *image_shape) in [-1, 1].
+
+  latent_space 'z': the input, z ~ N(0, I). 'w': the style of a mapping network,
+  w = module.mapping(z), decoded by module.synthesis (where attributes are closer to linear);
+  only for modules with those two methods.
+  """
 
   module: nn.Module
   params: Any
   latent_dim: int
   image_shape: tuple[int, int, int]
+  latent_space: str = "z"
 
-  def __call__(self, z: jax.Array) -> jax.Array:
-    return self.module.apply(self.params, z)
+  def __post_init__(self):
+    if self.latent_space not in LATENT_SPACES:
+      raise InputError(f"Unknown latent space {self.latent_space!r}; use one of {LATENT_SPACES}.")
+    if self.latent_space == "w" and not hasattr(self.module, "mapping"):
+      raise InputError(f"{type(self.module).__name__} has no mapping network; use latent space z.")
 
-  def images(self, z: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """uint8 images (N, *image_shape) of latents z (N, latent_dim), `batch_size` at a time."""
-    generate = _jitted_uint8(self.module)
+  def sample(self, rng: np.random.Generator, num: int) -> np.ndarray:
+    """`num` latents: z ~ N(0, I), mapped to w for latent space 'w'."""
+    z = rng.standard_normal((num, self.latent_dim)).astype(np.float32)
+    if self.latent_space == "z":
+      return z
+    return np.asarray(_jitted(self.module, "mapping")(self.params, z))
+
+  def __call__(self, latents: jax.Array) -> jax.Array:
+    method = "synthesis" if self.latent_space == "w" else "__call__"
+    return self.module.apply(self.params, latents, method=method)
+
+  def images(self, latents: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """uint8 images (N, *image_shape) of `latents` (N, latent_dim), `batch_size` at a time."""
+    method = "synthesis" if self.latent_space == "w" else "__call__"
+    generate = _jitted(self.module, method, uint8=True)
     return np.concatenate(
         [
-            np.asarray(generate(self.params, z[i : i + batch_size]))
-            for i in range(0, len(z), batch_size)
+            np.asarray(generate(self.params, latents[i : i + batch_size]))
+            for i in range(0, len(latents), batch_size)
         ]
     )
 
 
 @functools.cache
-def _jitted_uint8(module: nn.Module):
-  return jax.jit(lambda params, z: to_uint8(module.apply(params, z)))
+def _jitted(module: nn.Module, method: str, uint8: bool = False):
+  def run(params, x):
+    out = module.apply(params, x, method=method)
+    return to_uint8(out) if uint8 else out
+
+  return jax.jit(run)
 
 
 GENERATOR_JSON = "generator.json"  # What builds the module: kind, latent_dim, image_shape, widths.
 
 
-def load(workdir: str) -> ImageGenerator:
+def load(workdir: str, latent_space: str = "z") -> ImageGenerator:
   """The generator of the finished GAN run in `workdir` (its generator.json, last checkpoint)."""
   from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports this module)
   from jaxdebias.latent import gan  # pylint: disable=g-import-not-at-top
@@ -102,4 +132,6 @@ def load(workdir: str) -> ImageGenerator:
     state = ckpt.restore(step, jax.eval_shape(model.init, jax.random.key(0)))
   finally:
     ckpt.close()
-  return ImageGenerator(model.generator, state.generator, model.latent_dim, image_shape)
+  return ImageGenerator(
+      model.generator, state.generator, model.latent_dim, image_shape, latent_space
+  )

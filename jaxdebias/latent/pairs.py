@@ -77,7 +77,7 @@ def make_pairs(
   """The pair arrays (`data.pairs.FIELDS` plus the labels the classifiers give x(z')) and a
   report of the fit and of how often the edits did what they were meant to."""
   rng = np.random.default_rng(seed)
-  latents = lambda n: rng.standard_normal((n, gen.latent_dim)).astype(np.float32)
+  latents = lambda n: gen.sample(rng, n)
 
   def labelled(z):
     images = gen.images(z)
@@ -131,6 +131,7 @@ def make_pairs(
       "num_fit": num_fit,
       "num_pairs": num_pairs,
       "edit": edit,
+      "latent_space": gen.latent_space,
       "target_boundary_accuracy": float(np.mean(np.asarray(target_plane.predict(z)) == label)),
       "protected_boundary_accuracy": float(np.mean(source == g)),
       "generated_aligned_fraction": float(np.mean(g == label)),
@@ -167,32 +168,37 @@ def write_examples(path: pathlib.Path, arrays: dict[str, np.ndarray], count: int
   Image.fromarray(grid.squeeze()).resize((grid.shape[1] * 2, grid.shape[0] * 2)).save(path)
 
 
-_GENERATOR = flags.DEFINE_string("generator", None, "Workdir of a finished GAN run.")
-_TARGET = flags.DEFINE_string("target_classifier", None, "Workdir of the target classifier.")
-_PROTECTED = flags.DEFINE_string(
-    "protected_classifier", None, "Workdir of the protected-attribute classifier."
-)
-_OUT = flags.DEFINE_string("out", None, "The pairs file to write (.npz).")
-_NUM_FIT = flags.DEFINE_integer("num_fit", 10_000, "Latents for fitting the boundaries.")
-_NUM_PAIRS = flags.DEFINE_integer("num_pairs", 60_000, "Pairs to generate.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the latents and the requested classes.")
-_EDIT = flags.DEFINE_enum("edit", "complementary", edits.EDITS, "The latent edit.")
-_MIN_SIN = flags.DEFINE_float("min_sin", 0.1, "Refuse boundaries closer than this (sine).")
+def _define_flags() -> None:
+  """The command's flags (defined only when run as a command, so importing this defines none)."""
+  flags.DEFINE_string("generator", None, "Workdir of a finished GAN run.")
+  flags.DEFINE_string("target_classifier", None, "Workdir of the target classifier.")
+  flags.DEFINE_string("protected_classifier", None, "Workdir of the protected classifier.")
+  flags.DEFINE_string("out", None, "The pairs file to write (.npz).")
+  flags.DEFINE_integer("num_fit", 10_000, "Latents for fitting the boundaries.")
+  flags.DEFINE_integer("num_pairs", 60_000, "Pairs to generate.")
+  flags.DEFINE_integer("seed", 0, "Seed of the latents and the requested classes.")
+  flags.DEFINE_enum("edit", "complementary", edits.EDITS, "The latent edit.")
+  flags.DEFINE_enum(
+      "latent_space", "z", generator.LATENT_SPACES, "Edit z, or the style w of a mapping network."
+  )
+  flags.DEFINE_float("min_sin", 0.1, "Refuse boundaries closer than this (sine).")
+  flags.mark_flags_as_required(["generator", "target_classifier", "protected_classifier", "out"])
 
 
 def main(argv) -> None:
   del argv
-  out = pathlib.Path(_OUT.value)
+  f = flags.FLAGS
+  out = pathlib.Path(f.out)
   try:
     arrays, report = make_pairs(
-        generator.load(_GENERATOR.value),
-        load_labeller(_TARGET.value),
-        load_labeller(_PROTECTED.value),
-        num_fit=_NUM_FIT.value,
-        num_pairs=_NUM_PAIRS.value,
-        seed=_SEED.value,
-        edit=_EDIT.value,
-        min_sin=_MIN_SIN.value,
+        generator.load(f.generator, f.latent_space),
+        load_labeller(f.target_classifier),
+        load_labeller(f.protected_classifier),
+        num_fit=f.num_fit,
+        num_pairs=f.num_pairs,
+        seed=f.seed,
+        edit=f.edit,
+        min_sin=f.min_sin,
     )
   except UserFacingError as e:
     raise SystemExit(f"error: {e}") from e
@@ -203,5 +209,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["generator", "target_classifier", "protected_classifier", "out"])
+  _define_flags()
   app.run(main)

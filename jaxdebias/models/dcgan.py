@@ -32,35 +32,45 @@ def depth_to_space(x: jax.Array) -> jax.Array:
 
 
 class Generator(nn.Module):
-  """z (B, latent_dim) -> images (B, H, W, C) in [-1, 1]: a seed of H / 2**(len(widths) - 1)
-  pixels a side, doubled once per width after the first."""
+  """z (B, latent_dim) -> images (B, H, W, C) in [-1, 1], as synthesis(mapping(z)).
+
+  mapping: z -> the style w (B, latent_dim). synthesis: w -> images, from a seed of
+  H / 2**(len(widths) - 1) pixels a side, doubled once per width after the first, every layer's
+  channels scaled and shifted by an affine map of w.
+  """
 
   image_shape: tuple[int, int, int] = (28, 28, 3)
+  latent_dim: int = 64
   widths: Sequence[int] = (96, 48, 24)  # Seed channels, then one per doubling.
+  mapping_layers: int = 2
 
-  style_layers: int = 2  # Mapping MLP z -> w; w modulates every layer's channels (0: none).
+  def setup(self):
+    side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
+    self.mapping_mlp = [nn.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
+    self.seed = nn.Dense(side * side * self.widths[0])
+    self.styles = [nn.Dense(2 * width) for width in self.widths]
+    self.upsamples = [nn.Conv(4 * width, (3, 3)) for width in self.widths[1:]]
+    self.to_rgb = nn.Conv(self.image_shape[-1], (3, 3))
 
-  @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    seed = self.image_shape[0] // 2 ** (len(self.widths) - 1)
-    z = pixel_norm(z)
-    w = z
-    for _ in range(self.style_layers):
-      w = nn.leaky_relu(nn.Dense(z.shape[-1])(w), 0.2)
+    return self.synthesis(self.mapping(z))
 
-    def modulate(x):
-      if not self.style_layers:
-        return x
-      scale, shift = jnp.split(nn.Dense(2 * x.shape[-1])(w), 2, axis=-1)
-      return x * (1 + scale[:, None, None]) + shift[:, None, None]
+  def mapping(self, z: jax.Array) -> jax.Array:
+    w = pixel_norm(z)
+    for dense in self.mapping_mlp:
+      w = nn.leaky_relu(dense(w), 0.2)
+    return w
 
-    x = nn.Dense(seed * seed * self.widths[0])(z)
-    x = x.reshape(-1, seed, seed, self.widths[0])
-    x = modulate(pixel_norm(nn.leaky_relu(x, 0.2)))
-    for width in self.widths[1:]:
-      x = depth_to_space(nn.Conv(4 * width, (3, 3))(x))
-      x = modulate(pixel_norm(nn.leaky_relu(x, 0.2)))
-    return jnp.tanh(nn.Conv(self.image_shape[-1], (3, 3))(x))
+  def synthesis(self, w: jax.Array) -> jax.Array:
+    side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
+    x = self.seed(w).reshape(-1, side, side, self.widths[0])
+    for i, style in enumerate(self.styles):
+      if i:
+        x = depth_to_space(self.upsamples[i - 1](x))
+      x = pixel_norm(nn.leaky_relu(x, 0.2))
+      scale, shift = jnp.split(style(w), 2, axis=-1)
+      x = x * (1 + scale[:, None, None]) + shift[:, None, None]
+    return jnp.tanh(self.to_rgb(x))
 
 
 class Discriminator(nn.Module):
