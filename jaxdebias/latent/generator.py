@@ -58,9 +58,9 @@ LATENT_SPACES = ("z", "w")
 class ImageGenerator:
   """latents (B, latent_dim) -> images (B, *image_shape) in [-1, 1].
 
-  latent_space 'z': the input, z ~ N(0, I). 'w': the style of a mapping network,
-  w = module.mapping(z), decoded by module.synthesis (where attributes are closer to linear);
-  only for modules with those two methods.
+  latent_space 'z': the input, z ~ N(0, I). 'w': what a mapping network makes of z,
+  module.mapping(z), decoded by module.synthesis (for the DCGAN here: z with its style w, where
+  global attributes such as colour are closer to linear); only for modules with both methods.
   """
 
   module: nn.Module
@@ -76,7 +76,7 @@ class ImageGenerator:
       raise InputError(f"{type(self.module).__name__} has no mapping network; use latent space z.")
 
   def sample(self, rng: np.random.Generator, num: int) -> np.ndarray:
-    """`num` latents: z ~ N(0, I), mapped to w for latent space 'w'."""
+    """`num` latents: z ~ N(0, I), mapped for latent space 'w'."""
     z = rng.standard_normal((num, self.latent_dim)).astype(np.float32)
     if self.latent_space == "z":
       return z

@@ -34,9 +34,10 @@ def depth_to_space(x: jax.Array) -> jax.Array:
 class Generator(nn.Module):
   """z (B, latent_dim) -> images (B, H, W, C) in [-1, 1], as synthesis(mapping(z)).
 
-  mapping: z -> the style w (B, latent_dim). synthesis: w -> images, from a seed of
-  H / 2**(len(widths) - 1) pixels a side, doubled once per width after the first, every layer's
-  channels scaled and shifted by an affine map of w.
+  mapping: z -> the synthesis input s = [z, w] (B, 2 latent_dim), w the style from an MLP.
+  synthesis: a seed of H / 2**(len(widths) - 1) pixels a side from z, doubled once per width
+  after the first, every layer's channels scaled and shifted by an affine map of w. (A seed
+  from w alone collapsed to a few digit shapes in training.)
   """
 
   image_shape: tuple[int, int, int] = (28, 28, 3)
@@ -56,14 +57,16 @@ class Generator(nn.Module):
     return self.synthesis(self.mapping(z))
 
   def mapping(self, z: jax.Array) -> jax.Array:
-    w = pixel_norm(z)
+    z = pixel_norm(z)
+    w = z
     for dense in self.mapping_mlp:
       w = nn.leaky_relu(dense(w), 0.2)
-    return w
+    return jnp.concatenate([z, w], axis=-1)
 
-  def synthesis(self, w: jax.Array) -> jax.Array:
+  def synthesis(self, s: jax.Array) -> jax.Array:
+    z, w = jnp.split(s, 2, axis=-1)
     side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
-    x = self.seed(w).reshape(-1, side, side, self.widths[0])
+    x = self.seed(z).reshape(-1, side, side, self.widths[0])
     for i, style in enumerate(self.styles):
       if i:
         x = depth_to_space(self.upsamples[i - 1](x))
