@@ -11,7 +11,8 @@ For each conflicting ratio, in workdirs/latent_debias/ (finished stages are reus
 3. the pairs (`jaxdebias.latent.pairs`): `--num_pairs` pairs, with the report of how often an
    edit changed the colour as requested and kept the digit;
 4. classifiers on real + synthetic images (`--synthetic_ratio` synthetic per real one), ERM and
-   LfF, and the same without them (shared with benchmarks/colored_mnist.py's runs).
+   LfF (its f_B on the real images only: `lff.synthetic_in_biased=False`), and the same
+   without them (shared with benchmarks/colored_mnist.py's runs).
 The binary variant (digits 0-4 vs 5-9, colours of each half; `data.binary`) runs the same
 pipeline with a validation split (labeller thresholds, DEO threshold) and reports the fairness
 metrics (AP, DEO, BA, KL: jaxdebias.metrics.FAIRNESS_DEFINITIONS; bootstrap over test examples).
@@ -109,6 +110,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
         config = _classifier_config(method, ratio, seed, binary)
         if latent:
           config.data.synthetic.update(path=str(pairs_path), ratio=_SYNTHETIC_RATIO.value)
+          config.lff.synthetic_in_biased = False  # f_B learns the real data's bias only.
           workdir = ROOT / f"{method}_latent_{_SPACE.value}_{tag}_seed{seed}"
         elif binary:
           workdir = ROOT / f"{method}_{tag}_seed{seed}"

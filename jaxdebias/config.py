@@ -45,7 +45,14 @@ def base_config() -> ml_collections.ConfigDict:
   # A number, or a tuple of numbers: every combination trains side by side (vmap), e.g.
   # --config.lff.q="(0.5,0.7,0.9)".
   sweepable = lambda value: ml_collections.FieldReference(value, field_type=object)
-  config.lff = ml_collections.ConfigDict({"q": sweepable(0.7), "ema_alpha": sweepable(0.7)})
+  config.lff = ml_collections.ConfigDict(
+      {
+          "q": sweepable(0.7),
+          "ema_alpha": sweepable(0.7),
+          # With data.synthetic: does f_B train on the generated examples too (False: real only).
+          "synthetic_in_biased": True,
+      }
+  )
   # method=gan (latent de-biasing's generator, jaxdebias/latent/gan.py).
   config.gan = ml_collections.ConfigDict(
       {

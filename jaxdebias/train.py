@@ -96,10 +96,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         f"batch_size {config.batch_size} exceeds the {len(dataset.train.label)} "
         "training examples; lower --config.batch_size."
     )
-  model = models.create(config.model, dataset.num_classes)
-  method = methods.create(
-      config, model, dataset.train.label, dataset.num_classes, dataset.train.images.shape[1:]
-  )
+  method = _method_for(config, dataset)
 
   members, state = init_members(config, method, mesh)
   num_members = len(members)
@@ -156,10 +153,7 @@ def load_classifier(workdir: str, batch_size: int = 1000):
     )
   config = read_config(workdir)
   dataset = load_dataset(config.data)  # The label arrays size per-example states (LfF's EMA).
-  model = models.create(config.model, dataset.num_classes)
-  method = methods.create(
-      config, model, dataset.train.label, dataset.num_classes, dataset.train.images.shape[1:]
-  )
+  method = _method_for(config, dataset)
   members = _members(config, method)
   if len(members) != 1:
     raise InputError(f"{workdir} trained several members; label with a one-member run.")
@@ -173,6 +167,19 @@ def load_classifier(workdir: str, batch_size: int = 1000):
   predict = jax.jit(lambda images: method.predict(state, images)["classifier"])
   return lambda images: np.concatenate(
       [np.asarray(predict(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+  )
+
+
+def _method_for(config: ml_collections.ConfigDict, dataset):
+  """The configured method with its classifier network, sized for `dataset`."""
+  model = models.create(config.model, dataset.num_classes)
+  return methods.create(
+      config,
+      model,
+      dataset.train.label,
+      dataset.num_classes,
+      dataset.train.images.shape[1:],
+      dataset.num_synthetic,
   )
 
 

@@ -122,3 +122,24 @@ def test_input_scaling_choices():
   config.input_scaling = "percent"
   with pytest.raises(InputError, match=r"Unknown input_scaling 'percent'.*lff_reference"):
     methods.create(config, model, np.zeros(4, np.int32), NUM_CLASSES, SHAPE)
+
+
+@pytest.mark.parametrize("synthetic_in_biased", [True, False])
+def test_lff_can_keep_synthetic_examples_out_of_the_biased_model(synthetic_in_biased):
+  config, model, _, images, labels = _setup("lff")
+  config.lff.synthetic_in_biased = synthetic_in_biased
+  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE, num_synthetic=8)
+  state = method.init(jax.random.key(1), {"q": Q, "ema_alpha": ALPHA})
+  synthetic = np.arange(16, 24, dtype=np.int32)  # The last 8 examples.
+  batch = {"image": images[synthetic], "label": labels[synthetic], "index": synthetic}
+  new, _ = jax.jit(method.train_step)(state, batch)
+  biased_moved = not all(
+      np.array_equal(a, b)
+      for a, b in zip(
+          jax.tree.leaves(new.params["biased"]), jax.tree.leaves(state.params["biased"])
+      )
+  )
+  assert biased_moved == synthetic_in_biased  # f_D learns from them either way:
+  assert not np.array_equal(
+      jax.tree.leaves(new.params["debiased"])[0], jax.tree.leaves(state.params["debiased"])[0]
+  )

@@ -43,6 +43,7 @@ class BiasedDataset(NamedTuple):
   valid: Split | None
   num_classes: int
   num_bias_classes: int
+  num_synthetic: int = 0  # The last num_synthetic training rows are generated (data.synthetic).
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -322,4 +323,4 @@ def _with_synthetic(dataset: BiasedDataset, synthetic: ml_collections.ConfigDict
       len(mixed[1]) - len(train.label),
       synthetic.path,
   )
-  return dataset._replace(train=_split(*mixed))
+  return dataset._replace(train=_split(*mixed), num_synthetic=len(mixed[1]) - len(train.label))

@@ -61,12 +61,17 @@ def create(
     train_labels: np.ndarray,
     num_classes: int,
     image_shape: tuple[int, ...],
+    num_synthetic: int = 0,
 ) -> Method:
-  """Builds the method named by `config.method` (hyperparameters from `config[config.method]`)."""
+  """Builds the method named by `config.method` (hyperparameters from `config[config.method]`).
+
+  num_synthetic: the last training examples that are generated (latent de-biasing's pairs).
+  """
   return get(config.method)(
       config=config,
       model=model,
       train_labels=train_labels,
       num_classes=num_classes,
       image_shape=image_shape,
+      num_synthetic=num_synthetic,
   )

@@ -30,8 +30,9 @@ class ERM:
       train_labels: np.ndarray,
       num_classes: int,
       image_shape: tuple[int, ...],
+      num_synthetic: int = 0,
   ):
-    del train_labels, num_classes  # ERM needs no per-example state.
+    del train_labels, num_classes, num_synthetic  # ERM treats every example alike.
     self.model = model
     self.image_shape = image_shape
     self.tx = common.optimizer(config)

@@ -46,6 +46,7 @@ class LfF:
       train_labels: np.ndarray,
       num_classes: int,
       image_shape: tuple[int, ...],
+      num_synthetic: int = 0,
   ):
     self.hparam_grid = {
         "q": common.hparam_values(config.lff.q, "lff.q", lambda q: 0 < q <= 1, "(0, 1]"),
@@ -57,6 +58,10 @@ class LfF:
     self.num_classes = num_classes
     self.image_shape = image_shape
     self.train_labels = np.asarray(train_labels, np.int32)
+    # f_B amplifies the bias of the real data: with lff.synthetic_in_biased False, generated
+    # examples (indices from here on) are left out of its loss; f_D still sees them all.
+    self.first_synthetic = len(self.train_labels) - num_synthetic
+    self.synthetic_in_biased = config.lff.synthetic_in_biased
     self.tx = common.optimizer(config)
     self.to_float = common.input_scaler(config)
 
@@ -86,7 +91,12 @@ class LfF:
       buffer = ema.update(state.ema, index, jnp.stack([ce_b, ce_d], axis=1), alpha)
       normalized = ema.normalized(buffer, index, self.num_classes)
       weight = losses.relative_difficulty(normalized[:, 0], normalized[:, 1])
-      loss_b = losses.generalized_cross_entropy_reference(logits_b, labels, q).mean()
+      gce = losses.generalized_cross_entropy_reference(logits_b, labels, q)
+      if self.synthetic_in_biased or self.first_synthetic == len(self.train_labels):
+        loss_b = gce.mean()
+      else:
+        real = (index < self.first_synthetic).astype(gce.dtype)
+        loss_b = jnp.sum(gce * real) / jnp.maximum(jnp.sum(real), 1.0)
       loss_d = losses.weighted_cross_entropy(logits_d, labels, weight).mean()
       aux = dict(
           ema=buffer,
