@@ -110,7 +110,8 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
         config = _classifier_config(method, ratio, seed, binary)
         if latent:
           config.data.synthetic.update(path=str(pairs_path), ratio=_SYNTHETIC_RATIO.value)
-          config.lff.synthetic_in_biased = False  # f_B learns the real data's bias only.
+          if method == "lff":
+            config.lff.synthetic_in_biased = False  # f_B learns the real data's bias only.
           workdir = ROOT / f"{method}_latent_{_SPACE.value}_{tag}_seed{seed}"
         elif binary:
           workdir = ROOT / f"{method}_{tag}_seed{seed}"
