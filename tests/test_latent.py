@@ -60,7 +60,7 @@ def test_two_class_protected_attribute_reduces_to_the_binary_formula():
 
 def test_multiclass_edit_keeps_the_target_and_swaps_two_protected_logits():
   rng = np.random.default_rng(1)
-  w_t, b_t = rng.normal(size=(10, D)), rng.normal(size=10)
+  w_t, _ = rng.normal(size=(10, D)), rng.normal(size=10)  # (A target offset plays no part.)
   w_g, b_g = rng.normal(size=(10, D)), rng.normal(size=10)
   z = rng.normal(size=(200, D))
   source = np.argmax(z @ w_g.T + b_g, -1)

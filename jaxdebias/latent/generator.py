@@ -11,7 +11,6 @@ import functools
 import json
 from typing import Any
 
-from etils import epath
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
