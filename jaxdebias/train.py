@@ -296,7 +296,7 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
   )
   with bar:
     while step < config.num_steps:
-      num_steps = min(config.eval_every - step % config.eval_every, config.num_steps - step)
+      num_steps = steps_to_next_evaluation(config, step)
       indices = chunk_indices(members, step, num_steps, config.batch_size, len(split.label))
       state, chunk_metrics = run_chunk(state, train, place_indices(indices, mesh))
       chunk_metrics = jax.device_get(chunk_metrics)
@@ -314,8 +314,7 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       ]
       for results in finals:
         log.write(_flatten(results))
-      every = config.checkpoint_every
-      if step // every > previous // every or step == config.num_steps:
+      if checkpoint_due(config, previous, step):
         ckpt.save(step, state)
       unbiased = np.mean([r["test"]["classifier"]["unbiased_accuracy"] for r in finals])
       live = {"loss": f"{np.mean(train_means['loss']):.3g}", "unbiased": f"{100 * unbiased:.2f}%"}
@@ -324,6 +323,18 @@ def _train(config, members, method, split: Split, mesh, state, step, evaluate, l
       if bar.disable and is_main_process():  # No terminal: one log line per evaluation.
         logging.info("step %d/%d: %s", step, config.num_steps, live)
   return finals
+
+
+def steps_to_next_evaluation(config: ml_collections.ConfigDict, step: int) -> int:
+  """Steps from `step` to the next multiple of eval_every (or to the end)."""
+  return min(config.eval_every - step % config.eval_every, config.num_steps - step)
+
+
+def checkpoint_due(config: ml_collections.ConfigDict, previous: int, step: int) -> bool:
+  """A checkpoint at the first evaluation at or after each multiple of checkpoint_every, and at
+  the end."""
+  every = config.checkpoint_every
+  return step // every > previous // every or step == config.num_steps
 
 
 # Steps per loop iteration of the training scan. Unrolling lets XLA overlap the end of one step

@@ -133,7 +133,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     train.write_json(workdir / generator.GENERATOR_JSON, architecture)
     started = time.perf_counter()
     while step < config.num_steps:
-      num_steps = min(config.eval_every - step % config.eval_every, config.num_steps - step)
+      num_steps = train.steps_to_next_evaluation(config, step)
       indices = sampler.batch_indices(
           config.seed, step, num_steps, config.batch_size, len(split.label)
       )
@@ -149,8 +149,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       record = {"step": step, **{k: float(np.mean([m[k] for m in chunk])) for k in chunk[0]}}
       log.write(record)
       _write_grid(workdir / "samples" / f"step_{step}.png", gan, state, fixed_z)
-      every = config.checkpoint_every
-      if step // every > previous // every or step == config.num_steps:
+      if train.checkpoint_due(config, previous, step):
         ckpt.save(step, state)
       logging.info(
           "step %d/%d (%.1f s): D loss %.3f, G loss %.3f",
