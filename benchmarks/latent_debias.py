@@ -11,8 +11,13 @@ For each conflicting ratio, in workdirs/latent_debias/ (finished stages are reus
 3. the pairs (`jaxdebias.latent.pairs`): `--num_pairs` pairs, with the report of how often an
    edit changed the colour as requested and kept the digit;
 4. classifiers on real + synthetic images (`--synthetic_ratio` synthetic per real one), ERM and
-   LfF (its f_B on the real images only: `lff.synthetic_in_biased=False`), and the same
-   without them (shared with benchmarks/colored_mnist.py's runs).
+   LfF (its f_B on the real images only, `lff.synthetic_in_biased=False`, and its f_D's weight
+   of the generated images `lff.synthetic_weight`, default 1), the same with the unedited x(z)
+   alone (the ablation: is it the edits that help?), and without them (shared with
+   benchmarks/colored_mnist.py's runs).
+5. a digit judge for diagnosis only: ERM on the real training images with the colour taken out
+   (`grey`), i.e. using what we know of the bias, so it never labels training data; it
+   estimates how often a pair's label is the digit x(z) and x(z') really show.
 The binary variant (digits 0-4 vs 5-9, colours of each half; `data.binary`) runs the same
 pipeline with a validation split (labeller thresholds, DEO threshold) and reports the fairness
 metrics (AP, DEO, BA, KL: jaxdebias.metrics.FAIRNESS_DEFINITIONS; bootstrap over test examples).
@@ -26,15 +31,16 @@ import time
 
 from absl import app
 from absl import flags
-import jax
 import numpy as np
 
 from benchmarks.readme import mean_std
 from configs import colored_mnist, colored_mnist_gan
-from jaxdebias import metrics, train
+from jaxdebias import train
+from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
 from jaxdebias.data import pairs as pair_data
 from jaxdebias.latent import gan, generator, pairs
+from jaxdebias.latent.pipeline import fairness
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01"], "Conflicting ratios (10 classes).")
 _BINARY_RATIO = flags.DEFINE_float("binary_ratio", 0.01, "Ratio of the binary variant; 0: none.")
@@ -45,6 +51,9 @@ _SPACE = flags.DEFINE_enum(
 )
 _NUM_PAIRS = flags.DEFINE_integer("num_pairs", 60_000, "Pairs per generator.")
 _SYNTHETIC_RATIO = flags.DEFINE_float("synthetic_ratio", 2.0, "Synthetic images per real one.")
+_SYNTHETIC_WEIGHT = flags.DEFINE_float(
+    "synthetic_weight", 1.0, "LfF + latent: f_D's weight of generated images; <0: rel. difficulty."
+)
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and PNG go.")
 
 ROOT = pathlib.Path("workdirs/latent_debias")
@@ -104,15 +113,19 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
   report = json.loads(pairs_path.with_suffix(".json").read_text())
   runs = {}
   for method in ("erm", "lff"):
-    for latent in (False, True):
-      name = f"{method}{' + latent' if latent else ''}"
+    for use in (None, "pairs", "unedited"):
+      name = method + {None: "", "pairs": " + latent", "unedited": " + x(z)"}[use]
       for seed in seeds:
         config = _classifier_config(method, ratio, seed, binary)
-        if latent:
-          config.data.synthetic.update(path=str(pairs_path), ratio=_SYNTHETIC_RATIO.value)
+        if use:
+          config.data.synthetic.update(path=str(pairs_path), ratio=_SYNTHETIC_RATIO.value, use=use)
+          kind = "latent" if use == "pairs" else use
           if method == "lff":
             config.lff.synthetic_in_biased = False  # f_B learns the real data's bias only.
-          workdir = ROOT / f"{method}_latent_{_SPACE.value}_{tag}_seed{seed}"
+            if _SYNTHETIC_WEIGHT.value >= 0:
+              config.lff.synthetic_weight = _SYNTHETIC_WEIGHT.value
+              kind += f"_sw{_SYNTHETIC_WEIGHT.value:g}"
+          workdir = ROOT / f"{method}_{kind}_{_SPACE.value}_{tag}_seed{seed}"
         elif binary:
           workdir = ROOT / f"{method}_{tag}_seed{seed}"
         else:
@@ -121,19 +134,87 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
             times, "classifiers", lambda: train.train_and_evaluate(config, str(workdir))
         )
         if binary:
-          results["fairness"] = _fairness(config, workdir)
+          results["fairness"] = fairness(config, str(workdir))
         runs.setdefault(name, []).append(results)
-  return {"pairs": report, "runs": runs, "pairs_png": str(pairs_path.with_suffix(".png"))}
+  judge = _timed(times, "judge", lambda: _judge_report(ratio, binary, pairs_path))
+  return {
+      "pairs": report,
+      "judge": judge,
+      "runs": runs,
+      "pairs_png": str(pairs_path.with_suffix(".png")),
+  }
 
 
-def _fairness(config, workdir: pathlib.Path) -> dict:
-  """Bootstrap AP / DEO / BA / KL of a binary run on test, threshold calibrated on validation."""
+def grey(images: np.ndarray) -> np.ndarray:
+  """Colour taken out: each pixel's brightest channel, scaled so the image's maximum is 255."""
+  brightest = images.max(-1, keepdims=True).astype(np.float32)
+  peak = brightest.max(axis=(1, 2, 3), keepdims=True)
+  return np.round(255 * brightest / np.maximum(peak, 1)).astype(np.uint8)
+
+
+JUDGE_DEFINITIONS = {
+    "judge_test_accuracy": "the judge's accuracy on the grey test images (its credibility)",
+    "label_is_digit_of_x": "pair label == the judge's digit of x(z)",
+    "label_is_digit_of_x_pair": "pair label == the judge's digit of x(z')",
+    "digit_kept": "the judge gives x(z) and x(z') the same digit",
+    "x_conflicting": "the judge's digit of x(z) != its colour (by the colour labeller)",
+    "useful_pairs": (
+        "x(z') shows the pair's label as its digit (judge) in another colour (colour labeller):"
+        " a correctly labelled bias-conflicting image"
+    ),
+}
+
+
+def _judge_report(ratio: float, binary: bool, pairs_path: pathlib.Path) -> dict:
+  """How often the pairs' labels are the digits shown, by the grey-image judge (module doc, 5)."""
+  config = _classifier_config("erm", ratio, 0, binary)
   dataset = load_dataset(config.data)
-  predict = train.load_classifier(str(workdir))
-  score = lambda split: np.asarray(jax.nn.softmax(predict(split.images))[:, 1])
-  threshold = metrics.calibrated_threshold(score(dataset.valid), dataset.valid.label)
-  test = dataset.test
-  return metrics.bootstrap_fairness(score(test), test.label, test.bias_label, threshold)
+  grey_path = ROOT / f"grey_{'binary_' if binary else ''}r{ratio}.npz"
+  if not grey_path.exists():
+    np.savez(
+        grey_path,
+        **{
+            f"{split}_{field}": (
+                grey(getattr(dataset, split).images)
+                if field == "images"
+                else getattr(getattr(dataset, split), field)
+            )
+            for split in ("train", "test")
+            for field in ("images", "label", "bias_label")
+        },
+    )
+  judge_config = base_config()
+  judge_config.update(method="erm", num_steps=5000, eval_every=500, checkpoint_every=5000)
+  judge_config.data.update(name="npz", path=str(grey_path))
+  workdir = ROOT / f"judge_{grey_path.stem}"
+  results = train.train_and_evaluate(judge_config, str(workdir))
+  logits = train.load_classifier(str(workdir))
+  digit = lambda images: np.concatenate(
+      [
+          np.asarray(logits(grey(images[i : i + 10_000]))).argmax(-1)
+          for i in range(0, len(images), 10_000)
+      ]
+  )
+  arrays = pair_data.load(str(pairs_path))
+  label, shown, shown_pair = arrays["label"], digit(arrays["image"]), digit(arrays["image_pair"])
+  colour_pair = arrays["labelled_protected_pair"]
+  return {
+      "judge_test_accuracy": results["test"]["classifier"]["accuracy"],
+      "label_is_digit_of_x": float(np.mean(label == shown)),
+      "label_is_digit_of_x_pair": float(np.mean(label == shown_pair)),
+      "digit_kept": float(np.mean(shown == shown_pair)),
+      "x_conflicting": float(np.mean(shown != arrays["protected"])),
+      "useful_pairs": float(np.mean((shown_pair == label) & (colour_pair != label))),
+      "definitions": JUDGE_DEFINITIONS,
+  }
+
+
+NAMES = ("erm", "erm + latent", "erm + x(z)", "lff", "lff + latent", "lff + x(z)")
+
+
+def _weight_text() -> str:
+  weight = _SYNTHETIC_WEIGHT.value
+  return "by relative difficulty" if weight < 0 else f"{weight:g} each"
 
 
 def report_text(results: dict, seeds, times: dict) -> str:
@@ -144,18 +225,19 @@ def report_text(results: dict, seeds, times: dict) -> str:
       f"Regenerate with `python -m benchmarks.latent_debias --seeds={seeds_text}`. Unbiased test"
       " accuracy (%, mean over the (digit, colour) groups), mean ± sample std over seeds"
       f" {seeds_text}; final models, no model selection. `+ latent`: trained on the real images"
-      f" and {_SYNTHETIC_RATIO.value:g} synthetic pair images per real one;"
-      f" Digit labeller of the generated images: {_TARGET_LABELLER.value}; edits in latent"
-      f" space {_SPACE.value}.",
+      f" and {_SYNTHETIC_RATIO.value:g} synthetic pair images per real one; `+ x(z)`: the same"
+      " number of unedited generated images (the ablation). Digit labeller of the generated"
+      f" images: {_TARGET_LABELLER.value}; edits in latent space {_SPACE.value}; LfF's f_D"
+      f" weighs the generated images {_weight_text()}.",
       "",
-      "| variant | ratio | erm | erm + latent | lff | lff + latent |",
-      "|---|---|---|---|---|---|",
+      "| variant | ratio | " + " | ".join(NAMES) + " |",
+      "|---|---|" + "---|" * len(NAMES),
   ]
   for (variant, ratio), result in results.items():
     runs = result["runs"]
     cells = [
         mean_std([r["test"]["classifier"]["unbiased_accuracy"] for r in runs[name]])
-        for name in ("erm", "erm + latent", "lff", "lff + latent")
+        for name in NAMES
     ]
     lines.append(f"| {variant} | {100 * ratio:g}% | {' | '.join(cells)} |")
   lines += [
@@ -186,6 +268,20 @@ def report_text(results: dict, seeds, times: dict) -> str:
         )
         + f" | {p['median_latent_norm']:.1f} | {p['median_edit_norm']:.1f} |"
     )
+  lines += [
+      "",
+      "## The pairs by a digit judge that sees no colour",
+      "",
+      "The judge (module doc, 5) is ERM on the grey real training images; it uses the"
+      " knowledge that colour is the bias and is for diagnosis only. Fractions of all pairs.",
+      "",
+      "| variant | ratio | " + " | ".join(k.replace("_", " ") for k in JUDGE_DEFINITIONS) + " |",
+      "|---|---|" + "---|" * len(JUDGE_DEFINITIONS),
+  ]
+  for (variant, ratio), result in results.items():
+    cells = [f"{100 * result['judge'][k]:.1f}%" for k in JUDGE_DEFINITIONS]
+    lines.append(f"| {variant} | {100 * ratio:g}% | {' | '.join(cells)} |")
+  lines += [""] + [f"- {k.replace('_', ' ')}: {v}" for k, v in JUDGE_DEFINITIONS.items()]
   binary = [(k, v) for k, v in results.items() if k[0] == "binary"]
   if binary:
     lines += [

@@ -12,9 +12,7 @@ images stand in for Colored MNIST: speed does not depend on pixel values.
 """
 
 import json
-import os
 import pathlib
-import platform
 import resource
 import subprocess
 import sys
@@ -136,20 +134,6 @@ def peak_memory_bytes() -> tuple[int, str]:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
 
 
-def machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  if os.path.exists("/proc/cpuinfo"):
-    names = [
-        l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")
-    ]
-    cpu = names[0] if names else cpu
-  device = jax.devices()[0]
-  return (
-      f"{device.platform} backend ({device.device_kind}), {jax.device_count()} device(s); "
-      f"CPU {cpu}, {os.cpu_count()} cores; jax {jax.__version__}"
-  )
-
-
 def main(argv):
   del argv
   rng = np.random.default_rng(0)
@@ -171,7 +155,7 @@ def main(argv):
     load_dataset(colored_mnist.get_config(END_TO_END_CONFIG.split(":")[1]).data)
   end_to_end = {int(s): end_to_end_seconds(int(s)) for s in _END_TO_END.value}
   report = {
-      "machine": machine(),
+      "machine": readme.machine(),
       "matmul_flops_per_second": [roofline, roofline_after],
       "methods": rows,
       "peak_memory_bytes": memory,

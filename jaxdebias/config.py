@@ -51,6 +51,9 @@ def base_config() -> ml_collections.ConfigDict:
           "ema_alpha": sweepable(0.7),
           # With data.synthetic: does f_B train on the generated examples too (False: real only).
           "synthetic_in_biased": True,
+          # With data.synthetic: f_D's weight of the generated examples; None: relative
+          # difficulty like the real ones, a number: that fixed weight (1: plain cross-entropy).
+          "synthetic_weight": ml_collections.FieldReference(None, field_type=float),
       }
   )
   # method=gan (latent de-biasing's generator, jaxdebias/latent/gan.py).

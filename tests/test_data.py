@@ -15,13 +15,11 @@ from etils import epath
 import numpy as np
 from PIL import Image
 import pytest
-import tensorflow_datasets as tfds
 from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
 from jaxdebias import data
 from jaxdebias.data import colored_mnist
 from jaxdebias.data import mnist_source
-from jaxdebias.data import npz
 from jaxdebias.errors import InputError
 
 # Official MNIST digit counts (train, test).
@@ -275,7 +273,7 @@ def test_tfds_mnist_reader_restores_original_order(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "field, value, match",
     [
-        ("name", "cifar", r"set --config\.data\.name to one of colored_mnist, npz"),
+        ("name", "cifar", r"set --config\.data\.name to one of colored_mnist, celeb_a, npz"),
         ("ratio", 0.03, r"set --config\.data\.ratio to one of 0\.005, 0\.01, 0\.02, 0\.05"),
         ("severity", 5, r"set --config\.data\.severity to one of 1, 2, 3, 4"),
         ("severity", 0, r"set --config\.data\.severity to one of 1, 2, 3, 4"),

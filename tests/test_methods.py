@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -97,6 +98,7 @@ def test_every_method_follows_the_interface(name):
         ("q", (0.5, 0.5), r"lff.q must list distinct values"),
         ("q", "high", r"lff.q must be a number"),
         ("ema_alpha", 1.0, r"lff.ema_alpha must be a number in \[0, 1\)"),
+        ("synthetic_weight", -1.0, r"lff.synthetic_weight is -1.0; set it to a weight >= 0"),
     ],
 )
 def test_lff_rejects_bad_hyperparameters(field, value, message):
@@ -112,6 +114,16 @@ def test_unknown_model_is_rejected():
   config.model.name = "resnet1000"
   with pytest.raises(InputError, match=r"Unknown model 'resnet1000'.*--config.model.name"):
     models.create(config.model, NUM_CLASSES)
+
+
+@pytest.mark.parametrize("bottleneck", [False, True])
+def test_resnet_classifies_images_and_refuses_unknown_fields(bottleneck):
+  fields = {"name": "resnet", "stage_sizes": (1, 1), "width": 4, "bottleneck": bottleneck}
+  model = models.create(ml_collections.ConfigDict({**fields, "hidden": (9,)}), NUM_CLASSES)
+  images = np.zeros((3, 16, 16, 3), np.float32)
+  chex.assert_shape(model.apply(model.init(jax.random.key(0), images), images), (3, NUM_CLASSES))
+  with pytest.raises(InputError, match=r"Unknown model field\(s\) \['widht'\].*'width'"):
+    models.create(ml_collections.ConfigDict({**fields, "widht": 4}), NUM_CLASSES)
 
 
 def test_input_scaling_choices():
@@ -143,3 +155,18 @@ def test_lff_can_keep_synthetic_examples_out_of_the_biased_model(synthetic_in_bi
   assert not np.array_equal(
       jax.tree.leaves(new.params["debiased"])[0], jax.tree.leaves(state.params["debiased"])[0]
   )
+
+
+def test_lff_synthetic_weight_replaces_relative_difficulty_on_generated_examples_only():
+  config, model, _, images, labels = _setup("lff")
+  config.lff.synthetic_weight = 0.25
+  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE, num_synthetic=8)
+  state = method.init(jax.random.key(1), {"q": Q, "ema_alpha": ALPHA})
+  step = jax.jit(method.train_step)
+  weight_of = lambda index: float(
+      step(state, {"image": images[index], "label": labels[index], "index": index})[1][
+          "weight_mean"
+      ]
+  )
+  assert weight_of(np.arange(16, 24, dtype=np.int32)) == pytest.approx(0.25, abs=1e-7)
+  assert weight_of(np.arange(0, 8, dtype=np.int32)) != pytest.approx(0.25, abs=1e-3)

@@ -65,6 +65,22 @@ def test_mix_appends_both_images_of_each_pair_with_the_target_label_of_the_first
     pair_data.mix(np.zeros((8, 4, 4, 3), np.uint8), label, bias, arrays, ratio=1.0)
 
 
+def test_mix_unedited_takes_x_of_z_alone_for_the_ablation():
+  arrays = _pair_arrays()
+  images = np.zeros((8, 8, 8, 3), np.uint8)
+  label = bias = np.arange(8) % 4
+  mixed_images, mixed_label, mixed_bias = pair_data.mix(
+      images, label, bias, arrays, ratio=1.0, use="unedited"
+  )
+  np.testing.assert_array_equal(mixed_images[8:], arrays["image"][:8])  # 8 pairs, x(z) each.
+  np.testing.assert_array_equal(mixed_label[8:], arrays["label"][:8])
+  np.testing.assert_array_equal(mixed_bias[8:], arrays["protected"][:8])
+  with pytest.raises(InputError, match="needs 16 pairs but the file has 10"):
+    pair_data.mix(images, label, bias, arrays, ratio=2.0, use="unedited")
+  with pytest.raises(InputError, match="Unknown data.synthetic.use 'edited'"):
+    pair_data.mix(images, label, bias, arrays, ratio=1.0, use="edited")
+
+
 def test_load_dataset_mixes_pairs_into_train_and_swaps_the_target(tiny_config, tmp_path):
   plain = data.load_dataset(tiny_config.data)
   pair_data.save(str(tmp_path / "p.npz"), **_pair_arrays(num_pairs=300))

@@ -1,4 +1,4 @@
-"""Biased datasets as in-memory NumPy arrays: Colored MNIST (via TFDS) or an .npz.
+"""Biased datasets as in-memory NumPy arrays: Colored MNIST and CelebA (via TFDS) or an .npz.
 
 `load_dataset(config.data)` returns a `BiasedDataset`; every split's rows are
 sorted by their stable example index, so row i is example i.
@@ -15,13 +15,14 @@ from absl import logging
 import ml_collections
 import numpy as np
 
+from jaxdebias.data import celeba
 from jaxdebias.data import colored_mnist
 from jaxdebias.data import mnist_source
 from jaxdebias.data import npz
 from jaxdebias.data import pairs
 from jaxdebias.errors import InputError
 
-DATASETS = ("colored_mnist", "npz")
+DATASETS = ("colored_mnist", "celeb_a", "npz")
 TARGETS = ("label", "bias_label")
 
 
@@ -52,7 +53,12 @@ def default_data_config() -> ml_collections.ConfigDict:
   config.name = "colored_mnist"  # One of DATASETS.
   config.ratio = 0.01  # colored_mnist: fraction of bias-conflicting train examples.
   config.severity = 4  # colored_mnist: 1..4, higher = cleaner colour.
-  # colored_mnist: TFDS data dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  # celeb_a: the binary target and protected attributes by name, and the image side after the
+  # central 178x178 crop (128 as in the latent de-biasing paper).
+  config.target_attribute = "Smiling"
+  config.protected_attribute = "Male"
+  config.image_size = 128
+  # colored_mnist, celeb_a: TFDS data dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   config.data_dir = ml_collections.config_dict.placeholder(str)
   # colored_mnist: raw MNIST, 'auto' or a path (see data/mnist_source.py).
   config.mnist_source = "auto"
@@ -67,9 +73,10 @@ def default_data_config() -> ml_collections.ConfigDict:
   # the labellers of latent de-biasing). Swaps the two attributes in every split.
   config.target = "label"
   # Latent de-biasing: synthetic pairs (jaxdebias/data/pairs.py) appended to the training split,
-  # `ratio` synthetic images per real one (the paper: about 2).
+  # `ratio` synthetic images per real one (the paper: about 2); `use` "pairs" (x(z) and x(z'))
+  # or "unedited" (x(z) alone: the ablation without edits).
   config.synthetic = ml_collections.ConfigDict(
-      {"path": ml_collections.config_dict.placeholder(str), "ratio": 1.0}
+      {"path": ml_collections.config_dict.placeholder(str), "ratio": 1.0, "use": "pairs"}
   )
   return config
 
@@ -219,6 +226,24 @@ def _load_colored_mnist(config: ml_collections.ConfigDict) -> BiasedDataset:
   )
 
 
+def _load_celeb_a(config: ml_collections.ConfigDict) -> BiasedDataset:
+  """CelebA with label = target attribute, bias_label = protected attribute (data/celeba.py)."""
+  splits, names = celeba.load(config.data_dir, config.image_size)
+  target = celeba.attribute_column(names, config.target_attribute, "target_attribute")
+  protected = celeba.attribute_column(names, config.protected_attribute, "protected_attribute")
+  split = lambda name: _split(
+      splits[name][0], splits[name][1][:, target], splits[name][1][:, protected]
+  )
+  return BiasedDataset(
+      name=f"celeb_a/{config.target_attribute}-{config.protected_attribute}",
+      train=split("train"),
+      test=split("test"),
+      valid=split("valid"),
+      num_classes=2,
+      num_bias_classes=2,
+  )
+
+
 def _load_npz(config: ml_collections.ConfigDict) -> BiasedDataset:
   """Reads a user's .npz (layout in data/npz.py)."""
   if not config.path:
@@ -248,6 +273,8 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> BiasedDataset:
     )
   if data_config.name == "colored_mnist":
     dataset = _load_colored_mnist(data_config)
+  elif data_config.name == "celeb_a":
+    dataset = _load_celeb_a(data_config)
   elif data_config.name == "npz":
     dataset = _load_npz(data_config)
   else:
@@ -316,7 +343,9 @@ def _with_synthetic(dataset: BiasedDataset, synthetic: ml_collections.ConfigDict
           "were made for another dataset."
       )
   train = dataset.train
-  mixed = pairs.mix(train.images, train.label, train.bias_label, arrays, synthetic.ratio)
+  mixed = pairs.mix(
+      train.images, train.label, train.bias_label, arrays, synthetic.ratio, synthetic.use
+  )
   logging.info(
       "Training on %d real and %d synthetic images from %s.",
       len(train.label),

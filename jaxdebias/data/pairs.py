@@ -69,17 +69,23 @@ def _check(arrays: dict[str, np.ndarray], path) -> None:
     raise InputError(f"{path}: the pair arrays have different lengths {sorted(sizes)}.")
 
 
-def mix(images, label, bias_label, pairs: dict[str, np.ndarray], ratio: float):
-  """The real training arrays followed by the first round(ratio * N / 2) pairs' 2 images each.
+USES = ("pairs", "unedited")  # data.synthetic.use: x(z) and x(z'), or x(z) alone (ablation).
 
-  Each pair adds x(z) and x(z'), both with the target label of x(z); their bias labels are the
-  protected labels (used by evaluation only, never by training).
+
+def mix(images, label, bias_label, pairs: dict[str, np.ndarray], ratio: float, use: str = "pairs"):
+  """The real training arrays followed by round(ratio * N) synthetic images.
+
+  use "pairs": the first round(ratio * N / 2) pairs' 2 images each, x(z) and x(z'), both with the
+  target label of x(z); "unedited": x(z) of the first round(ratio * N) pairs (the ablation
+  without edits). Their bias labels are the protected labels (evaluation only, never training).
   """
+  if use not in USES:
+    raise InputError(f"Unknown data.synthetic.use {use!r}; set it to one of {USES}.")
   if not ratio >= 0:
     raise InputError(
         f"data.synthetic.ratio must be >= 0 (synthetic images per real one), got {ratio}."
     )
-  num_pairs = round(ratio * len(label) / 2)
+  num_pairs = round(ratio * len(label) / (2 if use == "pairs" else 1))
   if num_pairs > len(pairs["label"]):
     raise InputError(
         f"data.synthetic.ratio {ratio} needs {num_pairs} pairs but the file has "
@@ -90,9 +96,10 @@ def mix(images, label, bias_label, pairs: dict[str, np.ndarray], ratio: float):
         f"the synthetic images are {pairs['image'].shape[1:]}, the real ones "
         f"{images.shape[1:]}: the pairs come from a generator of another dataset."
     )
-  take = lambda *names: np.concatenate([pairs[n][:num_pairs] for n in names])
-  return (
-      np.concatenate([images, take("image", "image_pair")]),
-      np.concatenate([label, take("label", "label")]),
-      np.concatenate([bias_label, take("protected", "protected_pair")]),
-  )
+  if use == "pairs":
+    fields = (("image", "image_pair"), ("label", "label"), ("protected", "protected_pair"))
+  else:
+    fields = (("image",), ("label",), ("protected",))
+  take = lambda names: np.concatenate([pairs[n][:num_pairs] for n in names])
+  real = (images, label, bias_label)
+  return tuple(np.concatenate([r, take(names)]) for r, names in zip(real, fields))

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxdebias import checkpoint
 from jaxdebias.errors import InputError
-from jaxdebias.models import dcgan
+from jaxdebias.models import dcgan, pgan
 
 
 def to_signed(images: jax.Array) -> jax.Array:
@@ -110,27 +110,50 @@ GENERATOR_JSON = "generator.json"  # What builds the module: kind, latent_dim, i
 
 
 def load(workdir: str, latent_space: str = "z") -> ImageGenerator:
-  """The generator of the finished GAN run in `workdir` (its generator.json, last checkpoint)."""
+  """The generator in `workdir`: a finished GAN run, or a ported one (tools/port_pgan.py).
+
+  Its generator.json says which kind; the params are the last checkpoint.
+  """
   from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports this module)
-  from jaxdebias.latent import gan  # pylint: disable=g-import-not-at-top
 
   workdir = train.absolute(workdir)
   if not (workdir / GENERATOR_JSON).exists():
     raise InputError(f"{workdir} holds no trained generator ({GENERATOR_JSON}); train one first.")
+  record = json.loads((workdir / GENERATOR_JSON).read_text())
+  image_shape = tuple(record["image_shape"])
+  if record["kind"] == "pgan":
+    module = pgan.Generator(
+        latent_dim=record["latent_dim"],
+        widths=tuple(record["widths"]),
+        channels=record["channels"],
+        alpha=record["alpha"],
+    )
+    like = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, record["latent_dim"])))
+    params = _restore(workdir, like, expected_step=0, keep=1)
+    return ImageGenerator(module, params, record["latent_dim"], image_shape, latent_space)
+  from jaxdebias.latent import gan  # pylint: disable=g-import-not-at-top
+
   config = train.read_config(workdir)
-  image_shape = tuple(json.loads((workdir / GENERATOR_JSON).read_text())["image_shape"])
   model = gan.GAN(config, image_shape)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-  try:
-    step = ckpt.latest_step()
-    if step != config.num_steps:
-      raise InputError(
-          f"the GAN run in {workdir} is at step {step or 0} of {config.num_steps}; "
-          "rerun its training command to finish it."
-      )
-    state = ckpt.restore(step, jax.eval_shape(model.init, jax.random.key(0)))
-  finally:
-    ckpt.close()
+  like = jax.eval_shape(model.init, jax.random.key(0))
+  state = _restore(workdir, like, config.num_steps, config.keep_checkpoints)
   return ImageGenerator(
       model.generator, state.generator, model.latent_dim, image_shape, latent_space
   )
+
+
+def _restore(workdir, like, expected_step: int, keep: int):
+  """The checkpoint at `expected_step` (the end of training); InputError if it is not there."""
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=keep)
+  try:
+    step = ckpt.latest_step()
+    if step is None:
+      raise InputError(f"{workdir} holds no generator checkpoint; train or convert one first.")
+    if step != expected_step:
+      raise InputError(
+          f"the generator in {workdir} is at step {step} of {expected_step}; "
+          "rerun its training command to finish it."
+      )
+    return ckpt.restore(step, like)
+  finally:
+    ckpt.close()

@@ -47,7 +47,7 @@ class Labeller(NamedTuple):
     logits = self.logits(images)
     if self.threshold is None:
       return logits.argmax(-1)
-    return (jax.nn.softmax(logits)[:, 1] >= self.threshold).astype(np.int64)
+    return (np.asarray(jax.nn.softmax(logits))[:, 1] >= self.threshold).astype(np.int64)
 
 
 def load_labeller(workdir: str) -> Labeller:

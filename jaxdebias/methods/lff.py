@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from jaxdebias import ema, losses
+from jaxdebias.errors import InputError
 from jaxdebias.methods import common
 
 
@@ -62,6 +63,12 @@ class LfF:
     # examples (indices from here on) are left out of its loss; f_D still sees them all.
     self.first_synthetic = len(self.train_labels) - num_synthetic
     self.synthetic_in_biased = config.lff.synthetic_in_biased
+    self.synthetic_weight = config.lff.synthetic_weight
+    if self.synthetic_weight is not None and not self.synthetic_weight >= 0:
+      raise InputError(
+          f"lff.synthetic_weight is {self.synthetic_weight}; set it to a weight >= 0 (1: plain "
+          "cross-entropy on the generated examples) or None (relative difficulty)."
+      )
     self.tx = common.optimizer(config)
     self.to_float = common.input_scaler(config)
 
@@ -91,11 +98,13 @@ class LfF:
       buffer = ema.update(state.ema, index, jnp.stack([ce_b, ce_d], axis=1), alpha)
       normalized = ema.normalized(buffer, index, self.num_classes)
       weight = losses.relative_difficulty(normalized[:, 0], normalized[:, 1])
+      real = index < self.first_synthetic
+      if self.synthetic_weight is not None:
+        weight = jnp.where(real, weight, self.synthetic_weight)
       gce = losses.generalized_cross_entropy_reference(logits_b, labels, q)
-      if self.synthetic_in_biased or self.first_synthetic == len(self.train_labels):
+      if self.synthetic_in_biased:
         loss_b = gce.mean()
       else:
-        real = (index < self.first_synthetic).astype(gce.dtype)
         loss_b = jnp.sum(gce * real) / jnp.maximum(jnp.sum(real), 1.0)
       loss_d = losses.weighted_cross_entropy(logits_d, labels, weight).mean()
       aux = dict(
