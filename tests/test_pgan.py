@@ -57,9 +57,16 @@ def _flax_layers(gen, z):
 
 
 @pytest.mark.parametrize(
-    "alpha, key_style", [(0.0, "module"), (0.0, "short"), (0.0, "dataparallel"), (0.35, "short")]
+    "alpha, key_style, batch",
+    [
+        (0.0, "module", 5),
+        (0.0, "short", 5),
+        (0.0, "dataparallel", 5),
+        (0.35, "short", 5),
+        (0.0, "short", 40),  # 40 x 8 x 8 input pixels: the last scale takes `upsampled_conv`.
+    ],
 )
-def test_ported_generator_matches_the_reference_layer_by_layer(tmp_path, alpha, key_style):
+def test_ported_generator_matches_the_reference_layer_by_layer(tmp_path, alpha, key_style, batch):
   reference = _reference(alpha)
   state = reference.state_dict()  # Keys with `.module.`.
   if key_style == "short":
@@ -72,7 +79,7 @@ def test_ported_generator_matches_the_reference_layer_by_layer(tmp_path, alpha, 
   gen = generator.load(str(tmp_path / "out"))
   assert (gen.latent_dim, gen.image_shape) == (LATENT, (16, 16, 3))
 
-  z = np.random.default_rng(0).standard_normal((5, LATENT)).astype(np.float32)
+  z = np.random.default_rng(0).standard_normal((batch, LATENT)).astype(np.float32)
   with torch.no_grad():
     want, want_layers = reference(torch.from_numpy(z))
   got_layers = _flax_layers(gen, z)
@@ -82,7 +89,7 @@ def test_ported_generator_matches_the_reference_layer_by_layer(tmp_path, alpha, 
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got / scale, expected / scale, atol=1e-5)
   image = np.asarray(gen(z))
-  chex.assert_shape(image, (5, 16, 16, 3))
+  chex.assert_shape(image, (batch, 16, 16, 3))
   np.testing.assert_allclose(image, _torch_to_nhwc(want), atol=1e-4, rtol=1e-4)
 
 
@@ -155,6 +162,16 @@ def test_command_converts_once_and_never_overwrites(tmp_path):
   )
   assert again.returncode != 0 and "already holds a generator" in again.stderr
   assert (tmp_path / "out" / "generator.json").read_text() == before
+
+
+def test_upsampled_conv_equals_upsampling_then_convolving():
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((2, 5, 7, 3)).astype(np.float32)
+  kernel = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+  want = jax.lax.conv_general_dilated(
+      pgan.upsample(x), kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
+  np.testing.assert_allclose(pgan.upsampled_conv(x, kernel), want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("widths", [(8,), (8, 8, 8, 8, 4, 4)])
