@@ -12,8 +12,8 @@ For each conflicting ratio, in workdirs/latent_debias/ (finished stages are reus
    edit changed the colour as requested and kept the digit;
 4. classifiers on real + synthetic images (`--synthetic_ratio` synthetic per real one), ERM and
    LfF (its f_B on the real images only, `lff.synthetic_in_biased=False`, and its f_D's weight
-   of the generated images `lff.synthetic_weight`, default 1), the same with the unedited x(z)
-   alone (the ablation: is it the edits that help?), and without them (shared with
+   of the generated images `lff.synthetic_weight`, default 1), the same with the same pairs'
+   x(z) alone (the ablation: do the edited x(z') add anything?), and without them (shared with
    benchmarks/colored_mnist.py's runs).
 5. a digit judge for diagnosis only: ERM on the real training images with the colour taken out
    (`grey`), i.e. using what we know of the bias, so it never labels training data; it
@@ -118,7 +118,9 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
       for seed in seeds:
         config = _classifier_config(method, ratio, seed, binary)
         if use:
-          config.data.synthetic.update(path=str(pairs_path), ratio=_SYNTHETIC_RATIO.value, use=use)
+          # The ablation takes the same pairs' x(z) alone: half as many synthetic images.
+          synthetic_ratio = _SYNTHETIC_RATIO.value / (1 if use == "pairs" else 2)
+          config.data.synthetic.update(path=str(pairs_path), ratio=synthetic_ratio, use=use)
           kind = "latent" if use == "pairs" else use
           if method == "lff":
             config.lff.synthetic_in_biased = False  # f_B learns the real data's bias only.
@@ -225,8 +227,8 @@ def report_text(results: dict, seeds, times: dict) -> str:
       f"Regenerate with `python -m benchmarks.latent_debias --seeds={seeds_text}`. Unbiased test"
       " accuracy (%, mean over the (digit, colour) groups), mean ± sample std over seeds"
       f" {seeds_text}; final models, no model selection. `+ latent`: trained on the real images"
-      f" and {_SYNTHETIC_RATIO.value:g} synthetic pair images per real one; `+ x(z)`: the same"
-      " number of unedited generated images (the ablation). Digit labeller of the generated"
+      f" and {_SYNTHETIC_RATIO.value:g} synthetic pair images per real one; `+ x(z)`: the x(z) of"
+      " the same pairs alone, without their edited x(z') (the ablation). Digit labeller of the generated"
       f" images: {_TARGET_LABELLER.value}; edits in latent space {_SPACE.value}; LfF's f_D"
       f" weighs the generated images {_weight_text()}.",
       "",

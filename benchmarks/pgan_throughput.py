@@ -21,13 +21,14 @@ import jax
 import numpy as np
 import torch
 
-from benchmarks.readme import machine
+from benchmarks import readme
 from jaxdebias.models import pgan
 from tests.pgan_reference import ReferenceGenerator
 
 _BATCHES = flags.DEFINE_list("batch_sizes", ["1", "4", "16"], "Batch sizes to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per batch size (best one counts).")
 _OUT = flags.DEFINE_string("out", "results", "Where pgan_throughput.{md,json} go.")
+_README = flags.DEFINE_bool("readme", True, "Also put the table into README.md.")
 
 LATENT, WIDTHS = 512, (512, 512, 512, 512, 256, 128)
 
@@ -40,6 +41,24 @@ def best_seconds(fn, repeats: int) -> float:
     fn()
     best = min(best, time.perf_counter() - start)
   return best
+
+
+def table(report: dict, repeats: int) -> str:
+  lines = [
+      f"Machine: {report['machine']}; torch {report['torch']}. Regenerate:"
+      f" `python -m benchmarks.pgan_throughput`. Best of {repeats} calls after a"
+      " warm-up; random weights; latent 512, widths 512-512-512-512-256-128.",
+      "",
+      "| batch | Flax images/s | PyTorch images/s | Flax / PyTorch |",
+      "|---|---|---|---|",
+  ]
+  for r in report["rows"]:
+    ratio = r["flax_images_per_second"] / r["torch_images_per_second"]
+    lines.append(
+        f"| {r['batch_size']} | {r['flax_images_per_second']:.2f} |"
+        f" {r['torch_images_per_second']:.2f} | {ratio:.2f} |"
+    )
+  return "\n".join(lines) + "\n"
 
 
 def main(argv):
@@ -68,31 +87,19 @@ def main(argv):
     )
     print(rows[-1], flush=True)
   report = {
-      "machine": machine(),
+      "machine": readme.machine(),
       "torch": f"{torch.__version__}, {torch.get_num_threads()} threads",
       "image_shape": list(module.image_shape),
       "rows": rows,
   }
-  lines = [
-      "# Progressive GAN generation throughput, 128x128 (Flax port vs PyTorch reference)",
-      "",
-      f"Machine: {report['machine']}; torch {report['torch']}. Regenerate:"
-      f" `python -m benchmarks.pgan_throughput`. Best of {_REPEATS.value} calls after a"
-      " warm-up; random weights; latent 512, widths 512-512-512-512-256-128.",
-      "",
-      "| batch | Flax images/s | PyTorch images/s | Flax / PyTorch |",
-      "|---|---|---|---|",
-  ]
-  for r in rows:
-    ratio = r["flax_images_per_second"] / r["torch_images_per_second"]
-    lines.append(
-        f"| {r['batch_size']} | {r['flax_images_per_second']:.2f} |"
-        f" {r['torch_images_per_second']:.2f} | {ratio:.2f} |"
-    )
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
-  text = "\n".join(lines) + "\n"
-  (out / "pgan_throughput.md").write_text(text)
+  text = table(report, _REPEATS.value)
+  (out / "pgan_throughput.md").write_text(
+      "# Progressive GAN generation throughput, 128x128 (Flax port vs PyTorch reference)\n\n" + text
+  )
+  if _README.value:
+    readme.splice("pgan", text)
   (out / "pgan_throughput.json").write_text(json.dumps(report, indent=1))
   print(text)
 
