@@ -5,7 +5,8 @@ Command:
       --workdir=workdirs/gan_r0.01
 
 Arguments after `:`: ratio (bias-conflicting fraction: 0.005, 0.01, 0.02, 0.05), severity
-(1-4), quick (40 steps, for a smoke test). The network sizes and optimizer are in
+(1-4), conditional (a class-conditional GAN: each row of the sample grid is one digit class;
+synthetic bias amplification's generator), quick (40 steps, for a smoke test). The network sizes and optimizer are in
 `config.gan` (jaxdebias/config.py). Writes samples/step_N.png (a 10x10 grid from fixed latents)
 at every evaluation; `jaxdebias.latent.generator.load(WORKDIR)` reads the trained generator.
 """
@@ -14,12 +15,13 @@ from jaxdebias.config import base_config, parse_arg
 
 
 def get_config(arg: str | None = None):
-  args = parse_arg(arg, ratio=0.01, severity=4, quick=False)
+  args = parse_arg(arg, ratio=0.01, severity=4, conditional=False, quick=False)
   config = base_config()
   config.method = "gan"
   config.data.name = "colored_mnist"
   config.data.ratio = args["ratio"]
   config.data.severity = args["severity"]
+  config.gan.conditional = args["conditional"]
   config.batch_size = 64
   config.num_steps = 6000
   config.eval_every = 500  # Steps between sample grids and metric lines.

@@ -64,6 +64,8 @@ def base_config() -> ml_collections.ConfigDict:
           "discriminator_widths": (64, 128),
           "learning_rate": 2e-4,
           "beta1": 0.5,
+          # Class-conditional (the class as a one-hot after z; projection discriminator).
+          "conditional": False,
       }
   )
   config.batch_size = 256

@@ -44,6 +44,29 @@ def test_gan_trains_writes_samples_and_loads_as_a_generator(gan_config, tmp_path
   assert np.abs(g_w.images(w).astype(int) - z_images).max() <= 1  # Rounding to uint8.
 
 
+def test_conditional_gan_generates_the_class_it_is_given(gan_config, tmp_path):
+  gan_config.gan.conditional = True
+  gan.train_gan(gan_config, str(tmp_path))
+  g = generator.load(str(tmp_path))
+  assert g.num_classes == 4  # The tiny dataset's.
+  rng = np.random.default_rng(0)
+  labels = np.arange(6) % 4
+  latents = g.sample(rng, 6, labels=labels)
+  chex.assert_shape(latents, (6, 8 + 4))
+  np.testing.assert_array_equal(latents[:, 8:].argmax(-1), labels)
+  # The class is an input: the same z with another class gives another image.
+  other = latents.copy()
+  other[:, 8:] = np.roll(other[:, 8:], 1, axis=-1)
+  assert np.abs(g.images(latents).astype(int) - g.images(other).astype(int)).max() > 0
+  g_w = generator.load(str(tmp_path), latent_space="w")
+  z_images = g.images(latents).astype(int)
+  w_images = g_w.images(g_w.sample(np.random.default_rng(0), 6, labels=labels)).astype(int)
+  assert np.abs(w_images - z_images).max() <= 1
+  unconditional = generator.ImageGenerator(g.module, g.params, 8, (8, 8, 3))
+  with pytest.raises(InputError, match="not class-conditional"):
+    unconditional.sample(rng, 2, labels=np.zeros(2, int))
+
+
 def test_gan_resume_after_interruption_equals_uninterrupted_run(
     gan_config, tmp_path, interrupt_after_metrics_of
 ):

@@ -46,36 +46,54 @@ class GANState:
 class GAN:
   """The generator and discriminator with their losses and one update step (pure)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]):
+  def __init__(
+      self, config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], num_classes: int
+  ):
+    """num_classes: of the dataset; the networks use it with gan.conditional only."""
     gan = config.gan
     if not gan.learning_rate > 0 or not 0 <= gan.beta1 < 1:
       raise InputError(
           f"gan.learning_rate must be > 0 and gan.beta1 in [0, 1), got {gan.learning_rate} and "
           f"{gan.beta1}; set --config.gan.learning_rate / --config.gan.beta1."
       )
-    self.generator = generator.dcgan_module(gan, image_shape)
-    self.discriminator = dcgan.Discriminator(widths=tuple(gan.discriminator_widths))
+    self.num_classes = num_classes if gan.conditional else 0
+    self.generator = generator.dcgan_module(gan, image_shape, self.num_classes)
+    self.discriminator = dcgan.Discriminator(
+        widths=tuple(gan.discriminator_widths), num_classes=self.num_classes
+    )
     self.latent_dim, self.image_shape, self.seed = gan.latent_dim, image_shape, config.seed
     self.tx = optax.adam(gan.learning_rate, b1=gan.beta1)
 
   def init(self, rng: jax.Array) -> GANState:
     g_rng, d_rng = jax.random.split(rng)
-    g = self.generator.init(g_rng, jnp.zeros((1, self.latent_dim)))
-    d = self.discriminator.init(d_rng, jnp.zeros((1, *self.image_shape)))
+    g = self.generator.init(g_rng, jnp.zeros((1, self.latent_dim + self.num_classes)))
+    d = self.discriminator.init(
+        d_rng, jnp.zeros((1, *self.image_shape)), jnp.zeros((1,), jnp.int32)
+    )
     return GANState(jnp.zeros((), jnp.int32), g, d, self.tx.init(g), self.tx.init(d))
 
-  def train_step(self, state: GANState, images: jax.Array) -> tuple[GANState, dict[str, jax.Array]]:
-    """One discriminator then one generator update on uint8 `images` (B, H, W, C)."""
+  def latents(self, z: jax.Array, labels: jax.Array) -> jax.Array:
+    """The generator's input for z (B, latent_dim) and classes (B,) (used when conditional)."""
+    if not self.num_classes:
+      return z
+    return dcgan.conditional_latents(z, labels, self.num_classes)
+
+  def train_step(
+      self, state: GANState, images: jax.Array, labels: jax.Array
+  ) -> tuple[GANState, dict[str, jax.Array]]:
+    """One discriminator then one generator update on uint8 `images` (B, H, W, C) of classes
+    `labels` (B,); a conditional GAN generates the same classes as the real batch has."""
     real = generator.to_signed(images)
     # The latents of step t depend on (seed, t) only: resuming redraws the same ones.
     z = jax.random.normal(
         jax.random.fold_in(jax.random.key(self.seed), state.step), (len(real), self.latent_dim)
     )
+    z = self.latents(z, labels)
     fake = self.generator.apply(state.generator, z)
 
     def d_loss(params):
-      real_logits = self.discriminator.apply(params, real)
-      fake_logits = self.discriminator.apply(params, fake)
+      real_logits = self.discriminator.apply(params, real, labels)
+      fake_logits = self.discriminator.apply(params, fake, labels)
       loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
       return loss, (jnp.mean(real_logits > 0), jnp.mean(fake_logits < 0))
 
@@ -86,7 +104,7 @@ class GAN:
     discriminator = optax.apply_updates(state.discriminator, updates)
 
     def g_loss(params):  # Non-saturating: maximise log D(G(z)).
-      logits = self.discriminator.apply(discriminator, self.generator.apply(params, z))
+      logits = self.discriminator.apply(discriminator, self.generator.apply(params, z), labels)
       return jnp.mean(jax.nn.softplus(-logits))
 
     g_value, g_grads = jax.value_and_grad(g_loss)(state.generator)
@@ -112,14 +130,21 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   mesh = sharding.make_mesh(config.mesh)
   dataset = load_dataset(config.data)
   split = dataset.train
-  gan = GAN(config, split.images.shape[1:])
+  gan = GAN(config, split.images.shape[1:], dataset.num_classes)
   state = jax.jit(gan.init, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
   table = sharding.shard_rows(split.images, mesh)
+  labels = sharding.global_array(split.label, sharding.replicated(mesh))
   step_fn = jax.jit(
-      lambda state, table, index: gan.train_step(state, sharding.gather_rows(table, index, mesh)),
+      lambda state, table, labels, index: gan.train_step(
+          state, sharding.gather_rows(table, index, mesh), labels[index]
+      ),
       donate_argnums=0,
   )
-  fixed_z = jax.random.normal(jax.random.key(config.seed + 1), (GRID * GRID, gan.latent_dim))
+  # Conditional: row r of the grid shows class r % num_classes.
+  fixed_z = gan.latents(
+      jax.random.normal(jax.random.key(config.seed + 1), (GRID * GRID, gan.latent_dim)),
+      jnp.arange(GRID * GRID) // GRID % max(gan.num_classes, 1),
+  )
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   record = {}
   try:
@@ -129,7 +154,12 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       logging.info("Resuming from the checkpoint at step %d.", step)
     log = train.MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=step)
     train.write_json(workdir / "config.json", config.to_dict())
-    architecture = {"kind": "dcgan", "latent_dim": gan.latent_dim, "image_shape": gan.image_shape}
+    architecture = {
+        "kind": "dcgan",
+        "latent_dim": gan.latent_dim,
+        "num_classes": gan.num_classes,
+        "image_shape": gan.image_shape,
+    }
     train.write_json(workdir / generator.GENERATOR_JSON, architecture)
     started = time.perf_counter()
     while step < config.num_steps:
@@ -139,7 +169,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       )
       chunk = []
       for index in indices:
-        state, metrics = step_fn(state, table, train.place_indices(index, mesh))
+        state, metrics = step_fn(state, table, labels, train.place_indices(index, mesh))
         chunk.append(metrics)
       chunk = jax.device_get(chunk)
       train.check_finite(

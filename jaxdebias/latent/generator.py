@@ -32,8 +32,10 @@ def to_uint8(images: jax.Array) -> jax.Array:
   return jnp.round((jnp.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(jnp.uint8)
 
 
-def dcgan_module(gan_config: ml_collections.ConfigDict, image_shape) -> dcgan.Generator:
-  """The generator network a GAN config describes (`gan.default_gan_config`)."""
+def dcgan_module(
+    gan_config: ml_collections.ConfigDict, image_shape, num_classes: int = 0
+) -> dcgan.Generator:
+  """The generator network a GAN config describes; class-conditional with num_classes > 0."""
   if not isinstance(gan_config.latent_dim, int) or gan_config.latent_dim < 1:
     raise InputError(
         f"gan.latent_dim must be a positive integer, got {gan_config.latent_dim!r}; "
@@ -46,7 +48,10 @@ def dcgan_module(gan_config: ml_collections.ConfigDict, image_shape) -> dcgan.Ge
         f"2**{len(widths) - 1}; change --config.gan.generator_widths (one width per doubling)."
     )
   return dcgan.Generator(
-      image_shape=tuple(image_shape), latent_dim=gan_config.latent_dim, widths=widths
+      image_shape=tuple(image_shape),
+      latent_dim=gan_config.latent_dim,
+      widths=widths,
+      num_classes=num_classes,
   )
 
 
@@ -55,9 +60,10 @@ LATENT_SPACES = ("z", "w")
 
 @dataclasses.dataclass(frozen=True)
 class ImageGenerator:
-  """latents (B, latent_dim) -> images (B, *image_shape) in [-1, 1].
+  """latents (B, latent_dim [+ num_classes]) -> images (B, *image_shape) in [-1, 1].
 
-  latent_space 'z': the input, z ~ N(0, I). 'w': what a mapping network makes of z,
+  latent_space 'z': the input, z ~ N(0, I) (followed by the one-hot class for a class-
+  conditional generator, num_classes > 0). 'w': what a mapping network makes of z,
   module.mapping(z), decoded by module.synthesis (for the DCGAN here: z with its style w, where
   global attributes such as colour are closer to linear); only for modules with both methods.
   """
@@ -67,6 +73,7 @@ class ImageGenerator:
   latent_dim: int
   image_shape: tuple[int, int, int]
   latent_space: str = "z"
+  num_classes: int = 0
 
   def __post_init__(self):
     if self.latent_space not in LATENT_SPACES:
@@ -74,9 +81,17 @@ class ImageGenerator:
     if self.latent_space == "w" and not hasattr(self.module, "mapping"):
       raise InputError(f"{type(self.module).__name__} has no mapping network; use latent space z.")
 
-  def sample(self, rng: np.random.Generator, num: int) -> np.ndarray:
-    """`num` latents: z ~ N(0, I), mapped for latent space 'w'."""
+  def sample(
+      self, rng: np.random.Generator, num: int, labels: np.ndarray | None = None
+  ) -> np.ndarray:
+    """`num` latents: z ~ N(0, I) (with the one-hot `labels` when conditional, uniformly drawn
+    classes by default), mapped for latent space 'w'."""
     z = rng.standard_normal((num, self.latent_dim)).astype(np.float32)
+    if self.num_classes:
+      labels = rng.integers(0, self.num_classes, num) if labels is None else labels
+      z = np.asarray(dcgan.conditional_latents(z, labels, self.num_classes))
+    elif labels is not None:
+      raise InputError("this generator is not class-conditional; sample without labels.")
     if self.latent_space == "z":
       return z
     return np.asarray(_jitted(self.module, "mapping")(self.params, z))
@@ -134,11 +149,16 @@ def load(workdir: str, latent_space: str = "z") -> ImageGenerator:
   from jaxdebias.latent import gan  # pylint: disable=g-import-not-at-top
 
   config = train.read_config(workdir)
-  model = gan.GAN(config, image_shape)
+  model = gan.GAN(config, image_shape, record.get("num_classes", 0))
   like = jax.eval_shape(model.init, jax.random.key(0))
   state = _restore(workdir, like, config.num_steps, config.keep_checkpoints)
   return ImageGenerator(
-      model.generator, state.generator, model.latent_dim, image_shape, latent_space
+      model.generator,
+      state.generator,
+      model.latent_dim,
+      image_shape,
+      latent_space,
+      model.num_classes,
   )
 
 

@@ -32,10 +32,14 @@ def depth_to_space(x: jax.Array) -> jax.Array:
 
 
 class Generator(nn.Module):
-  """z (B, latent_dim) -> images (B, H, W, C) in [-1, 1], as synthesis(mapping(z)).
+  """latents (B, latent_dim [+ num_classes]) -> images (B, H, W, C) in [-1, 1], as
+  synthesis(mapping(latents)).
 
-  mapping: z -> the synthesis input s = [z, w] (B, 2 latent_dim), w the style from an MLP.
-  synthesis: a seed of H / 2**(len(widths) - 1) pixels a side from z, doubled once per width
+  Class-conditional with num_classes > 0: the latent carries the class as a one-hot after z,
+  so a conditional generator is still a function of one array (`conditional_latents`).
+  mapping: latents -> the synthesis input s = [h, w]: h = [pixel-normed z, one-hot class] and
+  the style w = MLP(h) (B, latent_dim).
+  synthesis: a seed of H / 2**(len(widths) - 1) pixels a side from h, doubled once per width
   after the first, every layer's channels scaled and shifted by an affine map of w. (A seed
   from w alone collapsed to a few digit shapes in training.)
   """
@@ -44,6 +48,7 @@ class Generator(nn.Module):
   latent_dim: int = 64
   widths: Sequence[int] = (96, 48, 24)  # Seed channels, then one per doubling.
   mapping_layers: int = 2
+  num_classes: int = 0
 
   def setup(self):
     side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
@@ -53,20 +58,21 @@ class Generator(nn.Module):
     self.upsamples = [nn.Conv(4 * width, (3, 3)) for width in self.widths[1:]]
     self.to_rgb = nn.Conv(self.image_shape[-1], (3, 3))
 
-  def __call__(self, z: jax.Array) -> jax.Array:
-    return self.synthesis(self.mapping(z))
+  def __call__(self, latents: jax.Array) -> jax.Array:
+    return self.synthesis(self.mapping(latents))
 
-  def mapping(self, z: jax.Array) -> jax.Array:
-    z = pixel_norm(z)
-    w = z
+  def mapping(self, latents: jax.Array) -> jax.Array:
+    z, one_hot = latents[:, : self.latent_dim], latents[:, self.latent_dim :]
+    h = jnp.concatenate([pixel_norm(z), one_hot], axis=-1)
+    w = h
     for dense in self.mapping_mlp:
       w = nn.leaky_relu(dense(w), 0.2)
-    return jnp.concatenate([z, w], axis=-1)
+    return jnp.concatenate([h, w], axis=-1)
 
   def synthesis(self, s: jax.Array) -> jax.Array:
-    z, w = jnp.split(s, 2, axis=-1)
+    h, w = s[:, : -self.latent_dim], s[:, -self.latent_dim :]
     side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
-    x = self.seed(z).reshape(-1, side, side, self.widths[0])
+    x = self.seed(h).reshape(-1, side, side, self.widths[0])
     for i, style in enumerate(self.styles):
       if i:
         x = depth_to_space(self.upsamples[i - 1](x))
@@ -76,14 +82,29 @@ class Generator(nn.Module):
     return jnp.tanh(self.to_rgb(x))
 
 
+def conditional_latents(z: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
+  """The latents of a class-conditional Generator: z followed by the one-hot class."""
+  return jnp.concatenate([z, jax.nn.one_hot(labels, num_classes, dtype=z.dtype)], axis=-1)
+
+
 class Discriminator(nn.Module):
-  """Images (B, H, W, C) in [-1, 1] -> real-vs-generated logits (B,)."""
+  """Images (B, H, W, C) in [-1, 1] -> real-vs-generated logits (B,).
+
+  With num_classes > 0, a projection discriminator (Miyato & Koyama, 2018): the logit adds the
+  inner product of the features with a learned embedding of the image's class.
+  """
 
   widths: Sequence[int] = (64, 128)
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, images: jax.Array) -> jax.Array:
+  def __call__(self, images: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     x = images
     for width in self.widths:
       x = nn.leaky_relu(nn.Conv(width, (4, 4), strides=(2, 2))(x), 0.2)
-    return nn.Dense(1)(x.reshape(len(x), -1))[:, 0]
+    features = x.reshape(len(x), -1)
+    logits = nn.Dense(1)(features)[:, 0]
+    if self.num_classes:
+      embedding = nn.Embed(self.num_classes, features.shape[-1], name="class_embedding")
+      logits = logits + jnp.sum(embedding(labels) * features, axis=-1)
+    return logits
