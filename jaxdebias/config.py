@@ -56,6 +56,10 @@ def base_config() -> ml_collections.ConfigDict:
           "synthetic_weight": ml_collections.FieldReference(None, field_type=float),
       }
   )
+  # method=amplified_lff: the bias amplifier, a finished classifier run on generated images.
+  config.amplifier = ml_collections.ConfigDict(
+      {"workdir": ml_collections.config_dict.placeholder(str)}
+  )
   # method=gan (latent de-biasing's generator, jaxdebias/latent/gan.py).
   config.gan = ml_collections.ConfigDict(
       {

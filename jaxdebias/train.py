@@ -140,12 +140,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return results
 
 
-def load_classifier(workdir: str, batch_size: int = 1000):
-  """The classifier of the finished one-member run in `workdir`, as a host function:
-  uint8 images (N, H, W, C) -> logits (N, num_classes) as NumPy, `batch_size` at a time.
-
-  Latent de-biasing labels generated images with it.
-  """
+def classifier_fn(workdir: str):
+  """The classifier of the finished one-member run in `workdir` as a pure JAX function:
+  uint8 images (B, H, W, C) -> logits (B, num_classes), its parameters closed over (jit-able;
+  a frozen model inside another method's step, e.g. the bias amplifier)."""
   workdir = absolute(workdir)
   if not (workdir / "results.json").exists():
     raise InputError(
@@ -156,7 +154,7 @@ def load_classifier(workdir: str, batch_size: int = 1000):
   method = _method_for(config, dataset)
   members = _members(config, method)
   if len(members) != 1:
-    raise InputError(f"{workdir} trained several members; label with a one-member run.")
+    raise InputError(f"{workdir} trained several members; use a one-member run.")
   hparams = {k: np.float32(v) for k, v in members[0]["hparams"].items()}
   init = lambda rng: method.init(rng, hparams)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
@@ -164,7 +162,15 @@ def load_classifier(workdir: str, batch_size: int = 1000):
     state = ckpt.restore(config.num_steps, jax.eval_shape(init, jax.random.key(0)))
   finally:
     ckpt.close()
-  predict = jax.jit(lambda images: method.predict(state, images)["classifier"])
+  return lambda images: method.predict(state, images)["classifier"]
+
+
+def load_classifier(workdir: str, batch_size: int = 1000):
+  """`classifier_fn` as a host function on NumPy arrays, `batch_size` images at a time.
+
+  Latent de-biasing labels generated images with it.
+  """
+  predict = jax.jit(classifier_fn(workdir))
   return lambda images: np.concatenate(
       [np.asarray(predict(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
   )

@@ -33,6 +33,25 @@ def tiny_config(tiny_npz):
 
 
 @pytest.fixture
+def use_method(tmp_path_factory):
+  """f(config, name): sets config.method; for amplified_lff also trains a tiny ERM run on the
+  same data as its frozen bias amplifier (any finished classifier run serves the interface)."""
+
+  def use(config, name):
+    config.method = name
+    if name == "amplified_lff":
+      from jaxdebias import train  # pylint: disable=g-import-not-at-top
+
+      amplifier = config.copy_and_resolve_references()
+      amplifier.method = "erm"
+      workdir = tmp_path_factory.mktemp("amplifier")
+      train.train_and_evaluate(amplifier, str(workdir))
+      config.amplifier.workdir = str(workdir)
+
+  return use
+
+
+@pytest.fixture
 def interrupt_after_metrics_of():
   """f(step, run): calls `run()`, interrupting it (KeyboardInterrupt) right after the metrics
   line of `step` is written, as a kill before that step's checkpoint would."""

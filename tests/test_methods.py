@@ -8,17 +8,24 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdebias import methods, models
+from jaxdebias import methods, models, train
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
 
 NUM_EXAMPLES, NUM_CLASSES, SHAPE, Q, ALPHA = 24, 3, (4, 4, 3), 0.7, 0.7
 
 
+def _frozen_amplifier(workdir):
+  """Stands in for `train.classifier_fn` of a bias amplifier run: a fixed function of pixels."""
+  del workdir
+  return lambda images: images.reshape(len(images), -1)[:, :NUM_CLASSES].astype(jnp.float32) / 255
+
+
 def _setup(method_name: str):
   config = base_config()
   config.method = method_name
   config.model.hidden = (8,)
+  config.amplifier.workdir = "amplifier"  # Read through `_frozen_amplifier` (see the tests).
   rng = np.random.default_rng(0)
   labels = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32)
   images = rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8)
@@ -76,7 +83,9 @@ def test_lff_step_equals_two_models_trained_separately_with_numpy_ema():
 
 
 @pytest.mark.parametrize("name", sorted(methods.METHODS))
-def test_every_method_follows_the_interface(name):
+def test_every_method_follows_the_interface(name, monkeypatch):
+  monkeypatch.setattr(train, "classifier_fn", _frozen_amplifier)
+  chex.clear_trace_counter()  # AmplifiedLfF shares LfF's train_step function.
   _, _, method, images, labels = _setup(name)
   state = method.init(jax.random.key(1), {k: v[0] for k, v in method.hparam_grid.items()})
   batch = {"image": images[:6], "label": labels[:6], "index": np.arange(6, dtype=np.int32)}
@@ -88,6 +97,8 @@ def test_every_method_follows_the_interface(name):
   assert next(iter(predictions)) == "classifier"
   for logits in predictions.values():
     chex.assert_shape(logits, (NUM_EXAMPLES, NUM_CLASSES))
+  if name == "amplified_lff":  # Its biased model is the frozen amplifier.
+    np.testing.assert_allclose(predictions["biased"], _frozen_amplifier(None)(images))
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,8 @@ def test_eight_devices_are_simulated():
 
 
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
-def test_data_parallel_run_equals_one_device_run(method, tiny_config, tmp_path):
-  tiny_config.method = method
+def test_data_parallel_run_equals_one_device_run(method, tiny_config, tmp_path, use_method):
+  use_method(tiny_config, method)
   tiny_config.eval_batch_size = 30  # Rounded up to 32 on 8 devices; the 200 test examples pad.
   one = train.train_and_evaluate(tiny_config, str(tmp_path / "one"))
   tiny_config.mesh.data = NUM_DEVICES

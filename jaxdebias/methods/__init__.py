@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxdebias.errors import InputError
 from jaxdebias.methods.erm import ERM
-from jaxdebias.methods.lff import LfF
+from jaxdebias.methods.lff import AmplifiedLfF, LfF
 
 Batch = dict[str, jax.Array]
 
@@ -45,7 +45,7 @@ class Method(Protocol):
     ...
 
 
-METHODS = {"erm": ERM, "lff": LfF}
+METHODS = {"erm": ERM, "lff": LfF, "amplified_lff": AmplifiedLfF}
 
 
 def get(name: str) -> type[Method]:

@@ -7,7 +7,8 @@ weighted by the relative difficulty W = CE_B / (CE_B + CE_D + 1e-8), so samples 
 (`jaxdebias.ema`, both losses side by side in one buffer), updated with this batch before they
 are read and divided by their class-wise maximum. Loss = mean(GCE_B) + mean(W * CE_D); one
 backward pass; one Adam over {biased, debiased} (Adam is element-wise, so this is exactly two
-Adams stepping in lockstep).
+Adams stepping in lockstep). `AmplifiedLfF` keeps all of this but replaces f_B by a frozen bias
+amplifier trained on generated images (synthetic bias amplification).
 """
 
 from typing import Any
@@ -72,12 +73,19 @@ class LfF:
     self.tx = common.optimizer(config)
     self.to_float = common.input_scaler(config)
 
-  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> LfFState:
+  def init_params(self, rng: jax.Array) -> dict[str, Any]:
     rng_biased, rng_debiased = jax.random.split(rng)
-    params = {
+    return {
         "biased": common.init_params(self.model, rng_biased, self.image_shape),
         "debiased": common.init_params(self.model, rng_debiased, self.image_shape),
     }
+
+  def biased_logits(self, params, raw_images: jax.Array, images: jax.Array) -> jax.Array:
+    """f_B's logits of the uint8 `raw_images` (`images`: the same as model inputs)."""
+    return jax.named_call(self.model.apply, name="f_B")(params["biased"], images)
+
+  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> LfFState:
+    params = self.init_params(rng)
     return LfFState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -88,10 +96,10 @@ class LfF:
 
   def train_step(self, state: LfFState, batch):
     images, labels, index = self.to_float(batch["image"]), batch["label"], batch["index"]
-    q, alpha = state.hparams["q"], state.hparams["ema_alpha"]
+    alpha = state.hparams["ema_alpha"]
 
     def loss_fn(params):
-      logits_b = jax.named_call(self.model.apply, name="f_B")(params["biased"], images)
+      logits_b = self.biased_logits(params, batch["image"], images)
       logits_d = jax.named_call(self.model.apply, name="f_D")(params["debiased"], images)
       ce_b = jax.lax.stop_gradient(losses.cross_entropy(logits_b, labels))
       ce_d = jax.lax.stop_gradient(losses.cross_entropy(logits_d, labels))
@@ -101,11 +109,14 @@ class LfF:
       real = index < self.first_synthetic
       if self.synthetic_weight is not None:
         weight = jnp.where(real, weight, self.synthetic_weight)
-      gce = losses.generalized_cross_entropy_reference(logits_b, labels, q)
-      if self.synthetic_in_biased:
-        loss_b = gce.mean()
+      if "biased" not in params:  # A frozen f_B (AmplifiedLfF): nothing to train.
+        loss_b = jnp.zeros((), logits_d.dtype)
       else:
-        loss_b = jnp.sum(gce * real) / jnp.maximum(jnp.sum(real), 1.0)
+        gce = losses.generalized_cross_entropy_reference(logits_b, labels, state.hparams["q"])
+        if self.synthetic_in_biased:
+          loss_b = gce.mean()
+        else:
+          loss_b = jnp.sum(gce * real) / jnp.maximum(jnp.sum(real), 1.0)
       loss_d = losses.weighted_cross_entropy(logits_d, labels, weight).mean()
       aux = dict(
           ema=buffer,
@@ -140,8 +151,38 @@ class LfF:
     return state, metrics
 
   def predict(self, state: LfFState, images: jax.Array) -> dict[str, jax.Array]:
-    images = self.to_float(images)
+    raw, images = images, self.to_float(images)
     return {
         "classifier": self.model.apply(state.params["debiased"], images),
-        "biased": self.model.apply(state.params["biased"], images),
+        "biased": self.biased_logits(state.params, raw, images),
     }
+
+
+class AmplifiedLfF(LfF):
+  """Synthetic bias amplification, end-to-end recipe (Ciranni et al., NeurIPS 2025): LfF's f_D,
+  with a frozen bias amplifier in place of the GCE-trained f_B.
+
+  The amplifier (`amplifier.workdir`) is a finished classifier run trained only on images of a
+  class-conditional generator (`data.generated`), so it carries the dataset's bias without having
+  seen a real bias-conflicting example. W, the per-example EMAs and their class-wise
+  normalisation are LfF's; `lff.q` is unused.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
+    super().__init__(config, *args, **kwargs)
+    if not config.amplifier.workdir:
+      raise InputError(
+          "method amplified_lff needs a bias amplifier: set --config.amplifier.workdir to a "
+          "finished classifier run trained on generated images (data.generated)."
+      )
+    from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports methods)
+
+    self.amplifier = train.classifier_fn(config.amplifier.workdir)
+    del self.hparam_grid["q"]
+
+  def init_params(self, rng: jax.Array) -> dict[str, Any]:
+    return {"debiased": common.init_params(self.model, rng, self.image_shape)}
+
+  def biased_logits(self, params, raw_images, images):
+    """The frozen amplifier's logits (it scales its inputs as it was trained)."""
+    return jax.lax.stop_gradient(self.amplifier(raw_images))

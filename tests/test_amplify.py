@@ -1,0 +1,53 @@
+"""Synthetic bias amplification: generated training data and the amplified LfF recipe."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxdebias import data, train
+from jaxdebias.errors import InputError
+from jaxdebias.latent import gan
+
+
+@pytest.fixture
+def amplifier_dirs(tiny_config, tmp_path):
+  """(a class-conditional GAN run, a bias amplifier trained on its images only)."""
+  gan_config = tiny_config.copy_and_resolve_references()
+  gan_config.method = "gan"
+  gan_config.gan.update(
+      latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,), conditional=True
+  )
+  gan_config.update(batch_size=16, num_steps=4, eval_every=2, checkpoint_every=2)
+  gan.train_gan(gan_config, str(tmp_path / "cgan"))
+  amplifier_config = tiny_config.copy_and_resolve_references()
+  amplifier_config.method = "erm"
+  amplifier_config.data.generated.update(generator=str(tmp_path / "cgan"), per_class=12)
+  train.train_and_evaluate(amplifier_config, str(tmp_path / "amplifier"))
+  return tmp_path / "cgan", tmp_path / "amplifier"
+
+
+def test_generated_training_split_has_every_class_and_no_bias_labels(tiny_config, amplifier_dirs):
+  real = data.load_dataset(tiny_config.data)
+  tiny_config.data.generated.update(generator=str(amplifier_dirs[0]), per_class=5)
+  generated = data.load_dataset(tiny_config.data)
+  np.testing.assert_array_equal(generated.train.label, np.repeat(np.arange(4), 5))
+  assert (generated.train.bias_label == -1).all()
+  assert generated.train.images.shape[1:] == real.train.images.shape[1:]
+  np.testing.assert_array_equal(generated.test.images, real.test.images)  # Evaluation: real.
+  tiny_config.data.generated.generator = str(amplifier_dirs[1])  # A classifier, no generator.
+  with pytest.raises(InputError, match="holds no trained generator"):
+    data.load_dataset(tiny_config.data)
+
+
+def test_amplified_lff_uses_the_frozen_amplifier_as_its_biased_model(tiny_config, amplifier_dirs):
+  tiny_config.method = "amplified_lff"
+  with pytest.raises(InputError, match="needs a bias amplifier: set --config.amplifier.workdir"):
+    train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "refused"))
+  tiny_config.amplifier.workdir = str(amplifier_dirs[1])
+  results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "amplified"))
+  amplifier = json.loads((amplifier_dirs[1] / "results.json").read_text())
+  # The run's biased model is the amplifier, untouched by 40 steps of training.
+  assert results["test"]["biased"] == amplifier["test"]["classifier"]
+  assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1
+  assert results["train"]["loss_biased"] == 0  # Nothing trains it.
