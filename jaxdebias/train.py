@@ -186,6 +186,7 @@ def _method_for(config: ml_collections.ConfigDict, dataset):
       dataset.num_classes,
       dataset.train.images.shape[1:],
       dataset.num_synthetic,
+      dataset.train.images,
   )
 
 

@@ -34,12 +34,12 @@ def tiny_config(tiny_npz):
 
 @pytest.fixture
 def use_method(tmp_path_factory):
-  """f(config, name): sets config.method; for amplified_lff also trains a tiny ERM run on the
+  """f(config, name): sets config.method; for amplified_* also trains a tiny ERM run on the
   same data as its frozen bias amplifier (any finished classifier run serves the interface)."""
 
   def use(config, name):
     config.method = name
-    if name == "amplified_lff":
+    if name.startswith("amplified"):
       from jaxdebias import train  # pylint: disable=g-import-not-at-top
 
       amplifier = config.copy_and_resolve_references()

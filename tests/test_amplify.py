@@ -8,6 +8,7 @@ import pytest
 from jaxdebias import data, train
 from jaxdebias.errors import InputError
 from jaxdebias.latent import gan
+from jaxdebias.methods import amplified
 
 
 @pytest.fixture
@@ -51,3 +52,26 @@ def test_amplified_lff_uses_the_frozen_amplifier_as_its_biased_model(tiny_config
   assert results["test"]["biased"] == amplifier["test"]["classifier"]
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1
   assert results["train"]["loss_biased"] == 0  # Nothing trains it.
+
+
+def test_group_balanced_weights_give_every_pseudo_group_the_same_total():
+  groups = np.array([[0, 1], [0, 1], [0, 1], [0, 0], [1, 1]])
+  weights = amplified.group_balanced_weights(groups)
+  np.testing.assert_allclose(weights, [5 / 9, 5 / 9, 5 / 9, 5 / 3, 5 / 3])
+  totals = [weights[(groups == g).all(1)].sum() for g in np.unique(groups, axis=0)]
+  np.testing.assert_allclose(totals, 5 / 3)
+
+
+def test_amplified_groups_weighs_by_the_amplifiers_pseudo_groups(tiny_config, amplifier_dirs):
+  tiny_config.method = "amplified_groups"
+  tiny_config.amplifier.workdir = str(amplifier_dirs[1])
+  dataset = data.load_dataset(tiny_config.data)
+  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  correct = (
+      train.load_classifier(str(amplifier_dirs[1]))(dataset.train.images).argmax(-1)
+      == dataset.train.label
+  )
+  np.testing.assert_array_equal(method.pseudo_groups[:, 1], correct)
+  np.testing.assert_array_equal(method.pseudo_groups[:, 0], dataset.train.label)
+  results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups"))
+  assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1

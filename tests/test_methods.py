@@ -30,7 +30,7 @@ def _setup(method_name: str):
   labels = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32)
   images = rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8)
   model = models.create(config.model, NUM_CLASSES)
-  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE)
+  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE, train_images=images)
   return config, model, method, images, labels
 
 

@@ -150,3 +150,18 @@ def test_f1_optimal_threshold_by_hand():
   targets = np.array([1, 1, 0, 1, 0])
   # Thresholds 0.9 / 0.8 / 0.7 / 0.6 / 0.2 give F1 = 2/4, 4/5, 4/6, 6/7, 6/8: best at 0.6.
   assert metrics.f1_optimal_threshold(scores, targets) == 0.6
+
+
+def test_auroc_and_top_k_precision_against_hand_computed_values():
+  # Positives 0.9, 0.4; negatives 0.8, 0.1, 0.4: 0.9 beats all three, 0.4 beats 0.1 and ties
+  # 0.4: 4.5 of 6 pairs.
+  scores = np.array([0.9, 0.8, 0.4, 0.1, 0.4])
+  positive = np.array([True, False, True, False, False])
+  assert metrics.auroc(scores, positive) == pytest.approx(4.5 / 6)
+  assert metrics.auroc(-scores, ~positive) == pytest.approx(4.5 / 6)
+  # labels != bias labels marks positives; k = 2 highest losses: 0.9 (conflicting), 0.8 (not).
+  labels, bias = np.array([1, 0, 2, 0, 1]), np.array([0, 0, 1, 0, 1])
+  got = metrics.separation(scores, labels, bias)
+  assert got == {"auroc": pytest.approx(4.5 / 6), "top_k_precision": 0.5}
+  with pytest.raises(ValueError, match="both positive and negative"):
+    metrics.auroc(scores, np.ones(5, bool))

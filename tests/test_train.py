@@ -41,7 +41,10 @@ def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypat
   assert json.loads((tmp_path / "results.json").read_text())["step"] == 40
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines] == [10, 20, 30, 40]
-  expected_models = {"erm": {"classifier"}}.get(method, {"classifier", "biased"})
+  expected_models = {
+      "lff": {"classifier", "biased"},
+      "amplified_lff": {"classifier", "biased"},
+  }.get(method, {"classifier"})
   assert set(results["test"]) == expected_models
   for summary in results["test"].values():
     for key in (

@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from jaxdebias.errors import InputError
+from jaxdebias.methods.amplified import AmplifiedGroups
 from jaxdebias.methods.erm import ERM
 from jaxdebias.methods.lff import AmplifiedLfF, LfF
 
@@ -45,7 +46,12 @@ class Method(Protocol):
     ...
 
 
-METHODS = {"erm": ERM, "lff": LfF, "amplified_lff": AmplifiedLfF}
+METHODS = {
+    "erm": ERM,
+    "lff": LfF,
+    "amplified_lff": AmplifiedLfF,
+    "amplified_groups": AmplifiedGroups,
+}
 
 
 def get(name: str) -> type[Method]:
@@ -62,10 +68,13 @@ def create(
     num_classes: int,
     image_shape: tuple[int, ...],
     num_synthetic: int = 0,
+    train_images: np.ndarray | None = None,
 ) -> Method:
   """Builds the method named by `config.method` (hyperparameters from `config[config.method]`).
 
   num_synthetic: the last training examples that are generated (latent de-biasing's pairs).
+  train_images: uint8 (N, H, W, C), for methods that score the training set once when built
+  (amplified_groups); the others ignore them.
   """
   return get(config.method)(
       config=config,
@@ -74,4 +83,5 @@ def create(
       num_classes=num_classes,
       image_shape=image_shape,
       num_synthetic=num_synthetic,
+      train_images=train_images,
   )

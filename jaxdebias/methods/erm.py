@@ -31,8 +31,10 @@ class ERM:
       num_classes: int,
       image_shape: tuple[int, ...],
       num_synthetic: int = 0,
+      train_images: np.ndarray | None = None,
   ):
-    del train_labels, num_classes, num_synthetic  # ERM treats every example alike.
+    del train_labels, num_classes, num_synthetic, train_images  # Every example alike.
+    self.example_weights = None  # (N,) per training example (subclasses), or None: all 1.
     self.model = model
     self.image_shape = image_shape
     self.tx = common.optimizer(config)
@@ -49,7 +51,10 @@ class ERM:
 
     def loss_fn(params):
       logits = self.model.apply(params, images)
-      return losses.cross_entropy(logits, labels).mean(), logits
+      if self.example_weights is None:
+        return losses.cross_entropy(logits, labels).mean(), logits
+      weight = jnp.asarray(self.example_weights)[batch["index"]]
+      return losses.weighted_cross_entropy(logits, labels, weight).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)

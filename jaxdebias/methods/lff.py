@@ -22,7 +22,7 @@ import optax
 
 from jaxdebias import ema, losses
 from jaxdebias.errors import InputError
-from jaxdebias.methods import common
+from jaxdebias.methods import amplified, common
 
 
 @flax.struct.dataclass
@@ -49,7 +49,9 @@ class LfF:
       num_classes: int,
       image_shape: tuple[int, ...],
       num_synthetic: int = 0,
+      train_images: np.ndarray | None = None,
   ):
+    del train_images  # f_B and f_D see the images through train_step only.
     self.hparam_grid = {
         "q": common.hparam_values(config.lff.q, "lff.q", lambda q: 0 < q <= 1, "(0, 1]"),
         "ema_alpha": common.hparam_values(
@@ -170,14 +172,7 @@ class AmplifiedLfF(LfF):
 
   def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
     super().__init__(config, *args, **kwargs)
-    if not config.amplifier.workdir:
-      raise InputError(
-          "method amplified_lff needs a bias amplifier: set --config.amplifier.workdir to a "
-          "finished classifier run trained on generated images (data.generated)."
-      )
-    from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports methods)
-
-    self.amplifier = train.classifier_fn(config.amplifier.workdir)
+    self.amplifier = amplified.amplifier_fn(config)
     del self.hparam_grid["q"]
 
   def init_params(self, rng: jax.Array) -> dict[str, Any]:
