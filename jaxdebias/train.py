@@ -140,10 +140,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return results
 
 
-def classifier_fn(workdir: str):
+def classifier_fn(workdir: str, step: int | None = None, model: str = "classifier"):
   """The classifier of the finished one-member run in `workdir` as a pure JAX function:
   uint8 images (B, H, W, C) -> logits (B, num_classes), its parameters closed over (jit-able;
-  a frozen model inside another method's step, e.g. the bias amplifier)."""
+  a frozen model inside another method's step, e.g. the bias amplifier).
+
+  step: a kept checkpoint (default: the last); model: which of the method's models (`predict`
+  keys, e.g. "biased" for LfF's f_B).
+  """
   workdir = absolute(workdir)
   if not (workdir / "results.json").exists():
     raise InputError(
@@ -159,18 +163,17 @@ def classifier_fn(workdir: str):
   init = lambda rng: method.init(rng, hparams)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   try:
-    state = ckpt.restore(config.num_steps, jax.eval_shape(init, jax.random.key(0)))
+    state = ckpt.restore(step or config.num_steps, jax.eval_shape(init, jax.random.key(0)))
   finally:
     ckpt.close()
-  return lambda images: method.predict(state, images)["classifier"]
+  return lambda images: method.predict(state, images)[model]
 
 
-def load_classifier(workdir: str, batch_size: int = 1000):
-  """`classifier_fn` as a host function on NumPy arrays, `batch_size` images at a time.
-
-  Latent de-biasing labels generated images with it.
+def load_classifier(workdir: str, batch_size: int = 1000, **kwargs):
+  """`classifier_fn` (kwargs: step, model) as a host function on NumPy arrays, `batch_size`
+  images at a time. Latent de-biasing labels generated images with it.
   """
-  predict = jax.jit(classifier_fn(workdir))
+  predict = jax.jit(classifier_fn(workdir, **kwargs))
   return lambda images: np.concatenate(
       [np.asarray(predict(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
   )
