@@ -105,9 +105,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
           num_pairs=_NUM_PAIRS.value,
           min_sin=0.0,  # Measured and reported instead of refused.
       )
-      pair_data.save(str(pairs_path), **arrays)
-      pairs_path.with_suffix(".json").write_text(json.dumps(report, indent=2))
-      pairs.write_examples(pairs_path.with_suffix(".png"), arrays)
+      pairs.save(pairs_path, arrays, report)
 
     _timed(times, "pairs", make)
   report = json.loads(pairs_path.with_suffix(".json").read_text())

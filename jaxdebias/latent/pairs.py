@@ -161,6 +161,13 @@ REPORT_DEFINITIONS = {
 }
 
 
+def save(out: pathlib.Path, arrays: dict[str, np.ndarray], report: dict[str, Any]) -> None:
+  """The pairs file `out` (.npz), its report (.json) and example pairs (.png) beside it."""
+  pair_data.save(str(out), **arrays)
+  out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+  write_examples(out.with_suffix(".png"), arrays)
+
+
 def write_examples(path: pathlib.Path, arrays: dict[str, np.ndarray], count: int = 16) -> None:
   """A PNG of `count` pairs: x(z) in the top row, x(z') below."""
   top, bottom = (np.concatenate(list(arrays[k][:count]), axis=1) for k in ("image", "image_pair"))
@@ -202,9 +209,7 @@ def main(argv) -> None:
     )
   except UserFacingError as e:
     raise SystemExit(f"error: {e}") from e
-  pair_data.save(str(out), **arrays)
-  out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-  write_examples(out.with_suffix(".png"), arrays)
+  save(out, arrays, report)
   print(json.dumps({k: v for k, v in report.items() if k != "definitions"}, indent=2))
 
 

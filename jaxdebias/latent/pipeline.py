@@ -28,7 +28,6 @@ import numpy as np
 
 from jaxdebias import metrics, train
 from jaxdebias.data import load_dataset
-from jaxdebias.data import pairs as pair_data
 from jaxdebias.errors import InputError, UserFacingError
 from jaxdebias.latent import generator, pairs
 
@@ -76,9 +75,7 @@ def run(
         num_fit=num_fit,
         num_pairs=num_pairs,
     )
-    pair_data.save(str(pairs_path), **arrays)
-    pairs_path.with_suffix(".json").write_text(json.dumps(pairs_report, indent=2) + "\n")
-    pairs.write_examples(pairs_path.with_suffix(".png"), arrays)
+    pairs.save(pairs_path, arrays, pairs_report)
   augmented_config.data.synthetic.update(path=str(pairs_path), ratio=synthetic_ratio)
   augmented = train.train_and_evaluate(augmented_config, str(root / "augmented"))
   report = {
