@@ -26,7 +26,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks.readme import mean_std
+from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import losses, metrics, train
 from jaxdebias.data import load_dataset
@@ -42,13 +42,6 @@ PLAIN_ROOT = pathlib.Path("workdirs/colored_mnist")  # benchmarks/colored_mnist.
 METHODS = ("erm", "lff", "amplified_lff", "amplified_groups")
 
 
-def _timed(times: dict, name: str, fn):
-  start = time.perf_counter()
-  result = fn()
-  times[name] = times.get(name, 0.0) + time.perf_counter() - start
-  return result
-
-
 def _separation(predict, split) -> dict[str, float]:
   """Separation of the conflicting training examples by a model's per-example cross-entropy."""
   ce = np.asarray(losses.cross_entropy(predict(split.images), split.label))
@@ -60,11 +53,11 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
   cgan_config = colored_mnist_gan.get_config(f"ratio={ratio},conditional")
   cgan_config.keep_checkpoints = 1  # Only the final generator is used.
   cgan_dir = ROOT / f"cgan_r{ratio}"
-  _timed(times, "generator", lambda: gan.train_gan(cgan_config, str(cgan_dir)))
+  timed(times, "generator", lambda: gan.train_gan(cgan_config, str(cgan_dir)))
   amplifier_config = colored_mnist.get_config(f"method=erm,ratio={ratio}")
   amplifier_config.data.generated.update(generator=str(cgan_dir), per_class=_PER_CLASS.value)
   amplifier_dir = ROOT / f"amplifier_r{ratio}"
-  amplifier = _timed(
+  amplifier = timed(
       times, "amplifier", lambda: train.train_and_evaluate(amplifier_config, str(amplifier_dir))
   )
 
@@ -83,7 +76,7 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
         },
     }
 
-  diagnostics = _timed(times, "diagnostics", diagnose)
+  diagnostics = timed(times, "diagnostics", diagnose)
   runs = {}
   for method in METHODS:
     for seed in seeds:
@@ -95,7 +88,7 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
       else:
         workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
       runs.setdefault(method, []).append(
-          _timed(times, method, lambda: train.train_and_evaluate(config, str(workdir)))
+          timed(times, method, lambda: train.train_and_evaluate(config, str(workdir)))
       )
   return {"amplifier": amplifier, "diagnostics": diagnostics, "runs": runs}
 
@@ -153,8 +146,7 @@ def report_text(results: dict, seeds, times: dict) -> str:
         f" {by_step[steps[-1]]['top_k_precision']:.3f} |"
     )
   lines += [""] + [f"- {k}: {v}" for k, v in metrics.SEPARATION_DEFINITIONS.items()]
-  lines += ["", "Wall time of each stage this invocation (reused stages count ~0 s):", ""]
-  lines += [f"- {k}: {v:.0f} s" for k, v in times.items()]
+  lines += stage_times(times)
   return "\n".join(lines) + "\n"
 
 

@@ -33,7 +33,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks.readme import mean_std
+from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import train
 from jaxdebias.config import base_config
@@ -69,18 +69,11 @@ def _classifier_config(method: str, ratio: float, seed: int, binary: bool):
   return config
 
 
-def _timed(times: dict, name: str, fn):
-  start = time.perf_counter()
-  result = fn()
-  times[name] = times.get(name, 0.0) + time.perf_counter() - start
-  return result
-
-
 def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
   """Every stage for one ratio (10-class or binary); returns its results."""
   tag = f"{'binary_' if binary else ''}r{ratio}"
   gan_dir = ROOT / f"gan_r{ratio}"  # The binary variant has the same images: same generator.
-  _timed(
+  timed(
       times,
       "gan",
       lambda: gan.train_gan(colored_mnist_gan.get_config(f"ratio={ratio}"), str(gan_dir)),
@@ -91,7 +84,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
     if role == "protected":
       config.data.target = "bias_label"
     workdir = ROOT / f"{role}_{method}_{tag}"
-    _timed(times, "labellers", lambda: train.train_and_evaluate(config, str(workdir)))
+    timed(times, "labellers", lambda: train.train_and_evaluate(config, str(workdir)))
     labellers[role] = str(workdir)
   pairs_path = ROOT / f"pairs_{_SPACE.value}_{tag}.npz"
   if not pairs_path.exists():
@@ -107,7 +100,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
       )
       pairs.save(pairs_path, arrays, report)
 
-    _timed(times, "pairs", make)
+    timed(times, "pairs", make)
   report = json.loads(pairs_path.with_suffix(".json").read_text())
   runs = {}
   for method in ("erm", "lff"):
@@ -130,13 +123,13 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
           workdir = ROOT / f"{method}_{tag}_seed{seed}"
         else:
           workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
-        results = _timed(
+        results = timed(
             times, "classifiers", lambda: train.train_and_evaluate(config, str(workdir))
         )
         if binary:
           results["fairness"] = fairness(config, str(workdir))
         runs.setdefault(name, []).append(results)
-  judge = _timed(times, "judge", lambda: _judge_report(ratio, binary, pairs_path))
+  judge = timed(times, "judge", lambda: _judge_report(ratio, binary, pairs_path))
   return {
       "pairs": report,
       "judge": judge,
@@ -300,8 +293,7 @@ def report_text(results: dict, seeds, times: dict) -> str:
         f = runs[0]["fairness"]
         cells = [f"{f[m]['median']:.3f} ± {f[m]['std']:.3f}" for m in ("ap", "deo", "ba", "kl")]
         lines.append(f"| {100 * ratio:g}% | {name} | {' | '.join(cells)} |")
-  lines += ["", "Wall time of each stage this invocation (reused stages count ~0 s):", ""]
-  lines += [f"- {k}: {v:.0f} s" for k, v in times.items()]
+  lines += stage_times(times)
   return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,10 @@
 """Puts a benchmark's output into README.md, so the README shows exactly what a script printed;
-formats its numbers, and names the machine they were measured on."""
+formats its numbers, names the machine they were measured on, and times pipeline stages."""
 
 import os
 import pathlib
 import platform
+import time
 
 import jax
 import numpy as np
@@ -37,3 +38,17 @@ def machine() -> str:
       f"{device.platform} backend ({device.device_kind}), {jax.device_count()} device(s); "
       f"CPU {cpu}, {os.cpu_count()} cores; jax {jax.__version__}"
   )
+
+
+def timed(times: dict[str, float], stage: str, fn):
+  """fn(), its wall time added to times[stage]."""
+  start = time.perf_counter()
+  result = fn()
+  times[stage] = times.get(stage, 0.0) + time.perf_counter() - start
+  return result
+
+
+def stage_times(times: dict[str, float]) -> list[str]:
+  """Report lines: the wall time of each stage (stages reused from earlier runs count ~0 s)."""
+  lines = ["", "Wall time of each stage this invocation (reused stages count ~0 s):", ""]
+  return lines + [f"- {k}: {v:.0f} s" for k, v in times.items()]
