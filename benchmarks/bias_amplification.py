@@ -3,7 +3,8 @@ r"""Synthetic bias amplification on Colored MNIST: ERM, LfF and the amplifier re
   python -m benchmarks.bias_amplification                  # 4 ratios, 3 seeds
   python -m benchmarks.bias_amplification --ratios=0.01 --seeds=0
 
-For each conflicting ratio, in workdirs/bias_amplification/ (finished stages are reused):
+For each conflicting ratio, in workdirs/bias_amplification/ (finished stages, the diagnostics
+included, are reused):
 1. a class-conditional GAN on the biased training images (configs/colored_mnist_gan.py:
    conditional; its samples of class y carry the bias of y);
 2. the bias amplifier: ERM on `--per_class` generated images per class only (data.generated),
@@ -11,8 +12,11 @@ For each conflicting ratio, in workdirs/bias_amplification/ (finished stages are
 3. diagnostics: how well each bias model's per-example cross-entropy on the real training images
    finds the bias-conflicting ones (AUROC, top-k precision; metrics.SEPARATION_DEFINITIONS): the
    amplifier, and LfF's GCE-trained f_B at every checkpoint of an LfF run (seed 0);
+   and how well the amplifier's pseudo-groups match the true (class, colour) groups
+   (metrics.PSEUDO_GROUP_DEFINITIONS);
 4. the recipes, `--seeds` each: amplified_lff (LfF's f_D with the frozen amplifier as f_B) and
-   amplified_groups (group-balanced ERM over the amplifier's pseudo-groups); ERM and LfF are
+   amplified_groups (group-balanced ERM over the pseudo-groups (class, the amplifier's
+   predicted class), a mistake counting where its loss exceeds `--min_loss`); ERM and LfF are
    benchmarks/colored_mnist.py's runs (workdirs/colored_mnist, reused or trained).
 Bias labels are used for evaluation and the diagnostics only. Writes
 results/bias_amplification.{md,json} and results/bias_amplification.png (AUROC over steps).
@@ -31,10 +35,17 @@ from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import losses, metrics, train
 from jaxdebias.data import load_dataset
 from jaxdebias.latent import gan
+from jaxdebias.methods import amplified
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the classifiers.")
 _PER_CLASS = flags.DEFINE_integer("per_class", 6000, "Generated images per class (amplifier).")
+_MIN_LOSS = flags.DEFINE_float(
+    "min_loss",
+    9.2,
+    "amplified_groups: amplifier.min_loss (9.2 nats: p(class) < 1e-4; chosen from seed 0's"
+    " training-set pseudo-group diagnostics, which use bias labels).",
+)
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and PNG go.")
 
 ROOT = pathlib.Path("workdirs/bias_amplification")
@@ -46,6 +57,14 @@ def _separation(predict, split) -> dict[str, float]:
   """Separation of the conflicting training examples by a model's per-example cross-entropy."""
   ce = np.asarray(losses.cross_entropy(predict(split.images), split.label))
   return metrics.separation(ce, split.label, split.bias_label)
+
+
+def _pseudo_groups(predict, split) -> dict[str, float]:
+  """How amplified_groups' pseudo-groups (at --min_loss) match the true groups."""
+  bias = amplified.pseudo_bias(
+      np.asarray(predict(split.images)), split.label, min_loss=_MIN_LOSS.value
+  )
+  return metrics.pseudo_group_quality(bias, split.label, split.bias_label)
 
 
 def pipeline(ratio: float, seeds, times: dict) -> dict:
@@ -68,15 +87,26 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
     lff_dir = ROOT / f"lff_all_checkpoints_r{ratio}"
     train.train_and_evaluate(lff_config, str(lff_dir))
     steps = sorted(int(p.name) for p in (lff_dir / "checkpoints").iterdir() if p.name.isdigit())
+    amplifier_logits = train.load_classifier(str(amplifier_dir))
     return {
-        "amplifier": _separation(train.load_classifier(str(amplifier_dir)), real),
+        "amplifier": _separation(amplifier_logits, real),
+        "pseudo_groups": _pseudo_groups(amplifier_logits, real),
         "lff_biased_by_step": {
             step: _separation(train.load_classifier(str(lff_dir), step=step, model="biased"), real)
             for step in steps
         },
     }
 
-  diagnostics = timed(times, "diagnostics", diagnose)
+  def diagnose_once():
+    """diagnose(), or its saved result for this ratio and --min_loss."""
+    path = ROOT / f"diagnostics_r{ratio}_min_loss{_MIN_LOSS.value:g}.json"
+    if not path.exists():
+      path.write_text(json.dumps(diagnose(), indent=1))
+    saved = json.loads(path.read_text())
+    saved["lff_biased_by_step"] = {int(k): v for k, v in saved["lff_biased_by_step"].items()}
+    return saved
+
+  diagnostics = timed(times, "diagnostics", diagnose_once)
   runs = {}
   for method in METHODS:
     for seed in seeds:
@@ -84,6 +114,8 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
       config.seed = seed
       if method.startswith("amplified"):
         config.amplifier.workdir = str(amplifier_dir)
+        if method == "amplified_groups":
+          config.amplifier.min_loss = _MIN_LOSS.value
         workdir = ROOT / f"{method}_r{ratio}_seed{seed}"
       else:
         workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
@@ -146,6 +178,23 @@ def report_text(results: dict, seeds, times: dict) -> str:
         f" {by_step[steps[-1]]['top_k_precision']:.3f} |"
     )
   lines += [""] + [f"- {k}: {v}" for k, v in metrics.SEPARATION_DEFINITIONS.items()]
+  lines += [
+      "",
+      "## amplified_groups' pseudo-groups against the true (class, colour) groups",
+      "",
+      f"Real training images; a mistake of the amplifier counts where its loss exceeds"
+      f" {_MIN_LOSS.value:g} nats (`--min_loss`).",
+      "",
+      "| ratio | flagged | precision | recall | right group |",
+      "|---|---|---|---|---|",
+  ]
+  for ratio in ratios:
+    q = results[ratio]["diagnostics"]["pseudo_groups"]
+    lines.append(
+        f"| {100 * ratio:g}% | {100 * q['flagged']:.2f}% | {100 * q['precision']:.1f}% |"
+        f" {100 * q['recall']:.1f}% | {100 * q['right_group']:.1f}% |"
+    )
+  lines += [""] + [f"- {k}: {v}" for k, v in metrics.PSEUDO_GROUP_DEFINITIONS.items()]
   lines += stage_times(times)
   return "\n".join(lines) + "\n"
 

@@ -56,9 +56,18 @@ def base_config() -> ml_collections.ConfigDict:
           "synthetic_weight": ml_collections.FieldReference(None, field_type=float),
       }
   )
-  # method=amplified_lff: the bias amplifier, a finished classifier run on generated images.
+  # method=amplified_*: the bias amplifier, a finished classifier run on generated images.
   config.amplifier = ml_collections.ConfigDict(
-      {"workdir": ml_collections.config_dict.placeholder(str)}
+      {
+          "workdir": ml_collections.config_dict.placeholder(str),
+          # amplified_groups (methods/amplified.py): pseudo-group = (class, "prediction": the
+          # amplifier's predicted class | "correctness": whether it is wrong); a mistake counts
+          # only where its cross-entropy on the class exceeds min_loss (nats).
+          "groups": "prediction",
+          "min_loss": 0.0,
+          # Example weight |pseudo-group|^-power (normalised): 1 balances the groups, 0 is ERM.
+          "power": 1.0,
+      }
   )
   # method=gan (latent de-biasing's generator, jaxdebias/latent/gan.py).
   config.gan = ml_collections.ConfigDict(

@@ -293,6 +293,29 @@ def auroc(scores, positive) -> float:
   return float((rank_sum - num_positive * (num_positive + 1) / 2) / (num_positive * num_negative))
 
 
+PSEUDO_GROUP_DEFINITIONS = {
+    "flagged": "fraction of the examples given a pseudo bias label other than their class",
+    "precision": "of the flagged examples, the fraction that are bias-conflicting",
+    "recall": "of the bias-conflicting examples, the fraction that are flagged",
+    "right_group": (
+        "of the bias-conflicting examples, the fraction whose pseudo bias label is their bias label"
+    ),
+}
+
+
+def pseudo_group_quality(pseudo_bias, labels, bias_labels) -> dict[str, float]:
+  """How pseudo bias labels (one per example; == label: 'aligned') match the true ones
+  (PSEUDO_GROUP_DEFINITIONS)."""
+  pseudo_bias, labels, bias_labels = map(np.asarray, (pseudo_bias, labels, bias_labels))
+  flagged, conflicting = pseudo_bias != labels, labels != bias_labels
+  return {
+      "flagged": float(flagged.mean()),
+      "precision": float(conflicting[flagged].mean()) if flagged.any() else float("nan"),
+      "recall": float(flagged[conflicting].mean()),
+      "right_group": float((pseudo_bias == bias_labels)[conflicting].mean()),
+  }
+
+
 def separation(losses, labels, bias_labels) -> dict[str, float]:
   """AUROC and top-k precision of per-example `losses` for the conflicting examples."""
   losses = np.asarray(losses)

@@ -57,21 +57,39 @@ def test_amplified_lff_uses_the_frozen_amplifier_as_its_biased_model(tiny_config
 def test_group_balanced_weights_give_every_pseudo_group_the_same_total():
   groups = np.array([[0, 1], [0, 1], [0, 1], [0, 0], [1, 1]])
   weights = amplified.group_balanced_weights(groups)
-  np.testing.assert_allclose(weights, [5 / 9, 5 / 9, 5 / 9, 5 / 3, 5 / 3])
+  np.testing.assert_allclose(weights, [5 / 9, 5 / 9, 5 / 9, 5 / 3, 5 / 3], rtol=1e-6)
   totals = [weights[(groups == g).all(1)].sum() for g in np.unique(groups, axis=0)]
-  np.testing.assert_allclose(totals, 5 / 3)
+  np.testing.assert_allclose(totals, 5 / 3, rtol=1e-6)
+  np.testing.assert_allclose(amplified.group_balanced_weights(groups, power=0), 1)
+  # power 1/2: |group|^-1/2 = 3^-1/2, 1, 1, scaled to mean 1.
+  half = amplified.group_balanced_weights(groups, power=0.5)
+  np.testing.assert_allclose(half / half[-1], [3**-0.5] * 3 + [1, 1], rtol=1e-6)
+  np.testing.assert_allclose(half.mean(), 1, rtol=1e-6)
 
 
 def test_amplified_groups_weighs_by_the_amplifiers_pseudo_groups(tiny_config, amplifier_dirs):
   tiny_config.method = "amplified_groups"
   tiny_config.amplifier.workdir = str(amplifier_dirs[1])
   dataset = data.load_dataset(tiny_config.data)
+  predicted = train.load_classifier(str(amplifier_dirs[1]))(dataset.train.images).argmax(-1)
   method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
-  correct = (
-      train.load_classifier(str(amplifier_dirs[1]))(dataset.train.images).argmax(-1)
-      == dataset.train.label
-  )
-  np.testing.assert_array_equal(method.pseudo_groups[:, 1], correct)
+  np.testing.assert_array_equal(method.pseudo_groups, np.stack([dataset.train.label, predicted], 1))
+  tiny_config.amplifier.groups = "correctness"
+  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(method.pseudo_groups[:, 1], predicted != dataset.train.label)
   np.testing.assert_array_equal(method.pseudo_groups[:, 0], dataset.train.label)
+  tiny_config.amplifier.update(groups="prediction", min_loss=1e9)
+  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(method.pseudo_groups[:, 1], dataset.train.label)  # None counts.
+  np.testing.assert_allclose(  # Then only the classes are balanced.
+      method.example_weights, amplified.group_balanced_weights(dataset.train.label[:, None])
+  )
+  tiny_config.amplifier.min_loss = -1.0
+  with pytest.raises(InputError, match="amplifier.min_loss is -1.0; set it to a loss >= 0"):
+    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  tiny_config.amplifier.update(min_loss=0.0, groups="loss")
+  with pytest.raises(InputError, match="set it to 'prediction' or 'correctness'"):
+    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  tiny_config.amplifier.groups = "prediction"
   results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups"))
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1

@@ -165,3 +165,16 @@ def test_auroc_and_top_k_precision_against_hand_computed_values():
   assert got == {"auroc": pytest.approx(4.5 / 6), "top_k_precision": 0.5}
   with pytest.raises(ValueError, match="both positive and negative"):
     metrics.auroc(scores, np.ones(5, bool))
+
+
+def test_pseudo_group_quality_against_hand_computed_values():
+  labels = np.array([0, 0, 1, 1, 2, 2])
+  bias = np.array([0, 1, 1, 2, 2, 0])  # Conflicting: examples 1, 3, 5.
+  pseudo = np.array([1, 2, 1, 2, 0, 2])  # Flagged: 0, 1, 3, 4; 3 has its true bias label.
+  got = metrics.pseudo_group_quality(pseudo, labels, bias)
+  assert got == {
+      "flagged": pytest.approx(4 / 6),
+      "precision": pytest.approx(2 / 4),  # 1 and 3 of the flagged 0, 1, 3, 4.
+      "recall": pytest.approx(2 / 3),  # 1 and 3 of 1, 3, 5.
+      "right_group": pytest.approx(1 / 3),  # 3 only (1 got 2, 5 was not flagged).
+  }
