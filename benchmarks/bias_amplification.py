@@ -144,7 +144,12 @@ def report_text(results: dict, seeds, times: dict) -> str:
       f" --ratios={','.join(map(str, ratios))}`. Test accuracies in % (group means over the"
       f" 10 x 10 (digit, colour) groups), mean ± sample std over seeds {seeds_text}; final"
       f" models, no model selection; the amplifier: ERM on {_PER_CLASS.value} images per class"
-      " of a class-conditional GAN, no real training image.",
+      " of a class-conditional GAN, no real training image; amplified_lff: the amplifier's"
+      f" logits over temperature {_TEMPERATURE.value:g} (`--temperature`); amplified_groups:"
+      " pseudo-groups (class, the amplifier's predicted class), a mistake counting where its"
+      f" loss exceeds {_MIN_LOSS.value:g} nats (`--min_loss`). Training s per run: the run's"
+      " own wall time for training and evaluations (`train_seconds_this_run`), under whatever"
+      " load the machine had then.",
       "",
       "| method | metric | " + " | ".join(f"{100 * r:g}%" for r in ratios) + " |",
       "|---|---|" + "---|" * len(ratios),
@@ -158,11 +163,18 @@ def report_text(results: dict, seeds, times: dict) -> str:
           for x in ratios
       ]
       lines.append(f"| {method} | {metric} | {' | '.join(cells)} |")
+    cells = [
+        f"{np.mean([r['train_seconds_this_run'] for r in results[x]['runs'][method]]):.0f}"
+        for x in ratios
+    ]
+    lines.append(f"| {method} | training s per run | {' | '.join(cells)} |")
   cells = [
       f"{100 * results[x]['amplifier']['test']['classifier']['unbiased_accuracy']:.2f}"
       for x in ratios
   ]
   lines.append(f"| the amplifier itself | unbiased | {' | '.join(cells)} |")
+  cells = [f"{results[x]['amplifier']['train_seconds_this_run']:.0f}" for x in ratios]
+  lines.append(f"| the amplifier itself | training s | {' | '.join(cells)} |")
   lines += [
       "",
       "## Which bias model finds the conflicting training examples?",
