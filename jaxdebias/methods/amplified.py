@@ -6,8 +6,9 @@ on a class-conditional generator's images, `data.generated`) labels every real t
 It learned from generated, (almost) always bias-aligned images, where class and bias attribute
 coincide, so its predicted class is a pseudo bias label. Pseudo-group (`amplifier.groups`):
 - "prediction" (default): (class, the amplifier's predicted class), the analogue of the
-  (class, bias attribute) groups; on Colored MNIST the prediction is the colour's class for
-  98-99% of the training images (results/bias_amplification.md);
+  (class, bias attribute) groups; on Colored MNIST it puts 73-78% of the conflicting training
+  examples in their true (class, colour) group ("right group" in
+  results/bias_amplification.md);
 - "correctness": (class, whether the amplifier is wrong), two groups per class.
 A mistake counts only where the amplifier's cross-entropy on the class exceeds
 `amplifier.min_loss` (nats; 0: every mistake): unsure mistakes are more often aligned examples
