@@ -76,17 +76,15 @@ RUNS = {
 }
 
 
-def _separation(predict, split) -> dict[str, float]:
+def _separation(logits, split) -> dict[str, float]:
   """Separation of the conflicting training examples by a model's per-example cross-entropy."""
-  ce = np.asarray(losses.cross_entropy(predict(split.images), split.label))
+  ce = np.asarray(losses.cross_entropy(logits, split.label))
   return metrics.separation(ce, split.label, split.bias_label)
 
 
-def _pseudo_groups(predict, split) -> dict[str, float]:
+def _pseudo_groups(logits, split) -> dict[str, float]:
   """How amplified_groups' pseudo-groups (at --min_loss) match the true groups."""
-  bias = amplified.pseudo_bias(
-      np.asarray(predict(split.images)), split.label, min_loss=_MIN_LOSS.value
-  )
+  bias = amplified.pseudo_bias(logits, split.label, min_loss=_MIN_LOSS.value)
   return metrics.pseudo_group_quality(bias, split.label, split.bias_label)
 
 
@@ -110,13 +108,13 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
     lff_dir = ROOT / f"lff_all_checkpoints_r{ratio}"
     train.train_and_evaluate(lff_config, str(lff_dir))
     steps = sorted(int(p.name) for p in (lff_dir / "checkpoints").iterdir() if p.name.isdigit())
-    amplifier_logits = train.load_classifier(str(amplifier_dir))
+    amplifier_logits = train.load_classifier(str(amplifier_dir))(real.images)  # Scored once.
+    biased = lambda step: train.load_classifier(str(lff_dir), step=step, model="biased")
     return {
         "amplifier": _separation(amplifier_logits, real),
         "pseudo_groups": _pseudo_groups(amplifier_logits, real),
         "lff_biased_by_step": {
-            step: _separation(train.load_classifier(str(lff_dir), step=step, model="biased"), real)
-            for step in steps
+            step: _separation(biased(step)(real.images), real) for step in steps
         },
     }
 

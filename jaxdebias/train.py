@@ -169,14 +169,19 @@ def classifier_fn(workdir: str, step: int | None = None, model: str = "classifie
   return lambda images: method.predict(state, images)[model]
 
 
-def load_classifier(workdir: str, batch_size: int = 1000, **kwargs):
-  """`classifier_fn` (kwargs: step, model) as a host function on NumPy arrays, `batch_size`
-  images at a time. Latent de-biasing labels generated images with it.
-  """
-  predict = jax.jit(classifier_fn(workdir, **kwargs))
+def on_host(fn, batch_size: int = 1000):
+  """jit(fn) as a host function on NumPy arrays, `batch_size` images at a time."""
+  predict = jax.jit(fn)
   return lambda images: np.concatenate(
       [np.asarray(predict(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
   )
+
+
+def load_classifier(workdir: str, batch_size: int = 1000, **kwargs):
+  """`classifier_fn` (kwargs: step, model) on the host (`on_host`). Latent de-biasing labels
+  generated images with it.
+  """
+  return on_host(classifier_fn(workdir, **kwargs), batch_size)
 
 
 def _method_for(config: ml_collections.ConfigDict, dataset):

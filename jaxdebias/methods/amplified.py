@@ -17,7 +17,6 @@ Step 2: cross-entropy with each example weighted by |its pseudo-group|^-power, s
 (`amplifier.power`; 1: every non-empty pseudo-group weighs the same). No bias labels.
 """
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -88,13 +87,9 @@ class AmplifiedGroups(ERM):
           f"amplifier.power is {amplifier.power}; set it to a number >= 0 (1: balanced "
           "pseudo-groups, 0: plain ERM)."
       )
-    predict = jax.jit(amplifier_fn(config))
-    logits = np.concatenate(
-        [
-            np.asarray(predict(train_images[i : i + batch_size]))
-            for i in range(0, len(train_labels), batch_size)
-        ]
-    )
+    from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports methods)
+
+    logits = train.on_host(amplifier_fn(config), batch_size)(train_images)
     bias = pseudo_bias(logits, train_labels, amplifier.groups, amplifier.min_loss)
     self.pseudo_groups = np.stack([np.asarray(train_labels), bias], axis=1)
     self.example_weights = group_balanced_weights(self.pseudo_groups, amplifier.power)
