@@ -1,6 +1,6 @@
 r"""Synthetic bias amplification on Colored MNIST: ERM, LfF and the amplifier recipes.
 
-  python -m benchmarks.bias_amplification                  # 4 ratios, 3 seeds
+  python -m benchmarks.bias_amplification                  # 4 ratios, 5 seeds
   python -m benchmarks.bias_amplification --ratios=0.01 --seeds=0
 
 For each conflicting ratio, in workdirs/bias_amplification/ (finished stages, the diagnostics
@@ -17,8 +17,9 @@ included, are reused):
 4. the recipes, `--seeds` each: amplified_lff (LfF's f_D with the frozen amplifier, its logits
    over `--temperature`, as f_B) and amplified_groups (group-balanced ERM over the
    pseudo-groups (class, the amplifier's predicted class), a mistake counting where its loss
-   exceeds `--min_loss`; AdamW with `--weight_decay`), and the control lff_wd: LfF with the
-   same weight decay. ERM and LfF are benchmarks/colored_mnist.py's runs (workdirs/colored_mnist,
+   exceeds `--min_loss`; AdamW with `--weight_decay`), amplified_dro (online GroupDRO over the
+   same pseudo-groups, step size 0.01 as in Sagawa et al., the same decay), and the control
+   lff_wd: LfF with the same weight decay. ERM and LfF are benchmarks/colored_mnist.py's runs (workdirs/colored_mnist,
    reused or trained).
 Bias labels are used for evaluation and the diagnostics only. Writes
 results/bias_amplification.{md,json} and results/bias_amplification.png (AUROC over steps).
@@ -40,12 +41,12 @@ from jaxdebias.latent import gan
 from jaxdebias.methods import amplified
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the classifiers.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the classifiers.")
 _PER_CLASS = flags.DEFINE_integer("per_class", 6000, "Generated images per class (amplifier).")
 _MIN_LOSS = flags.DEFINE_float(
     "min_loss",
     9.2,
-    "amplified_groups: amplifier.min_loss (9.2 nats: p(class) < 1e-4; chosen from seed 0's"
+    "amplified_groups and amplified_dro: amplifier.min_loss (9.2 nats: p(class) < 1e-4; chosen from seed 0's"
     " training-set pseudo-group diagnostics, which use bias labels).",
 )
 _TEMPERATURE = flags.DEFINE_float(
@@ -57,7 +58,7 @@ _TEMPERATURE = flags.DEFINE_float(
 _WEIGHT_DECAY = flags.DEFINE_float(
     "weight_decay",
     0.1,
-    "AdamW weight decay of amplified_groups and of the lff_wd control (0.1: chosen from"
+    "AdamW weight decay of amplified_groups, amplified_dro and of the lff_wd control (0.1: chosen from"
     " seed-0 amplified_groups runs at 1% with 0, 0.1 and 0.3 and min_loss 0, judged on test"
     " accuracy).",
 )
@@ -73,6 +74,7 @@ RUNS = {
     "lff_wd": ("lff", True),
     "amplified_lff": ("amplified_lff", False),
     "amplified_groups": ("amplified_groups", True),
+    "amplified_dro": ("amplified_dro", True),
 }
 
 
@@ -83,7 +85,7 @@ def _separation(logits, split) -> dict[str, float]:
 
 
 def _pseudo_groups(logits, split) -> dict[str, float]:
-  """How amplified_groups' pseudo-groups (at --min_loss) match the true groups."""
+  """How the pseudo-groups (at --min_loss) of amplified_groups and _dro match the true groups."""
   bias = amplified.pseudo_bias(logits, split.label, min_loss=_MIN_LOSS.value)
   return metrics.pseudo_group_quality(bias, split.label, split.bias_label)
 
@@ -137,7 +139,7 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
         config.optimizer.weight_decay = _WEIGHT_DECAY.value
       if method.startswith("amplified"):
         config.amplifier.workdir = str(amplifier_dir)
-        if method == "amplified_groups":
+        if method in ("amplified_groups", "amplified_dro"):
           config.amplifier.min_loss = _MIN_LOSS.value
         else:
           config.amplifier.temperature = _TEMPERATURE.value
@@ -165,7 +167,8 @@ def report_text(results: dict, seeds, times: dict) -> str:
       f" logits over temperature {_TEMPERATURE.value:g} (`--temperature`); amplified_groups:"
       " pseudo-groups (class, the amplifier's predicted class), a mistake counting where its"
       f" loss exceeds {_MIN_LOSS.value:g} nats (`--min_loss`), AdamW weight decay"
-      f" {_WEIGHT_DECAY.value:g} (`--weight_decay`); lff_wd: LfF with that weight decay (the"
+      f" {_WEIGHT_DECAY.value:g} (`--weight_decay`); amplified_dro: online GroupDRO over the"
+      " same pseudo-groups (step size 0.01), the same decay; lff_wd: LfF with that weight decay (the"
       " others have none, as in the LfF protocol). Training s per run: the run's"
       " own wall time for training and evaluations (`train_seconds_this_run`), under whatever"
       " load the machine had then.",
@@ -199,28 +202,33 @@ def report_text(results: dict, seeds, times: dict) -> str:
       "## Which bias model finds the conflicting training examples?",
       "",
       "Per-example cross-entropy on the real training images as a score for 'bias-conflicting'"
-      " (definitions below); LfF's f_B at its first and last checkpoint and at its best.",
+      " (definitions below); LfF's f_B at its first and last checkpoint and at its best, and"
+      " its mean over the checkpoints (the bias model f_D learns from over a run); f_B below"
+      " the amplifier: the fraction of f_B's checkpoints with a lower AUROC.",
       "",
-      "| ratio | amplifier AUROC | f_B AUROC (first / best / last step) | amplifier top-k prec."
-      " | f_B top-k prec. (last) |",
-      "|---|---|---|---|---|",
+      "| ratio | amplifier AUROC | f_B AUROC (first / best / last step) | f_B mean AUROC"
+      " | f_B below the amplifier | amplifier top-k prec. | f_B top-k prec. (last) |",
+      "|---|---|---|---|---|---|---|",
   ]
   for ratio in ratios:
     d = results[ratio]["diagnostics"]
     by_step = d["lff_biased_by_step"]
     steps = sorted(by_step)
     best = max(steps, key=lambda s: by_step[s]["auroc"])
+    auroc = np.array([by_step[s]["auroc"] for s in steps])
     lines.append(
         f"| {100 * ratio:g}% | {d['amplifier']['auroc']:.3f} |"
         f" {by_step[steps[0]]['auroc']:.3f} (step {steps[0]}) / {by_step[best]['auroc']:.3f}"
         f" (step {best}) / {by_step[steps[-1]]['auroc']:.3f} (step {steps[-1]}) |"
+        f" {auroc.mean():.3f} | {np.sum(auroc < d['amplifier']['auroc'])} of {len(steps)} |"
         f" {d['amplifier']['top_k_precision']:.3f} |"
         f" {by_step[steps[-1]]['top_k_precision']:.3f} |"
     )
   lines += [""] + [f"- {k}: {v}" for k, v in metrics.SEPARATION_DEFINITIONS.items()]
   lines += [
       "",
-      "## amplified_groups' pseudo-groups against the true (class, colour) groups",
+      "## The pseudo-groups of amplified_groups and amplified_dro against the true (class, colour)"
+      " groups",
       "",
       f"Real training images; a mistake of the amplifier counts where its loss exceeds"
       f" {_MIN_LOSS.value:g} nats (`--min_loss`).",

@@ -67,6 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
           "min_loss": 0.0,
           # Example weight |pseudo-group|^-power (normalised): 1 balances the groups, 0 is ERM.
           "power": 1.0,
+          # amplified_dro: GroupDRO's step size eta of the group weights (Sagawa et al.: 0.01).
+          "dro_step_size": 0.01,
           # amplified_lff: the amplifier's logits are divided by this before its cross-entropy
           # enters W; > 1 softens a confident amplifier, whose near-zero loss on the aligned
           # examples would leave them no weight.

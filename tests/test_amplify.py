@@ -1,12 +1,14 @@
-"""Synthetic bias amplification: generated training data and the amplified LfF recipe."""
+"""Synthetic bias amplification: generated training data and the amplifier recipes."""
 
 import json
 
 import chex
+import jax
 import numpy as np
 import pytest
 
-from jaxdebias import data, train
+from jaxdebias import data, losses, train
+from jaxdebias.data import pairs as pair_data
 from jaxdebias.errors import InputError
 from jaxdebias.latent import gan
 from jaxdebias.methods import amplified
@@ -105,4 +107,66 @@ def test_amplified_groups_weighs_by_the_amplifiers_pseudo_groups(tiny_config, am
     train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
   tiny_config.amplifier.groups = "prediction"
   results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups"))
+  assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1
+
+
+def test_amplified_dro_moves_weight_to_the_groups_with_the_highest_loss(
+    tiny_config, amplifier_dirs
+):
+  tiny_config.method = "amplified_dro"
+  tiny_config.amplifier.update(workdir=str(amplifier_dirs[1]), dro_step_size=0.5)
+  dataset = data.load_dataset(tiny_config.data)
+  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  groups, index = np.unique(method.pseudo_groups, return_inverse=True, axis=0)
+  index = index.reshape(-1)
+  np.testing.assert_array_equal(method.group_index, index)
+  state = method.init(jax.random.key(0), {})
+  chex.assert_trees_all_close(state.group_weights, np.full(len(groups), 1 / len(groups)))
+  batch = {
+      "image": dataset.train.images[:16],
+      "label": dataset.train.label[:16],
+      "index": np.arange(16, dtype=np.int32),
+  }
+  logits = method.model.apply(state.params, method.to_float(batch["image"]))
+  ce = np.asarray(losses.cross_entropy(logits, batch["label"]))
+  # Hand-computed: each group's loss estimate sum_i loss_i N / (16 |g|) over its batch
+  # examples (0 if absent), then q ~ exp(0.5 L_g).
+  size = np.bincount(index)
+  scaled = ce * len(dataset.train.label) / (16 * size[index[:16]])
+  group_loss = np.array([scaled[index[:16] == g].sum() for g in range(len(groups))])
+  q = np.exp(0.5 * group_loss) / np.exp(0.5 * group_loss).sum()
+  new_state, metrics = method.train_step(state, batch)
+  chex.assert_trees_all_close(new_state.group_weights, q, rtol=1e-5)
+  chex.assert_trees_all_close(metrics["loss"], group_loss @ q, rtol=1e-5)
+  tiny_config.amplifier.dro_step_size = -1.0
+  with pytest.raises(InputError, match="amplifier.dro_step_size is -1.0; set it to a number >= 0"):
+    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+
+
+def test_amplified_groups_with_latent_pairs_scores_the_pairs_too(tiny_config, amplifier_dirs):
+  """Recipe (c): latent de-biasing's pairs join the training split and get pseudo-groups from
+  the amplifier like the real images."""
+  real = data.load_dataset(tiny_config.data).train
+  rng = np.random.default_rng(0)
+  num_pairs, shape = 64, real.images.shape[1:]
+  labels = lambda: rng.integers(0, 4, num_pairs).astype(np.int32)
+  pair_data.save(
+      str(amplifier_dirs[0].parent / "pairs.npz"),
+      z=rng.normal(size=(num_pairs, 5)).astype(np.float32),
+      z_pair=rng.normal(size=(num_pairs, 5)).astype(np.float32),
+      image=rng.integers(0, 256, (num_pairs, *shape), dtype=np.uint8),
+      image_pair=rng.integers(0, 256, (num_pairs, *shape), dtype=np.uint8),
+      label=labels(),
+      protected=labels(),
+      protected_pair=labels(),
+  )
+  tiny_config.method = "amplified_groups"
+  tiny_config.amplifier.workdir = str(amplifier_dirs[1])
+  tiny_config.data.synthetic.update(path=str(amplifier_dirs[0].parent / "pairs.npz"), ratio=0.25)
+  mixed = data.load_dataset(tiny_config.data)
+  assert mixed.num_synthetic == len(mixed.train.label) - len(real.label) > 0
+  method = train._method_for(tiny_config, mixed)  # pylint: disable=protected-access
+  predicted = train.load_classifier(str(amplifier_dirs[1]))(mixed.train.images).argmax(-1)
+  np.testing.assert_array_equal(method.pseudo_groups, np.stack([mixed.train.label, predicted], 1))
+  results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups_pairs"))
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1

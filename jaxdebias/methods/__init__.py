@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 
 from jaxdebias.errors import InputError
-from jaxdebias.methods.amplified import AmplifiedGroups
+from jaxdebias.methods.amplified import AmplifiedGroupDRO, AmplifiedGroups
 from jaxdebias.methods.erm import ERM
 from jaxdebias.methods.lff import AmplifiedLfF, LfF
 
@@ -51,6 +51,7 @@ METHODS = {
     "lff": LfF,
     "amplified_lff": AmplifiedLfF,
     "amplified_groups": AmplifiedGroups,
+    "amplified_dro": AmplifiedGroupDRO,
 }
 
 
@@ -74,7 +75,7 @@ def create(
 
   num_synthetic: the last training examples that are generated (latent de-biasing's pairs).
   train_images: uint8 (N, H, W, C), for methods that score the training set once when built
-  (amplified_groups); the others ignore them.
+  (amplified_groups, amplified_dro); the others ignore them.
   """
   return get(config.method)(
       config=config,

@@ -13,15 +13,29 @@ coincide, so its predicted class is a pseudo bias label. Pseudo-group (`amplifie
 A mistake counts only where the amplifier's cross-entropy on the class exceeds
 `amplifier.min_loss` (nats; 0: every mistake): unsure mistakes are more often aligned examples
 that the generator's images did not cover than conflicting ones.
-Step 2: cross-entropy with each example weighted by |its pseudo-group|^-power, scaled to mean 1
-(`amplifier.power`; 1: every non-empty pseudo-group weighs the same). No bias labels.
+Step 2, amplified_groups: cross-entropy with each example weighted by |its pseudo-group|^-power,
+scaled to mean 1 (`amplifier.power`; 1: every non-empty pseudo-group weighs the same).
+Step 2, amplified_dro: online GroupDRO over the pseudo-groups (Sagawa et al., ICLR 2020,
+Algorithm 1): group weights q on the simplex, q_g <- q_g exp(eta L_g), and the loss
+sum_g q_g L_g (`amplifier.dro_step_size` = eta). Batches are uniform, not group-balanced as in
+Algorithm 1 (balanced sampling repeats the few conflicting examples until they are memorised),
+so L_g is the importance-weighted estimate of group g's mean loss, sum over its batch examples
+of loss N / (B |g|) (unbiased; 0 where the batch has none of it). With q uniform and eta 0 the
+expected loss is amplified_groups' at power 1. No bias labels.
 """
 
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from jaxdebias import losses
 from jaxdebias.errors import InputError
+from jaxdebias.methods import common
 from jaxdebias.methods.erm import ERM
 
 
@@ -93,3 +107,70 @@ class AmplifiedGroups(ERM):
     bias = pseudo_bias(logits, train_labels, amplifier.groups, amplifier.min_loss)
     self.pseudo_groups = np.stack([np.asarray(train_labels), bias], axis=1)
     self.example_weights = group_balanced_weights(self.pseudo_groups, amplifier.power)
+
+
+@flax.struct.dataclass
+class GroupDROState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  group_weights: jax.Array  # (G,) q, on the simplex: the adversary's weight of each group.
+
+
+class AmplifiedGroupDRO(AmplifiedGroups):
+  """Online GroupDRO over the amplifier's pseudo-groups (module doc), on uniform batches."""
+
+  def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
+    super().__init__(config, *args, **kwargs)
+    self.step_size = config.amplifier.dro_step_size
+    if not self.step_size >= 0:
+      raise InputError(
+          f"amplifier.dro_step_size is {self.step_size}; set it to a number >= 0 (0: every "
+          "pseudo-group weighs the same in every batch)."
+      )
+    _, group_index, counts = np.unique(
+        self.pseudo_groups, return_inverse=True, return_counts=True, axis=0
+    )
+    self.group_index = group_index.reshape(-1).astype(np.int32)
+    self.num_groups = len(counts)
+    # N / |group of i|: batch mean of loss * this over group g's examples estimates its mean loss.
+    self.group_scale = (len(self.group_index) / counts[self.group_index]).astype(np.float32)
+    self.example_weights = None  # The adversary weighs groups, not examples.
+
+  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> GroupDROState:
+    state = super().init(rng, hparams)
+    return GroupDROState(
+        step=state.step,
+        params=state.params,
+        opt_state=state.opt_state,
+        group_weights=jnp.full((self.num_groups,), 1 / self.num_groups, jnp.float32),
+    )
+
+  def train_step(self, state: GroupDROState, batch):
+    images, labels = self.to_float(batch["image"]), batch["label"]
+    index = batch["index"]
+    in_group = jax.nn.one_hot(jnp.asarray(self.group_index)[index], self.num_groups)
+    scale = jnp.asarray(self.group_scale)[index] / len(index)
+
+    def loss_fn(params):
+      logits = self.model.apply(params, images)
+      ce = losses.cross_entropy(logits, labels)
+      group_loss = (ce * scale) @ in_group  # Module doc; 0 for groups absent from the batch.
+      q = state.group_weights * jnp.exp(self.step_size * jax.lax.stop_gradient(group_loss))
+      q = q / q.sum()
+      return group_loss @ q, (logits, q)
+
+    (loss, (logits, q)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+        group_weights=q,
+    )
+    metrics = {
+        "loss": loss,
+        "accuracy": common.batch_accuracy(logits, labels),
+        "max_group_weight": q.max(),
+    }
+    return state, metrics
