@@ -1,5 +1,6 @@
 """Synthetic bias amplification, two-step recipe (Ciranni et al., NeurIPS 2025): pseudo-groups
-of the real training examples from a frozen bias amplifier, then group-balanced ERM.
+of the real training examples from a frozen bias amplifier, then group-balanced ERM
+(amplified_groups) or GroupDRO (amplified_dro) over them.
 
 Step 1 (when the method is built): the amplifier (`amplifier.workdir`, a classifier trained only
 on a class-conditional generator's images, `data.generated`) labels every real training image.
@@ -125,8 +126,8 @@ class AmplifiedGroupDRO(AmplifiedGroups):
     self.step_size = config.amplifier.dro_step_size
     if not self.step_size >= 0:
       raise InputError(
-          f"amplifier.dro_step_size is {self.step_size}; set it to a number >= 0 (0: every "
-          "pseudo-group weighs the same in every batch)."
+          f"amplifier.dro_step_size is {self.step_size}; set it to a number >= 0 (0: the "
+          "group weights stay uniform)."
       )
     _, group_index, counts = np.unique(
         self.pseudo_groups, return_inverse=True, return_counts=True, axis=0
