@@ -79,8 +79,9 @@ def pseudo_bias(
   return np.where(mistaken, predicted, labels) if groups == "prediction" else mistaken
 
 
-class AmplifiedGroups(ERM):
-  """Group-balanced ERM over the amplifier's pseudo-groups (module doc)."""
+class PseudoGrouped(ERM):
+  """ERM's model and optimizer, with the amplifier's pseudo-group of every training example
+  (module doc, step 1) in `pseudo_groups` (N, 2); the subclasses weigh them (step 2)."""
 
   def __init__(
       self,
@@ -95,19 +96,26 @@ class AmplifiedGroups(ERM):
   ):
     super().__init__(config, model, train_labels, num_classes, image_shape, num_synthetic)
     if train_images is None:
-      raise InputError("method amplified_groups scores the training images; none were given.")
-    amplifier = config.amplifier
-    if not amplifier.power >= 0:
-      raise InputError(
-          f"amplifier.power is {amplifier.power}; set it to a number >= 0 (1: balanced "
-          "pseudo-groups, 0: plain ERM)."
-      )
+      raise InputError(f"method {config.method} scores the training images; none were given.")
     from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports methods)
 
+    amplifier = config.amplifier
     logits = train.on_host(amplifier_fn(config), batch_size)(train_images)
     bias = pseudo_bias(logits, train_labels, amplifier.groups, amplifier.min_loss)
     self.pseudo_groups = np.stack([np.asarray(train_labels), bias], axis=1)
-    self.example_weights = group_balanced_weights(self.pseudo_groups, amplifier.power)
+
+
+class AmplifiedGroups(PseudoGrouped):
+  """Group-balanced ERM over the amplifier's pseudo-groups (module doc)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
+    if not config.amplifier.power >= 0:
+      raise InputError(
+          f"amplifier.power is {config.amplifier.power}; set it to a number >= 0 (1: balanced "
+          "pseudo-groups, 0: plain ERM)."
+      )
+    super().__init__(config, *args, **kwargs)
+    self.example_weights = group_balanced_weights(self.pseudo_groups, config.amplifier.power)
 
 
 @flax.struct.dataclass
@@ -118,17 +126,17 @@ class GroupDROState:
   group_weights: jax.Array  # (G,) q, on the simplex: the adversary's weight of each group.
 
 
-class AmplifiedGroupDRO(AmplifiedGroups):
+class AmplifiedGroupDRO(PseudoGrouped):
   """Online GroupDRO over the amplifier's pseudo-groups (module doc), on uniform batches."""
 
   def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
-    super().__init__(config, *args, **kwargs)
     self.step_size = config.amplifier.dro_step_size
     if not self.step_size >= 0:
       raise InputError(
           f"amplifier.dro_step_size is {self.step_size}; set it to a number >= 0 (0: the "
           "group weights stay uniform)."
       )
+    super().__init__(config, *args, **kwargs)
     _, group_index, counts = np.unique(
         self.pseudo_groups, return_inverse=True, return_counts=True, axis=0
     )
@@ -136,7 +144,6 @@ class AmplifiedGroupDRO(AmplifiedGroups):
     self.num_groups = len(counts)
     # N / |group of i|: batch mean of loss * this over group g's examples estimates its mean loss.
     self.group_scale = (len(self.group_index) / counts[self.group_index]).astype(np.float32)
-    self.example_weights = None  # The adversary weighs groups, not examples.
 
   def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> GroupDROState:
     state = super().init(rng, hparams)
