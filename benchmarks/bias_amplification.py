@@ -18,9 +18,9 @@ included, are reused):
    over `--temperature`, as f_B) and amplified_groups (group-balanced ERM over the
    pseudo-groups (class, the amplifier's predicted class), a mistake counting where its loss
    exceeds `--min_loss`; AdamW with `--weight_decay`), amplified_dro (online GroupDRO over the
-   same pseudo-groups, step size 0.01 as in Sagawa et al., the same decay), and the control
-   lff_wd: LfF with the same weight decay. ERM and LfF are benchmarks/colored_mnist.py's runs (workdirs/colored_mnist,
-   reused or trained).
+   same pseudo-groups, the default step size of Sagawa et al., the same decay), and the control
+   lff_wd: LfF with the same weight decay. ERM and LfF are benchmarks/colored_mnist.py's runs
+   (workdirs/colored_mnist, reused or trained).
 Bias labels are used for evaluation and the diagnostics only. Writes
 results/bias_amplification.{md,json} and results/bias_amplification.png (AUROC over steps).
 """
@@ -36,6 +36,7 @@ import numpy as np
 from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import losses, metrics, train
+from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
 from jaxdebias.latent import gan
 from jaxdebias.methods import amplified
@@ -46,8 +47,8 @@ _PER_CLASS = flags.DEFINE_integer("per_class", 6000, "Generated images per class
 _MIN_LOSS = flags.DEFINE_float(
     "min_loss",
     9.2,
-    "amplified_groups and amplified_dro: amplifier.min_loss (9.2 nats: p(class) < 1e-4; chosen from seed 0's"
-    " training-set pseudo-group diagnostics, which use bias labels).",
+    "amplified_groups and amplified_dro: amplifier.min_loss (9.2 nats: p(class) < 1e-4; chosen"
+    " from seed 0's training-set pseudo-group diagnostics, which use bias labels).",
 )
 _TEMPERATURE = flags.DEFINE_float(
     "temperature",
@@ -58,9 +59,9 @@ _TEMPERATURE = flags.DEFINE_float(
 _WEIGHT_DECAY = flags.DEFINE_float(
     "weight_decay",
     0.1,
-    "AdamW weight decay of amplified_groups, amplified_dro and of the lff_wd control (0.1: chosen from"
-    " seed-0 amplified_groups runs at 1% with 0, 0.1 and 0.3 and min_loss 0, judged on test"
-    " accuracy).",
+    "AdamW weight decay of amplified_groups, amplified_dro and the lff_wd control (0.1: chosen"
+    " from seed-0 amplified_groups runs at 1% with 0, 0.1 and 0.3 and min_loss 0, judged on"
+    " test accuracy).",
 )
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and PNG go.")
 
@@ -168,8 +169,9 @@ def report_text(results: dict, seeds, times: dict) -> str:
       " pseudo-groups (class, the amplifier's predicted class), a mistake counting where its"
       f" loss exceeds {_MIN_LOSS.value:g} nats (`--min_loss`), AdamW weight decay"
       f" {_WEIGHT_DECAY.value:g} (`--weight_decay`); amplified_dro: online GroupDRO over the"
-      " same pseudo-groups (step size 0.01), the same decay; lff_wd: LfF with that weight decay (the"
-      " others have none, as in the LfF protocol). Training s per run: the run's"
+      f" same pseudo-groups (step size {base_config().amplifier.dro_step_size:g}), the same"
+      " decay; lff_wd: LfF with that weight decay (the others have none, as in the LfF"
+      " protocol). Training s per run: the run's"
       " own wall time for training and evaluations (`train_seconds_this_run`), under whatever"
       " load the machine had then.",
       "",
