@@ -4,7 +4,10 @@ r"""Latent de-biasing on Colored MNIST: ERM, latent augmentation, LfF, LfF + lat
   python -m benchmarks.latent_debias --ratios=0.01 --seeds=0 --binary_ratio=0
 
 For each conflicting ratio, in workdirs/latent_debias/ (finished stages are reused):
-1. a GAN on the biased training images (configs/colored_mnist_gan.py);
+1. a GAN on the biased training images (configs/colored_mnist_gan.py), tinted by default
+   (`--tinted`): its colour is set by a part t of the style alone (3 coordinates), the colour
+   boundary is fitted on t and the digit boundary on the rest, and the pairwise edit (t has
+   fewer coordinates than there are colours) moves the colour and keeps the shape;
 2. the labellers: an ERM colour classifier (data.target=bias_label) and a digit classifier
    (`--target_labeller`; default LfF, whose labels follow the digit's shape rather than its
    colour; ERM is the paper's choice);
@@ -49,6 +52,9 @@ _TARGET_LABELLER = flags.DEFINE_enum("target_labeller", "lff", ["lff", "erm"], "
 _SPACE = flags.DEFINE_enum(
     "latent_space", "w", generator.LATENT_SPACES, "Edit z or the generator's style w."
 )
+_TINTED = flags.DEFINE_bool(
+    "tinted", True, "A tinted GAN (gan.tinted); untinted: both boundaries on the whole latent."
+)
 _NUM_PAIRS = flags.DEFINE_integer("num_pairs", 60_000, "Pairs per generator.")
 _SYNTHETIC_RATIO = flags.DEFINE_float("synthetic_ratio", 2.0, "Synthetic images per real one.")
 _SYNTHETIC_WEIGHT = flags.DEFINE_float(
@@ -72,12 +78,11 @@ def _classifier_config(method: str, ratio: float, seed: int, binary: bool):
 def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
   """Every stage for one ratio (10-class or binary); returns its results."""
   tag = f"{'binary_' if binary else ''}r{ratio}"
-  gan_dir = ROOT / f"gan_r{ratio}"  # The binary variant has the same images: same generator.
-  timed(
-      times,
-      "gan",
-      lambda: gan.train_gan(colored_mnist_gan.get_config(f"ratio={ratio}"), str(gan_dir)),
-  )
+  tint = "tinted_" if _TINTED.value else ""
+  # The binary variant has the same images: same generator.
+  gan_dir = ROOT / f"gan_{tint}r{ratio}"
+  gan_config = colored_mnist_gan.get_config(f"ratio={ratio},tinted={_TINTED.value}")
+  timed(times, "gan", lambda: gan.train_gan(gan_config, str(gan_dir)))
   labellers = {}
   for role, method in (("protected", "erm"), ("target", _TARGET_LABELLER.value)):
     config = _classifier_config(method, ratio, 0, binary)
@@ -86,17 +91,20 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
     workdir = ROOT / f"{role}_{method}_{tag}"
     timed(times, "labellers", lambda: train.train_and_evaluate(config, str(workdir)))
     labellers[role] = str(workdir)
-  pairs_path = ROOT / f"pairs_{_SPACE.value}_{tag}.npz"
+  pairs_path = ROOT / f"pairs_{tint}{_SPACE.value}_{tag}.npz"
   if not pairs_path.exists():
 
     def make():
+      gen = generator.load(str(gan_dir), _SPACE.value)
       arrays, report = pairs.make_pairs(
-          generator.load(str(gan_dir), _SPACE.value),
+          gen,
           pairs.load_labeller(labellers["target"]),
           pairs.load_labeller(labellers["protected"]),
           num_fit=10_000,
           num_pairs=_NUM_PAIRS.value,
           min_sin=0.0,  # Measured and reported instead of refused.
+          protected_dims=gen.tint_dims,  # The protected attribute is the colour.
+          pairwise=gen.tint_dims is not None,
       )
       pairs.save(pairs_path, arrays, report)
 
@@ -118,7 +126,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
             if _SYNTHETIC_WEIGHT.value >= 0:
               config.lff.synthetic_weight = _SYNTHETIC_WEIGHT.value
               kind += f"_sw{_SYNTHETIC_WEIGHT.value:g}"
-          workdir = ROOT / f"{method}_{kind}_{_SPACE.value}_{tag}_seed{seed}"
+          workdir = ROOT / f"{method}_{kind}_{tint}{_SPACE.value}_{tag}_seed{seed}"
         elif binary:
           workdir = ROOT / f"{method}_{tag}_seed{seed}"
         else:
@@ -219,9 +227,15 @@ def report_text(results: dict, seeds, times: dict) -> str:
       " accuracy (%, mean over the (digit, colour) groups), mean ± sample std over seeds"
       f" {seeds_text}; final models, no model selection. `+ latent`: trained on the real images"
       f" and {_SYNTHETIC_RATIO.value:g} synthetic pair images per real one; `+ x(z)`: the x(z) of"
-      " the same pairs alone, without their edited x(z') (the ablation). Digit labeller of the generated"
-      f" images: {_TARGET_LABELLER.value}; edits in latent space {_SPACE.value}; LfF's f_D"
-      f" weighs the generated images {_weight_text()}.",
+      " the same pairs alone, without their edited x(z') (the ablation). Digit labeller of the"
+      f" generated images: {_TARGET_LABELLER.value}; edits in latent space {_SPACE.value}"
+      + (
+          " of a tinted GAN (colour boundary on its 3 tint coordinates, the digit's on the"
+          " others; pairwise edits)"
+          if _TINTED.value
+          else " of an untinted GAN (both boundaries on every coordinate)"
+      )
+      + f"; LfF's f_D weighs the generated images {_weight_text()}.",
       "",
       "| variant | ratio | " + " | ".join(NAMES) + " |",
       "|---|---|" + "---|" * len(NAMES),

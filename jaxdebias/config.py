@@ -85,6 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
           "beta1": 0.5,
           # Class-conditional (the class as a one-hot after z; projection discriminator).
           "conditional": False,
+          # A tinted generator: a grey mask times a colour set by its own style part, the tint
+          # (models/dcgan.py), so that an edit of the tint changes the colour and not the shape.
+          "tinted": False,
       }
   )
   config.batch_size = 256

@@ -3,6 +3,7 @@
 import json
 
 import chex
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -65,6 +66,23 @@ def test_conditional_gan_generates_the_class_it_is_given(gan_config, tmp_path):
   unconditional = generator.ImageGenerator(g.module, g.params, 8, (8, 8, 3))
   with pytest.raises(InputError, match="not class-conditional"):
     unconditional.sample(rng, 2, labels=np.zeros(2, int))
+
+
+def test_tinted_gan_sets_the_colour_by_its_tint_alone(gan_config, tmp_path):
+  gan_config.gan.tinted = True
+  gan.train_gan(gan_config, str(tmp_path))
+  assert generator.load(str(tmp_path)).tint_dims is None  # z sets everything.
+  g = generator.load(str(tmp_path), latent_space="w")
+  s = g.sample(np.random.default_rng(0), 6)
+  assert s.shape == (6, 8 + 8 + 3) and g.tint_dims == slice(-3, None)
+  swapped = s.copy()
+  swapped[:, g.tint_dims] = s[::-1, g.tint_dims]  # Other images' tints, same shapes.
+  colour = lambda s: jax.nn.sigmoid(s[:, -3:])
+  # Every image is 2 m c - 1: the grey mask m times the colour c = sigmoid(tint).
+  mask = lambda s: (g(s) + 1) / 2 / colour(s)[:, None, None]
+  chex.assert_trees_all_close(mask(swapped), mask(s), atol=1e-5)
+  np.testing.assert_allclose(np.ptp(mask(s), axis=-1), 0, atol=1e-5)  # One grey per pixel.
+  assert np.abs(g(swapped) - g(s)).max() > 1e-3
 
 
 def test_gan_resume_after_interruption_equals_uninterrupted_run(

@@ -78,6 +78,33 @@ def test_multiclass_edit_keeps_the_target_and_swaps_two_protected_logits():
   assert np.all(np.argmax(after, -1) == target)  # c' now wins; c had won.
 
 
+def test_pairwise_edit_is_the_closed_form_for_two_classes():
+  z, w_t, b_t, w_g, b_g = _binary_case()
+  directions = edits.edit_directions(w_t[None], w_g[None], np.array([b_g]), pairwise=True)
+  side = (z @ w_g + b_g > 0).astype(np.int32)
+  got = edits.edit(z, directions, side, 1 - side, "complementary")
+  np.testing.assert_allclose(got, edits.complementary_latent(z, w_t, b_t, w_g, b_g), atol=1e-5)
+
+
+def test_pairwise_edit_swaps_the_pair_in_fewer_dimensions_than_classes():
+  """10 protected classes set by 3 coordinates, the target by the others (a tinted generator)."""
+  rng = np.random.default_rng(5)
+  w_t = np.concatenate([rng.normal(size=(10, D - 3)), np.zeros((10, 3))], axis=1)
+  w_g = np.concatenate([np.zeros((10, D - 3)), rng.normal(size=(10, 3))], axis=1)
+  b_g = rng.normal(size=10)
+  z = rng.normal(size=(200, D))
+  source = np.argmax(z @ w_g.T + b_g, -1)
+  target = (source + rng.integers(1, 10, size=len(z))) % 10
+  directions = edits.edit_directions(w_t, w_g, b_g, pairwise=True)
+  z2 = np.asarray(edits.edit(z, directions, source, target, "complementary"), np.float64)
+  np.testing.assert_allclose(z2[:, : D - 3], z[:, : D - 3], atol=1e-5)  # The target's part.
+  rows = np.arange(len(z))
+  pair_gap = lambda x: (x @ w_g.T + b_g)[rows, target] - (x @ w_g.T + b_g)[rows, source]
+  np.testing.assert_allclose(pair_gap(z2), -pair_gap(z), atol=1e-4)
+  with pytest.raises(InputError, match="nearly parallel"):  # Exact swaps need 9 directions.
+    edits.edit_directions(w_t, w_g, b_g)
+
+
 @pytest.mark.parametrize("kind", ["on_hyperplane", "perpendicular"])
 def test_ablations(kind):
   z, w_t, b_t, w_g, b_g = _binary_case()
@@ -125,3 +152,15 @@ def test_fit_separates_ten_classes():
   bayes = np.argmin(((z[:, None] - centers) ** 2).sum(-1), -1)
   accuracy = np.mean(np.asarray(model.predict(z)) == labels)
   assert accuracy >= np.mean(bayes == labels) - 0.01
+
+
+def test_fit_on_part_of_the_latent_is_the_fit_there_with_zero_weight_elsewhere():
+  rng = np.random.default_rng(4)
+  z = rng.normal(size=(500, D)).astype(np.float32)
+  labels = (z[:, 0] + z[:, -1] > 0).astype(np.int32)
+  dims = np.arange(D) >= D - 3
+  plane = hyperplanes.fit_on(z, labels, 2, dims)
+  np.testing.assert_array_equal(np.asarray(plane.w)[:, ~dims], 0)
+  alone = hyperplanes.fit(z[:, dims], labels, 2)
+  chex.assert_trees_all_close(plane.w[:, dims], alone.w, atol=1e-6)
+  chex.assert_trees_all_close(plane.b, alone.b, atol=1e-6)

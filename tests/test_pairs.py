@@ -129,14 +129,23 @@ def test_make_pairs_keeps_each_record_consistent_and_mostly_moves_the_protected_
   assert set(np.unique(arrays["protected_pair"])) <= {0, 1, 2}
   assert report["target_boundary_accuracy"] > 0.8 and report["protected_boundary_accuracy"] > 0.8
   assert report["moved_and_kept"] > 0.6, report
+  # Protected boundary on the last 4 coordinates, the target's on the others: only those move.
+  arrays, report = pairs.make_pairs(
+      toy, target, protected, num_fit=3000, num_pairs=100, protected_dims=slice(-4, None)
+  )
+  np.testing.assert_array_equal(arrays["z_pair"][:, :-4], arrays["z"][:, :-4])
+  assert np.abs(arrays["z_pair"][:, -4:] - arrays["z"][:, -4:]).max() > 0.1
+  assert report["protected_dims"] == "slice(-4, None, None)"
 
 
 def test_pipeline_from_gan_and_classifiers_to_mixed_training(tiny_config, tmp_path):
-  """GAN, binary target and protected classifiers (thresholds from a validation split), the
-  pairs command, then training on the mix."""
+  """Tinted GAN, binary target and protected classifiers (thresholds from a validation split),
+  the pairs command (colour boundary on the tint), then training on the mix."""
   gan_config = tiny_config.copy_and_resolve_references()
   gan_config.method = "gan"
-  gan_config.gan.update(latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,))
+  gan_config.gan.update(
+      latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,), tinted=True
+  )
   gan_config.update(batch_size=32, num_steps=300, eval_every=150, checkpoint_every=300)
   gan.train_gan(gan_config, str(tmp_path / "gan"))
   tiny_config.update(method="erm", num_steps=200, eval_every=100, checkpoint_every=200)
@@ -158,12 +167,24 @@ def test_pipeline_from_gan_and_classifiers_to_mixed_training(tiny_config, tmp_pa
       "--num_fit=500",
       "--num_pairs=300",
       "--min_sin=0.0",  # The untrained toy GAN's boundaries may lie close together.
+      "--latent_space=w",
+      "--protected_on_tint",
+      "--pairwise",
   ]
   repo = pathlib.Path(__file__).resolve().parents[1]
-  done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+  run = lambda command: subprocess.run(
+      command, cwd=repo, capture_output=True, text=True, timeout=300
+  )
+  refused = run(command + ["--latent_space=z"])  # z sets shape and colour alike.
+  assert refused.returncode and "needs a tinted generator" in refused.stderr
+  assert not out.exists()
+  done = run(command)
   assert done.returncode == 0, done.stderr[-3000:]
   report = json.loads(out.with_suffix(".json").read_text())
   assert report["num_pairs"] == 300 and "moved_and_kept" in report["definitions"]
+  assert report["pairwise"] and report["protected_dims"] == "slice(-3, None, None)"
+  arrays = pair_data.load(str(out))
+  np.testing.assert_array_equal(arrays["z_pair"][:, :-3], arrays["z"][:, :-3])  # Tint alone.
   assert set(np.unique(pair_data.load(str(out))["label"])) <= {0, 1}
   assert out.with_suffix(".png").exists()
   tiny_config.data.target = "label"

@@ -14,6 +14,11 @@ target constraint (the hyperplane w_t, or for a K_t-class target its K_t - 1 log
 The minimum-norm move is a pseudo-inverse per source class c. For K = 2 the single protected
 constraint is the binary one, and the move is the closed form above (tested).
 
+Keeping the other K - 2 protected logits needs K - 1 free directions. Where the protected
+attribute lives in fewer (a tinted generator's colour: 3 coordinates, 10 colours), the
+`pairwise` edit constrains only l_c' - l_c: it is the paper's closed form with the boundary
+between c and c' as the protected hyperplane, and for K = 2 it is the same edit.
+
 The move grows as 1 / sin of the angle between a protected constraint and the span of the
 others, so `edit_directions` refuses boundaries that are nearly parallel.
 """
@@ -31,15 +36,17 @@ EDITS = ("complementary", "on_hyperplane", "perpendicular")
 
 class EditDirections(NamedTuple):
   """Protected class scores (K, d), (K,), and per source class c the pseudo-inverses (K, d, n)
-  of the constraint rows [target rows; w - w_c], with and without the target rows.
+  of the constraint rows [target rows; w - w_c], with and without the target rows; pairwise,
+  per source c and requested c' those (K, K, d, n) of [target rows; w_c' - w_c].
 
   A binary protected hyperplane (w_g, b_g) is held as two classes with scores (0, w_g.z + b_g).
   """
 
   w: jax.Array
   b: jax.Array
-  keep_pinv: jax.Array  # (K, d, num_target_rows + K)
-  free_pinv: jax.Array  # (K, d, K): without the target rows (the perpendicular ablation)
+  keep_pinv: jax.Array  # (K, d, num_target_rows + K) or pairwise (K, K, d, num_target_rows + 1)
+  free_pinv: jax.Array  # Without the target rows (the perpendicular ablation): (K, d, K) or
+  # pairwise (K, K, d, 1)
 
 
 def normalize(w: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -53,11 +60,19 @@ def _target_rows(keep: np.ndarray) -> np.ndarray:
   return keep if len(keep) == 1 else keep[1:] - keep[:1]
 
 
+def _sine(rows: np.ndarray, i: int) -> float:
+  """Sine of the angle between rows[i] and the span of the other rows."""
+  others = np.delete(rows, i, axis=0)
+  residual = rows[i] - others.T @ np.linalg.lstsq(others.T, rows[i], rcond=None)[0]
+  return np.linalg.norm(residual) / np.linalg.norm(rows[i])
+
+
 def edit_directions(
-    keep: np.ndarray, w: np.ndarray, b: np.ndarray, min_sin: float = 0.1
+    keep: np.ndarray, w: np.ndarray, b: np.ndarray, min_sin: float = 0.1, pairwise: bool = False
 ) -> EditDirections:
   """Precomputes the edits that keep the target scores `keep` (a hyperplane (1, d) or class
-  weights (K_t, d)) and move the protected scores (w, b) (a hyperplane or K class weights).
+  weights (K_t, d)) and move the protected scores (w, b) (a hyperplane or K class weights);
+  pairwise: constrain only the score difference of the source and requested class (module doc).
 
   Raises InputError when some protected constraint lies within angle asin(min_sin) of the span
   of the other constraints: the edit would need a step of 1 / sin times the score change.
@@ -66,25 +81,29 @@ def edit_directions(
   if len(w) == 1:  # A binary hyperplane: class scores (0, w.z + b).
     w, b = np.concatenate([np.zeros_like(w), w]), np.concatenate([np.zeros_like(b), b])
   target = _target_rows(keep)
-  keep_pinv, free_pinv, worst = [], [], 1.0
-  for c in range(len(w)):
-    protected = w - w[c]  # Row c is zero: its constraint (0 = 0) is idle.
-    rows = np.concatenate([target, protected])
-    for k in np.flatnonzero(np.arange(len(w)) != c):
-      i = len(target) + k
-      others = np.delete(rows, i, axis=0)
-      residual = rows[i] - others.T @ np.linalg.lstsq(others.T, rows[i], rcond=None)[0]
-      worst = min(worst, np.linalg.norm(residual) / np.linalg.norm(rows[i]))
-    keep_pinv.append(np.linalg.pinv(rows))
-    free_pinv.append(np.linalg.pinv(protected))
+  num_classes, worst = len(w), 1.0
+  keep_pinv, free_pinv = [], []
+  for c in range(num_classes):
+    if pairwise:  # One protected row per requested class k: w_k - w_c (k = c: no move).
+      protected_rows = [(w[k] - w[c])[None] for k in range(num_classes)]
+    else:  # Row c is zero: its constraint (0 = 0) is idle.
+      protected_rows = [w - w[c]]
+    for protected in protected_rows:
+      rows = np.concatenate([target, protected])
+      for i in range(len(target), len(rows)):
+        if rows[i].any():
+          worst = min(worst, _sine(rows, i))
+      keep_pinv.append(np.linalg.pinv(rows))
+      free_pinv.append(np.linalg.pinv(protected))
   if worst < min_sin:
     raise InputError(
         f"the protected and target boundaries are nearly parallel (sine of the angle "
         f"{worst:.3g} < min_sin {min_sin}): an edit cannot flip one and keep the other; "
         "check the attribute labels of the generated images or lower min_sin."
     )
-  arrays = (w, b, np.stack(keep_pinv), np.stack(free_pinv))
-  return EditDirections(*(jnp.asarray(a, jnp.float32) for a in arrays))
+  grid = (num_classes, num_classes) if pairwise else (num_classes,)
+  keep_pinv, free_pinv = (np.reshape(a, grid + a[0].shape) for a in (keep_pinv, free_pinv))
+  return EditDirections(*(jnp.asarray(a, jnp.float32) for a in (w, b, keep_pinv, free_pinv)))
 
 
 def edit(z: jax.Array, directions: EditDirections, source: jax.Array, target: jax.Array, kind: str):
@@ -101,16 +120,20 @@ def edit(z: jax.Array, directions: EditDirections, source: jax.Array, target: ja
   logits = z @ w.T + b
   rows = jnp.arange(len(z))
   gap = logits[rows, source] - logits[rows, target]
-  # Change of l_k - l_c for every k: 2 gap for the target class, gap for the others, 0 for c.
-  change = gap[:, None] * (1.0 + jax.nn.one_hot(target, len(w)))
-  change *= 1.0 - jax.nn.one_hot(source, len(w))
+  if keep_pinv.ndim == 4:  # Pairwise: l_c' - l_c goes from -gap to gap.
+    change = 2 * gap[:, None]
+    keep_pinv, free_pinv = keep_pinv[source, target], free_pinv[source, target]
+  else:  # Change of l_k - l_c for every k: 2 gap for the requested class, gap for the others.
+    change = gap[:, None] * (1.0 + jax.nn.one_hot(target, len(w)))
+    change *= 1.0 - jax.nn.one_hot(source, len(w))
+    keep_pinv, free_pinv = keep_pinv[source], free_pinv[source]
   if kind == "on_hyperplane":
     change /= 2
   if kind == "perpendicular":
-    pinv = free_pinv[source]
+    pinv = free_pinv
   else:
-    num_target_rows = keep_pinv.shape[-1] - len(w)
-    pinv = keep_pinv[source]
+    pinv = keep_pinv
+    num_target_rows = keep_pinv.shape[-1] - change.shape[-1]
     change = jnp.concatenate([jnp.zeros((len(z), num_target_rows)), change], axis=1)
   return z + jnp.einsum("bdn,bn->bd", pinv, change)
 

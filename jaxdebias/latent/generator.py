@@ -52,6 +52,7 @@ def dcgan_module(
       latent_dim=gan_config.latent_dim,
       widths=widths,
       num_classes=num_classes,
+      tinted=gan_config.tinted,
   )
 
 
@@ -80,6 +81,14 @@ class ImageGenerator:
       raise InputError(f"Unknown latent space {self.latent_space!r}; use one of {LATENT_SPACES}.")
     if self.latent_space == "w" and not hasattr(self.module, "mapping"):
       raise InputError(f"{type(self.module).__name__} has no mapping network; use latent space z.")
+
+  @property
+  def tint_dims(self) -> slice | None:
+    """The latent coordinates that set the images' colour and nothing else: the tint t of a
+    tinted DCGAN in latent space 'w' (its last C); None for any other generator."""
+    if getattr(self.module, "tinted", False) and self.latent_space == "w":
+      return slice(-self.image_shape[-1], None)
+    return None
 
   def sample(
       self, rng: np.random.Generator, num: int, labels: np.ndarray | None = None

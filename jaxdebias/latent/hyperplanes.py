@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxdebias.latent import edits
@@ -64,3 +65,13 @@ def fit(
   if num_classes == 2:
     return Linear(*edits.normalize(w[1:] - w[:1], b[1:] - b[:1]))
   return Linear(w, b)
+
+
+def fit_on(
+    z: jax.Array, labels: jax.Array, num_classes: int, dims: np.ndarray, c: float = 1.0
+) -> Linear:
+  """`fit` on the latent coordinates where the boolean mask `dims` (d,) is true, with zero
+  weight on the others: a boundary of an attribute that only part of the latent sets."""
+  plane = fit(z[:, dims], labels, num_classes, c)
+  w = jnp.zeros((plane.w.shape[0], z.shape[1]), plane.w.dtype).at[:, dims].set(plane.w)
+  return Linear(w, plane.b)

@@ -7,7 +7,10 @@ The steps of the paper (Ramaswamy et al., CVPR 2021):
 1. sample `num_fit` latents, generate their images and label them with the target and the
    protected classifiers (trained on the real data; argmax of their logits, or for a binary
    attribute the F1-optimal threshold on validation data);
-2. fit a linear boundary per attribute in latent space (`hyperplanes.fit`);
+2. fit a linear boundary per attribute in latent space (`hyperplanes.fit`); with
+   `protected_dims` (for a tinted generator, its tint coordinates: the protected attribute is
+   the colour), the protected boundary on those coordinates and the target's on the others, so
+   the two are orthogonal and the edit moves the tint alone;
 3. sample `num_pairs` new latents, label their images likewise, and move each z to z' along
    the protected direction orthogonal to the target's (`edits.edit`): from the protected class
    the latent boundary gives z to another one drawn uniformly (for a binary attribute: the
@@ -73,9 +76,17 @@ def make_pairs(
     seed: int = 0,
     edit: str = "complementary",
     min_sin: float = 0.1,
+    protected_dims: slice | None = None,
+    pairwise: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
   """The pair arrays (`data.pairs.FIELDS` plus the labels the classifiers give x(z')) and a
-  report of the fit and of how often the edits did what they were meant to."""
+  report of the fit and of how often the edits did what they were meant to.
+
+  protected_dims: latent coordinates that alone set the protected attribute (module doc, 2);
+  None: both boundaries on every coordinate, as in the paper. pairwise: the edit constrains only
+  the scores of the source and requested protected class (`edits`), as it must where fewer
+  coordinates than protected classes set the attribute.
+  """
   rng = np.random.default_rng(seed)
   latents = lambda n: gen.sample(rng, n)
 
@@ -93,10 +104,16 @@ def make_pairs(
         "generator cannot show them, so no edit can reach them; train the generator longer "
         "or raise num_fit."
     )
-  target_plane = hyperplanes.fit(z_fit, t_fit, target.num_classes)
-  protected_plane = hyperplanes.fit(z_fit, g_fit, num_protected)
+  if protected_dims is None:
+    target_plane = hyperplanes.fit(z_fit, t_fit, target.num_classes)
+    protected_plane = hyperplanes.fit(z_fit, g_fit, num_protected)
+  else:
+    protected_mask = np.zeros(z_fit.shape[1], bool)
+    protected_mask[protected_dims] = True
+    target_plane = hyperplanes.fit_on(z_fit, t_fit, target.num_classes, ~protected_mask)
+    protected_plane = hyperplanes.fit_on(z_fit, g_fit, num_protected, protected_mask)
   directions = edits.edit_directions(
-      target_plane.w, protected_plane.w, protected_plane.b, min_sin=min_sin
+      target_plane.w, protected_plane.w, protected_plane.b, min_sin=min_sin, pairwise=pairwise
   )
 
   z = latents(num_pairs)
@@ -132,6 +149,8 @@ def make_pairs(
       "num_pairs": num_pairs,
       "edit": edit,
       "latent_space": gen.latent_space,
+      "protected_dims": None if protected_dims is None else str(protected_dims),
+      "pairwise": pairwise,
       "target_boundary_accuracy": float(np.mean(np.asarray(target_plane.predict(z)) == label)),
       "protected_boundary_accuracy": float(np.mean(source == g)),
       "generated_aligned_fraction": float(np.mean(g == label)),
@@ -189,6 +208,10 @@ def _define_flags() -> None:
       "latent_space", "z", generator.LATENT_SPACES, "Edit z, or the style w of a mapping network."
   )
   flags.DEFINE_float("min_sin", 0.1, "Refuse boundaries closer than this (sine).")
+  flags.DEFINE_bool(
+      "protected_on_tint", False, "Fit the protected boundary on a tinted generator's tint."
+  )
+  flags.DEFINE_bool("pairwise", False, "Constrain only the source and requested class.")
   flags.mark_flags_as_required(["generator", "target_classifier", "protected_classifier", "out"])
 
 
@@ -197,8 +220,13 @@ def main(argv) -> None:
   f = flags.FLAGS
   out = pathlib.Path(f.out)
   try:
+    gen = generator.load(f.generator, f.latent_space)
+    if f.protected_on_tint and gen.tint_dims is None:
+      raise InputError(
+          "--protected_on_tint needs a tinted generator (gan.tinted) and --latent_space=w."
+      )
     arrays, report = make_pairs(
-        generator.load(f.generator, f.latent_space),
+        gen,
         load_labeller(f.target_classifier),
         load_labeller(f.protected_classifier),
         num_fit=f.num_fit,
@@ -206,6 +234,8 @@ def main(argv) -> None:
         seed=f.seed,
         edit=f.edit,
         min_sin=f.min_sin,
+        protected_dims=gen.tint_dims if f.protected_on_tint else None,
+        pairwise=f.pairwise,
     )
   except UserFacingError as e:
     raise SystemExit(f"error: {e}") from e

@@ -9,6 +9,9 @@ than upsampling then convolving), about 8M multiply-adds per 28x28 image; pixel 
 small mapping MLP turns z into a style w that scales and shifts every layer's channels. Without
 the style, samples mixed several colours within one digit (each pixel chose its colour from
 local features); with it a global attribute like colour is set for the whole image.
+A tinted generator is layered, for images that are a grey shape times one colour per image
+(Colored MNIST's strokes): the network draws a grey mask, and a separate part of the style, the
+tint t, sets the colour, so an edit of t changes the colour and nothing else.
 Images are NHWC in [-1, 1].
 """
 
@@ -42,6 +45,11 @@ class Generator(nn.Module):
   synthesis: a seed of H / 2**(len(widths) - 1) pixels a side from h, doubled once per width
   after the first, every layer's channels scaled and shifted by an affine map of w. (A seed
   from w alone collapsed to a few digit shapes in training.)
+  Tinted: mapping also makes the tint t = MLP_t(h) (B, C), the colour's logits, appended to s;
+  synthesis draws a one-channel mask m in [0, 1] from h and w, and the image is
+  2 m sigmoid(t) - 1. Only t sets the colour and t sets nothing else; t has exactly C
+  coordinates because any more would span directions that leave the colour unchanged (which a
+  colour boundary fitted in t would then partly move along).
   """
 
   image_shape: tuple[int, int, int] = (28, 28, 3)
@@ -49,6 +57,7 @@ class Generator(nn.Module):
   widths: Sequence[int] = (96, 48, 24)  # Seed channels, then one per doubling.
   mapping_layers: int = 2
   num_classes: int = 0
+  tinted: bool = False
 
   def setup(self):
     side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
@@ -56,7 +65,10 @@ class Generator(nn.Module):
     self.seed = nn.Dense(side * side * self.widths[0])
     self.styles = [nn.Dense(2 * width) for width in self.widths]
     self.upsamples = [nn.Conv(4 * width, (3, 3)) for width in self.widths[1:]]
-    self.to_rgb = nn.Conv(self.image_shape[-1], (3, 3))
+    self.to_rgb = nn.Conv(1 if self.tinted else self.image_shape[-1], (3, 3))
+    if self.tinted:  # Hidden layers as wide as the mapping's: t must tell the digit from h.
+      hidden = [nn.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
+      self.tint_mlp = hidden + [nn.Dense(self.image_shape[-1])]
 
   def __call__(self, latents: jax.Array) -> jax.Array:
     return self.synthesis(self.mapping(latents))
@@ -67,9 +79,16 @@ class Generator(nn.Module):
     w = h
     for dense in self.mapping_mlp:
       w = nn.leaky_relu(dense(w), 0.2)
-    return jnp.concatenate([h, w], axis=-1)
+    if not self.tinted:
+      return jnp.concatenate([h, w], axis=-1)
+    t = h
+    for dense in self.tint_mlp[:-1]:
+      t = nn.leaky_relu(dense(t), 0.2)
+    return jnp.concatenate([h, w, self.tint_mlp[-1](t)], axis=-1)
 
   def synthesis(self, s: jax.Array) -> jax.Array:
+    tint_dim = self.image_shape[-1] if self.tinted else 0
+    s, t = s[:, : s.shape[-1] - tint_dim], s[:, s.shape[-1] - tint_dim :]
     h, w = s[:, : -self.latent_dim], s[:, -self.latent_dim :]
     side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
     x = self.seed(h).reshape(-1, side, side, self.widths[0])
@@ -79,7 +98,10 @@ class Generator(nn.Module):
       x = pixel_norm(nn.leaky_relu(x, 0.2))
       scale, shift = jnp.split(style(w), 2, axis=-1)
       x = x * (1 + scale[:, None, None]) + shift[:, None, None]
-    return jnp.tanh(self.to_rgb(x))
+    if not self.tinted:
+      return jnp.tanh(self.to_rgb(x))
+    mask = nn.sigmoid(self.to_rgb(x))
+    return 2 * mask * nn.sigmoid(t)[:, None, None] - 1
 
 
 def conditional_latents(z: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
