@@ -20,7 +20,13 @@ included, are reused):
    exceeds `--min_loss`; AdamW with `--weight_decay`), amplified_dro (online GroupDRO over the
    same pseudo-groups, the default step size of Sagawa et al., the same decay), and the control
    lff_wd: LfF with the same weight decay. ERM and LfF are benchmarks/colored_mnist.py's runs
-   (workdirs/colored_mnist, reused or trained).
+   (workdirs/colored_mnist, reused or trained);
+5. recipe (c), amplified_groups_latent: amplified_groups on the real images and 2 synthetic
+   pair images per real one from latent de-biasing (`jaxdebias.latent.pairs`) with no bias
+   label either: benchmarks/latent_debias.py's tinted GAN (workdirs/latent_debias, reused or
+   trained), the colour of the generated images labelled by the amplifier (whose prediction is
+   a colour reading: its training images have one colour per class) and their digit by an
+   amplified_groups run with a seed no final run has (`LABELLER_SEED`).
 Bias labels are used for evaluation and the diagnostics only. Writes
 results/bias_amplification.{md,json} and results/bias_amplification.png (AUROC over steps).
 """
@@ -38,7 +44,7 @@ from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import losses, metrics, train
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
-from jaxdebias.latent import gan
+from jaxdebias.latent import gan, generator, pairs
 from jaxdebias.methods import amplified
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
@@ -67,15 +73,20 @@ _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and PNG go."
 
 ROOT = pathlib.Path("workdirs/bias_amplification")
 PLAIN_ROOT = pathlib.Path("workdirs/colored_mnist")  # benchmarks/colored_mnist.py's runs.
-# Table rows: run name -> (method, AdamW weight decay from --weight_decay?). "lff_wd" is LfF
-# with the weight decay of amplified_groups: the control that the gain is not the decay's.
+LATENT_ROOT = pathlib.Path("workdirs/latent_debias")  # benchmarks/latent_debias.py's GANs.
+LABELLER_SEED = 100  # Recipe (c)'s digit labeller: a seed none of the table's runs has.
+SYNTHETIC_RATIO = 2.0  # Recipe (c): synthetic images per real one (latent de-biasing's).
+# Table rows: run name -> (method, AdamW weight decay from --weight_decay?, with recipe (c)'s
+# pairs?). "lff_wd" is LfF with the weight decay of amplified_groups: the control that the gain
+# is not the decay's.
 RUNS = {
-    "erm": ("erm", False),
-    "lff": ("lff", False),
-    "lff_wd": ("lff", True),
-    "amplified_lff": ("amplified_lff", False),
-    "amplified_groups": ("amplified_groups", True),
-    "amplified_dro": ("amplified_dro", True),
+    "erm": ("erm", False, False),
+    "lff": ("lff", False, False),
+    "lff_wd": ("lff", True, False),
+    "amplified_lff": ("amplified_lff", False, False),
+    "amplified_groups": ("amplified_groups", True, False),
+    "amplified_dro": ("amplified_dro", True, False),
+    "amplified_groups_latent": ("amplified_groups", True, True),
 }
 
 
@@ -131,19 +142,14 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
     return saved
 
   diagnostics = timed(times, "diagnostics", diagnose_once)
-  runs = {}
-  for name, (method, decayed) in RUNS.items():
+  runs, pairs_path = {}, None
+  for name, (method, decayed, latent) in RUNS.items():
+    if latent and pairs_path is None:
+      pairs_path = _latent_pairs(ratio, amplifier_dir, times)
     for seed in seeds:
-      config = colored_mnist.get_config(f"method={method},ratio={ratio}")
-      config.seed = seed
-      if decayed:
-        config.optimizer.weight_decay = _WEIGHT_DECAY.value
-      if method.startswith("amplified"):
-        config.amplifier.workdir = str(amplifier_dir)
-        if method in ("amplified_groups", "amplified_dro"):
-          config.amplifier.min_loss = _MIN_LOSS.value
-        else:
-          config.amplifier.temperature = _TEMPERATURE.value
+      config = _run_config(method, decayed, ratio, seed, amplifier_dir)
+      if latent:
+        config.data.synthetic.update(path=str(pairs_path), ratio=SYNTHETIC_RATIO)
       if name in ("erm", "lff"):
         workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
       else:
@@ -151,7 +157,54 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
       runs.setdefault(name, []).append(
           timed(times, name, lambda: train.train_and_evaluate(config, str(workdir)))
       )
-  return {"amplifier": amplifier, "diagnostics": diagnostics, "runs": runs}
+  pairs_report = json.loads(pairs_path.with_suffix(".json").read_text())
+  return {"amplifier": amplifier, "diagnostics": diagnostics, "runs": runs, "pairs": pairs_report}
+
+
+def _run_config(method: str, decayed: bool, ratio: float, seed: int, amplifier_dir: pathlib.Path):
+  """The config of one run of the table: `method` at `ratio` and `seed`."""
+  config = colored_mnist.get_config(f"method={method},ratio={ratio}")
+  config.seed = seed
+  if decayed:
+    config.optimizer.weight_decay = _WEIGHT_DECAY.value
+  if method.startswith("amplified"):
+    config.amplifier.workdir = str(amplifier_dir)
+    if method in ("amplified_groups", "amplified_dro"):
+      config.amplifier.min_loss = _MIN_LOSS.value
+    else:
+      config.amplifier.temperature = _TEMPERATURE.value
+  return config
+
+
+def _latent_pairs(ratio: float, amplifier_dir: pathlib.Path, times: dict) -> pathlib.Path:
+  """Recipe (c)'s pairs file (module doc, 5), made once per ratio."""
+  gan_dir = LATENT_ROOT / f"gan_tinted_r{ratio}"
+  gan_config = colored_mnist_gan.get_config(f"ratio={ratio},tinted=True")
+  timed(times, "latent generator", lambda: gan.train_gan(gan_config, str(gan_dir)))
+  labeller_dir = ROOT / f"digit_labeller_r{ratio}"
+  labeller_config = _run_config("amplified_groups", True, ratio, LABELLER_SEED, amplifier_dir)
+  timed(
+      times, "latent labeller", lambda: train.train_and_evaluate(labeller_config, str(labeller_dir))
+  )
+  path = ROOT / f"pairs_r{ratio}.npz"
+  if not path.exists():
+
+    def make():
+      gen = generator.load(str(gan_dir), "w")
+      arrays, report = pairs.make_pairs(
+          gen,
+          pairs.load_labeller(str(labeller_dir)),
+          pairs.load_labeller(str(amplifier_dir)),
+          num_fit=10_000,
+          num_pairs=60_000,
+          min_sin=0.0,  # Measured and reported instead of refused.
+          protected_dims=gen.tint_dims,
+          pairwise=True,
+      )
+      pairs.save(path, arrays, report)
+
+    timed(times, "latent pairs", make)
+  return path
 
 
 def report_text(results: dict, seeds, times: dict) -> str:
@@ -171,9 +224,12 @@ def report_text(results: dict, seeds, times: dict) -> str:
       f" {_WEIGHT_DECAY.value:g} (`--weight_decay`); amplified_dro: online GroupDRO over the"
       f" same pseudo-groups (step size {base_config().amplifier.dro_step_size:g}), the same"
       " decay; lff_wd: LfF with that weight decay (the others have none, as in the LfF"
-      " protocol). Training s per run: the run's"
-      " own wall time for training and evaluations (`train_seconds_this_run`), under whatever"
-      " load the machine had then.",
+      f" protocol); amplified_groups_latent: recipe (c), amplified_groups on the real images and"
+      f" {SYNTHETIC_RATIO:g} latent de-biasing pair images per real one (tinted GAN; colour"
+      " labelled by the amplifier, digit by amplified_groups with seed"
+      f" {LABELLER_SEED}; no bias label). Training s per run: the run's own wall time for"
+      " training and evaluations (`train_seconds_this_run`), under whatever load the machine"
+      " had then.",
       "",
       "| method | metric | " + " | ".join(f"{100 * r:g}%" for r in ratios) + " |",
       "|---|---|" + "---|" * len(ratios),
@@ -245,6 +301,21 @@ def report_text(results: dict, seeds, times: dict) -> str:
         f" {100 * q['recall']:.1f}% | {100 * q['right_group']:.1f}% |"
     )
   lines += [""] + [f"- {k}: {v}" for k, v in metrics.PSEUDO_GROUP_DEFINITIONS.items()]
+  lines += [
+      "",
+      "## Recipe (c)'s pairs, as its own labellers see them",
+      "",
+      "x(z'): the edited image; colour by the amplifier, digit by the labeller (definitions in"
+      " jaxdebias/latent/pairs.py).",
+      "",
+      "| ratio | generated aligned | colour moved as asked | digit kept | both |",
+      "|---|---|---|---|---|",
+  ]
+  for ratio in ratios:
+    p = results[ratio]["pairs"]
+    keys = ("generated_aligned_fraction", "protected_moved_as_requested", "target_kept")
+    cells = [f"{100 * p[k]:.1f}%" for k in keys + ("moved_and_kept",)]
+    lines.append(f"| {100 * ratio:g}% | {' | '.join(cells)} |")
   lines += stage_times(times)
   return "\n".join(lines) + "\n"
 
