@@ -129,6 +129,10 @@ def test_make_pairs_keeps_each_record_consistent_and_mostly_moves_the_protected_
   assert set(np.unique(arrays["protected_pair"])) <= {0, 1, 2}
   assert report["target_boundary_accuracy"] > 0.8 and report["protected_boundary_accuracy"] > 0.8
   assert report["moved_and_kept"] > 0.6, report
+  with pytest.raises(InputError, match="use the pairwise edit"):  # 1 coordinate, 3 classes.
+    pairs.make_pairs(
+        toy, target, protected, num_fit=300, num_pairs=10, protected_dims=slice(-1, None)
+    )
   # Protected boundary on the last 4 coordinates, the target's on the others: only those move.
   arrays, report = pairs.make_pairs(
       toy, target, protected, num_fit=3000, num_pairs=100, protected_dims=slice(-4, None)

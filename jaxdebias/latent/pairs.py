@@ -110,6 +110,12 @@ def make_pairs(
   else:
     protected_mask = np.zeros(z_fit.shape[1], bool)
     protected_mask[protected_dims] = True
+    if not pairwise and protected_mask.sum() < num_protected - 1:
+      raise InputError(
+          f"{protected_mask.sum()} protected coordinates cannot keep the other protected classes"
+          f" of {num_protected} while moving one (that needs {num_protected - 1}); use the"
+          " pairwise edit (--pairwise)."
+      )
     target_plane = hyperplanes.fit_on(z_fit, t_fit, target.num_classes, ~protected_mask)
     protected_plane = hyperplanes.fit_on(z_fit, g_fit, num_protected, protected_mask)
   directions = edits.edit_directions(
