@@ -39,12 +39,13 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import latent_pairs
 from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import losses, metrics, train
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
-from jaxdebias.latent import gan, generator, pairs
+from jaxdebias.latent import gan
 from jaxdebias.methods import amplified
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
@@ -188,22 +189,8 @@ def _latent_pairs(ratio: float, amplifier_dir: pathlib.Path, times: dict) -> pat
   )
   path = ROOT / f"pairs_r{ratio}.npz"
   if not path.exists():
-
-    def make():
-      gen = generator.load(str(gan_dir), "w")
-      arrays, report = pairs.make_pairs(
-          gen,
-          pairs.load_labeller(str(labeller_dir)),
-          pairs.load_labeller(str(amplifier_dir)),
-          num_fit=10_000,
-          num_pairs=60_000,
-          min_sin=0.0,  # Measured and reported instead of refused.
-          protected_dims=gen.tint_dims,
-          pairwise=True,
-      )
-      pairs.save(path, arrays, report)
-
-    timed(times, "latent pairs", make)
+    write = lambda: latent_pairs.write(gan_dir, "w", labeller_dir, amplifier_dir, path)
+    timed(times, "latent pairs", write)
   return path
 
 

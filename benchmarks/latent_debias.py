@@ -36,13 +36,14 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import latent_pairs
 from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import train
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
 from jaxdebias.data import pairs as pair_data
-from jaxdebias.latent import gan, generator, pairs
+from jaxdebias.latent import gan, generator
 from jaxdebias.latent.pipeline import fairness
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01"], "Conflicting ratios (10 classes).")
@@ -93,22 +94,15 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
     labellers[role] = str(workdir)
   pairs_path = ROOT / f"pairs_{tint}{_SPACE.value}_{tag}.npz"
   if not pairs_path.exists():
-
-    def make():
-      gen = generator.load(str(gan_dir), _SPACE.value)
-      arrays, report = pairs.make_pairs(
-          gen,
-          pairs.load_labeller(labellers["target"]),
-          pairs.load_labeller(labellers["protected"]),
-          num_fit=10_000,
-          num_pairs=_NUM_PAIRS.value,
-          min_sin=0.0,  # Measured and reported instead of refused.
-          protected_dims=gen.tint_dims,  # The protected attribute is the colour.
-          pairwise=gen.tint_dims is not None,
-      )
-      pairs.save(pairs_path, arrays, report)
-
-    timed(times, "pairs", make)
+    write = lambda: latent_pairs.write(
+        gan_dir,
+        _SPACE.value,
+        labellers["target"],
+        labellers["protected"],
+        pairs_path,
+        _NUM_PAIRS.value,
+    )
+    timed(times, "pairs", write)
   report = json.loads(pairs_path.with_suffix(".json").read_text())
   runs = {}
   for method in ("erm", "lff"):
