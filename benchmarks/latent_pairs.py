@@ -6,10 +6,10 @@ from jaxdebias.latent import generator, pairs
 
 
 def write(
-    gan_dir: pathlib.Path,
+    gan_dir: str | pathlib.Path,
     space: str,
-    target_dir: pathlib.Path,
-    protected_dir: pathlib.Path,
+    target_dir: str | pathlib.Path,
+    protected_dir: str | pathlib.Path,
     path: pathlib.Path,
     num_pairs: int = 60_000,
 ) -> None:
