@@ -189,7 +189,7 @@ def test_pipeline_from_gan_and_classifiers_to_mixed_training(tiny_config, tmp_pa
   assert report["pairwise"] and report["protected_dims"] == "slice(-3, None, None)"
   arrays = pair_data.load(str(out))
   np.testing.assert_array_equal(arrays["z_pair"][:, :-3], arrays["z"][:, :-3])  # Tint alone.
-  assert set(np.unique(pair_data.load(str(out))["label"])) <= {0, 1}
+  assert set(np.unique(arrays["label"])) <= {0, 1}
   assert out.with_suffix(".png").exists()
   tiny_config.data.target = "label"
   tiny_config.data.synthetic.update(path=str(out), ratio=1.0)
