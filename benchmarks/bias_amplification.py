@@ -7,7 +7,7 @@ For each conflicting ratio, in workdirs/bias_amplification/ (finished stages, th
 included, are reused):
 1. a class-conditional GAN on the biased training images (configs/colored_mnist_gan.py:
    conditional; its samples of class y carry the bias of y);
-2. the bias amplifier: ERM on `--per_class` generated images per class only (data.generated),
+2. the bias amplifier: ERM on `--per_class` generated images per class only (data.generated_train),
    never on a real training image;
 3. diagnostics: how well each bias model's per-example cross-entropy on the real training images
    finds the bias-conflicting ones (AUROC, top-k precision; metrics.SEPARATION_DEFINITIONS): the
@@ -39,14 +39,14 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks import latent_pairs
+from benchmarks import pair_settings
 from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
-from jaxdebias import losses, metrics, train
+from jaxdebias import losses, metrics, runs, trainers
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
-from jaxdebias.latent import gan
 from jaxdebias.methods import amplified
+from jaxdebias.trainers import train_gan
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of the classifiers.")
@@ -108,12 +108,12 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
   cgan_config = colored_mnist_gan.get_config(f"ratio={ratio},conditional")
   cgan_config.keep_checkpoints = 1  # Only the final generator is used.
   cgan_dir = ROOT / f"cgan_r{ratio}"
-  timed(times, "generator", lambda: gan.train_gan(cgan_config, str(cgan_dir)))
+  timed(times, "generator", lambda: train_gan(cgan_config, str(cgan_dir)))
   amplifier_config = colored_mnist.get_config(f"method=erm,ratio={ratio}")
-  amplifier_config.data.generated.update(generator=str(cgan_dir), per_class=_PER_CLASS.value)
+  amplifier_config.data.generated_train.update(generator=str(cgan_dir), per_class=_PER_CLASS.value)
   amplifier_dir = ROOT / f"amplifier_r{ratio}"
   amplifier = timed(
-      times, "amplifier", lambda: train.train_and_evaluate(amplifier_config, str(amplifier_dir))
+      times, "amplifier", lambda: trainers.train_and_evaluate(amplifier_config, str(amplifier_dir))
   )
 
   def diagnose():
@@ -121,10 +121,10 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
     lff_config = colored_mnist.get_config(f"method=lff,ratio={ratio}")
     lff_config.keep_checkpoints = lff_config.num_steps // lff_config.checkpoint_every + 1
     lff_dir = ROOT / f"lff_all_checkpoints_r{ratio}"
-    train.train_and_evaluate(lff_config, str(lff_dir))
+    trainers.train_and_evaluate(lff_config, str(lff_dir))
     steps = sorted(int(p.name) for p in (lff_dir / "checkpoints").iterdir() if p.name.isdigit())
-    amplifier_logits = train.load_classifier(str(amplifier_dir))(real.images)  # Scored once.
-    biased = lambda step: train.load_classifier(str(lff_dir), step=step, model="biased")
+    amplifier_logits = runs.load_classifier(str(amplifier_dir))(real.images)  # Scored once.
+    biased = lambda step: runs.load_classifier(str(lff_dir), step=step, model="biased")
     return {
         "amplifier": _separation(amplifier_logits, real),
         "pseudo_groups": _pseudo_groups(amplifier_logits, real),
@@ -143,23 +143,28 @@ def pipeline(ratio: float, seeds, times: dict) -> dict:
     return saved
 
   diagnostics = timed(times, "diagnostics", diagnose_once)
-  runs, pairs_path = {}, None
+  table_runs, pairs_path = {}, None
   for name, (method, decayed, latent) in RUNS.items():
     if latent and pairs_path is None:
       pairs_path = _latent_pairs(ratio, amplifier_dir, times)
     for seed in seeds:
       config = _run_config(method, decayed, ratio, seed, amplifier_dir)
       if latent:
-        config.data.synthetic.update(path=str(pairs_path), ratio=SYNTHETIC_RATIO)
+        config.data.added_pairs.update(path=str(pairs_path), ratio=SYNTHETIC_RATIO)
       if name in ("erm", "lff"):
         workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
       else:
         workdir = ROOT / f"{name}_r{ratio}_seed{seed}"
-      runs.setdefault(name, []).append(
-          timed(times, name, lambda: train.train_and_evaluate(config, str(workdir)))
+      table_runs.setdefault(name, []).append(
+          timed(times, name, lambda: trainers.train_and_evaluate(config, str(workdir)))
       )
   pairs_report = json.loads(pairs_path.with_suffix(".json").read_text())
-  return {"amplifier": amplifier, "diagnostics": diagnostics, "runs": runs, "pairs": pairs_report}
+  return {
+      "amplifier": amplifier,
+      "diagnostics": diagnostics,
+      "runs": table_runs,
+      "pairs": pairs_report,
+  }
 
 
 def _run_config(method: str, decayed: bool, ratio: float, seed: int, amplifier_dir: pathlib.Path):
@@ -181,15 +186,14 @@ def _latent_pairs(ratio: float, amplifier_dir: pathlib.Path, times: dict) -> pat
   """Recipe (c)'s pairs file (module doc, 5), made once per ratio."""
   gan_dir = LATENT_ROOT / f"gan_tinted_r{ratio}"
   gan_config = colored_mnist_gan.get_config(f"ratio={ratio},tinted=True")
-  timed(times, "latent generator", lambda: gan.train_gan(gan_config, str(gan_dir)))
+  timed(times, "latent generator", lambda: train_gan(gan_config, str(gan_dir)))
   labeller_dir = ROOT / f"digit_labeller_r{ratio}"
   labeller_config = _run_config("amplified_groups", True, ratio, LABELLER_SEED, amplifier_dir)
-  timed(
-      times, "latent labeller", lambda: train.train_and_evaluate(labeller_config, str(labeller_dir))
-  )
+  train = lambda: trainers.train_and_evaluate(labeller_config, str(labeller_dir))
+  timed(times, "latent labeller", train)
   path = ROOT / f"pairs_r{ratio}.npz"
   if not path.exists():
-    write = lambda: latent_pairs.write(gan_dir, "w", labeller_dir, amplifier_dir, path)
+    write = lambda: pair_settings.write(gan_dir, "w", labeller_dir, amplifier_dir, path)
     timed(times, "latent pairs", write)
   return path
 
@@ -341,7 +345,7 @@ def plot(results: dict, path: pathlib.Path) -> None:
 
 def main(argv):
   del argv
-  train.quiet_library_logs()
+  runs.quiet_library_logs()
   seeds = [int(s) for s in _SEEDS.value]
   times, results = {}, {}
   start = time.perf_counter()

@@ -22,7 +22,8 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import mean_std
-from jaxdebias import train
+from jaxdebias import trainers
+from jaxdebias.runs import quiet_library_logs
 from configs import colored_mnist
 
 _METHODS = flags.DEFINE_list("methods", ["erm", "lff"], "Methods to run.")
@@ -59,7 +60,7 @@ def run_all(methods, ratios, seeds, scaling: str, root: pathlib.Path) -> dict:
         config.seed = seed
         config.input_scaling = scaling
         workdir = root / f"{method}_ratio{ratio}_severity4_seed{seed}"
-        results = train.train_and_evaluate(config, str(workdir))
+        results = trainers.train_and_evaluate(config, str(workdir))
         logging.info(
             "%s ratio %s seed %d: trained in %.1f s.",
             method,
@@ -150,7 +151,7 @@ def write_plot(runs: dict, ratios, scaling: str, path: pathlib.Path) -> None:
 
 def main(argv):
   del argv
-  train.quiet_library_logs()
+  quiet_library_logs()
   ratios = [float(r) for r in _RATIOS.value]
   seeds = [int(s) for s in _SEEDS.value]
   scaling = _SCALING.value

@@ -36,15 +36,16 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks import latent_pairs
+from benchmarks import pair_settings
 from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
-from jaxdebias import train
+from jaxdebias import runs, trainers
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
-from jaxdebias.data import pairs as pair_data
-from jaxdebias.latent import gan, generator
-from jaxdebias.latent.pipeline import fairness
+from jaxdebias.data import added
+from jaxdebias.latent import generator
+from jaxdebias.recipes.latent_pipeline import fairness
+from jaxdebias.trainers import train_gan
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01"], "Conflicting ratios (10 classes).")
 _BINARY_RATIO = flags.DEFINE_float("binary_ratio", 0.01, "Ratio of the binary variant; 0: none.")
@@ -83,18 +84,18 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
   # The binary variant has the same images: same generator.
   gan_dir = ROOT / f"gan_{tint}r{ratio}"
   gan_config = colored_mnist_gan.get_config(f"ratio={ratio},tinted={_TINTED.value}")
-  timed(times, "gan", lambda: gan.train_gan(gan_config, str(gan_dir)))
+  timed(times, "gan", lambda: train_gan(gan_config, str(gan_dir)))
   labellers = {}
   for role, method in (("protected", "erm"), ("target", _TARGET_LABELLER.value)):
     config = _classifier_config(method, ratio, 0, binary)
     if role == "protected":
       config.data.target = "bias_label"
     workdir = ROOT / f"{role}_{method}_{tag}"
-    timed(times, "labellers", lambda: train.train_and_evaluate(config, str(workdir)))
+    timed(times, "labellers", lambda: trainers.train_and_evaluate(config, str(workdir)))
     labellers[role] = str(workdir)
   pairs_path = ROOT / f"pairs_{tint}{_SPACE.value}_{tag}.npz"
   if not pairs_path.exists():
-    write = lambda: latent_pairs.write(
+    write = lambda: pair_settings.write(
         gan_dir,
         _SPACE.value,
         labellers["target"],
@@ -113,7 +114,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
         if use:
           # The ablation takes the same pairs' x(z) alone: half as many synthetic images.
           synthetic_ratio = _SYNTHETIC_RATIO.value / (1 if use == "pairs" else 2)
-          config.data.synthetic.update(path=str(pairs_path), ratio=synthetic_ratio, use=use)
+          config.data.added_pairs.update(path=str(pairs_path), ratio=synthetic_ratio, use=use)
           kind = "latent" if use == "pairs" else use
           if method == "lff":
             config.lff.synthetic_in_biased = False  # f_B learns the real data's bias only.
@@ -126,7 +127,7 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
         else:
           workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
         results = timed(
-            times, "classifiers", lambda: train.train_and_evaluate(config, str(workdir))
+            times, "classifiers", lambda: trainers.train_and_evaluate(config, str(workdir))
         )
         if binary:
           results["fairness"] = fairness(config, str(workdir))
@@ -182,15 +183,15 @@ def _judge_report(ratio: float, binary: bool, pairs_path: pathlib.Path) -> dict:
   judge_config.update(method="erm", num_steps=5000, eval_every=500, checkpoint_every=5000)
   judge_config.data.update(name="npz", path=str(grey_path))
   workdir = ROOT / f"judge_{grey_path.stem}"
-  results = train.train_and_evaluate(judge_config, str(workdir))
-  logits = train.load_classifier(str(workdir))
+  results = trainers.train_and_evaluate(judge_config, str(workdir))
+  logits = runs.load_classifier(str(workdir))
   digit = lambda images: np.concatenate(
       [
           np.asarray(logits(grey(images[i : i + 10_000]))).argmax(-1)
           for i in range(0, len(images), 10_000)
       ]
   )
-  arrays = pair_data.load(str(pairs_path))
+  arrays = added.load_pairs(str(pairs_path))
   label, shown, shown_pair = arrays["label"], digit(arrays["image"]), digit(arrays["image_pair"])
   colour_pair = arrays["labelled_protected_pair"]
   return {
@@ -307,7 +308,7 @@ def report_text(results: dict, seeds, times: dict) -> str:
 
 def main(argv):
   del argv
-  train.quiet_library_logs()
+  runs.quiet_library_logs()
   seeds = [int(s) for s in _SEEDS.value]
   times, results = {}, {}
   start = time.perf_counter()

@@ -27,9 +27,10 @@ import numpy as np
 
 from benchmarks import readme
 from configs import colored_mnist
-from jaxdebias import methods, models, sharding, train
+from jaxdebias import methods, models, sharding
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
+from jaxdebias.trainers import members
 
 _CHUNKS = flags.DEFINE_integer("chunks", 10, "Timed chunks of 235 steps per method.")
 _MATMUL = flags.DEFINE_integer("matmul_size", 2048, "n of the n x n @ n x n roofline matmul.")
@@ -67,13 +68,15 @@ def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> di
   config = base_config()
   config.method = method_name
   model = models.create(config.model, NUM_CLASSES)
-  method = methods.create(config, model, np.asarray(data["label"]), NUM_CLASSES, SHAPE)
+  labels = np.asarray(data["label"])
+  train = methods.TrainSet(np.zeros((len(labels), *SHAPE), np.uint8), labels, NUM_CLASSES)
+  method = methods.build(config, model, train)
   config.num_seeds = num_seeds
   mesh = sharding.make_mesh(config.mesh)
-  members, state = train.init_members(config, method, mesh)
-  run_chunk = train.chunk_runner(method, num_seeds, mesh, state)
-  indices = lambda chunk: train.place_indices(
-      train.chunk_indices(members, chunk * CHUNK, CHUNK, config.batch_size, NUM_EXAMPLES), mesh
+  seeds, state = members.init_members(config, method, mesh)
+  run_chunk = members.chunk_runner(method, num_seeds, mesh, state)
+  indices = lambda chunk: members.place_indices(
+      members.chunk_indices(seeds, chunk * CHUNK, CHUNK, config.batch_size, NUM_EXAMPLES), mesh
   )
   start = time.perf_counter()
   compiled = run_chunk.lower(state, data, indices(0)).compile()

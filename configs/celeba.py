@@ -6,7 +6,8 @@ A classifier (ERM or LfF) for one attribute, the protected one another:
 
 The whole latent de-biasing pipeline with a Progressive GAN ported from the PyTorch model zoo
 (`python -m jaxdebias.tools.port_pgan CHECKPOINT.pth workdirs/pgan_celeba`):
-  python -m jaxdebias.latent.pipeline --config=configs/celeba.py:target=Smiling,protected=Male \
+  python -m jaxdebias.recipes.latent_pipeline \
+      --config=configs/celeba.py:target=Smiling,protected=Male \
       --generator=workdirs/pgan_celeba --workdir=workdirs/celeba_latent_smiling
 
 Arguments after `:`: method (erm | lff), target and protected (CelebA attribute names), size

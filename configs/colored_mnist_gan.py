@@ -9,8 +9,8 @@ Arguments after `:`: ratio (bias-conflicting fraction: 0.005, 0.01, 0.02, 0.05),
 synthetic bias amplification's generator), tinted (`gan.tinted`: a grey mask times a colour
 set by a part of the style alone, so that latent edits can change the colour and keep the digit;
 default True, False for a conditional GAN), quick (40 steps, for a smoke test). The network
-sizes and optimizer are in `config.gan` (jaxdebias/config.py). Writes samples/step_N.png (a
-10x10 grid from fixed latents) at every evaluation; `jaxdebias.latent.generator.load(WORKDIR)`
+sizes and optimizer are in `config.gan` (jaxdebias/methods/gan.py). Writes samples/step_N.png (a
+10x10 grid from fixed latents) at every evaluation; `jaxdebias.runs.load_generator(WORKDIR)`
 reads the trained generator.
 """
 
@@ -20,7 +20,7 @@ from jaxdebias.config import base_config, parse_arg
 def get_config(arg: str | None = None):
   args = parse_arg(arg, ratio=0.01, severity=4, conditional=False, tinted=None, quick=False)
   config = base_config()
-  config.method = "gan"
+  config.trainer = "gan"
   config.data.name = "colored_mnist"
   config.data.ratio = args["ratio"]
   config.data.severity = args["severity"]

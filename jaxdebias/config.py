@@ -4,7 +4,8 @@ import ast
 
 import ml_collections
 
-from jaxdebias import data, sharding
+from jaxdebias import data, models, sharding
+from jaxdebias.methods import amplified, gan, lff, optimizer
 
 
 def parse_arg(arg: str | None, **defaults):
@@ -30,66 +31,25 @@ def parse_arg(arg: str | None, **defaults):
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Training defaults; config files override what their benchmark needs."""
+  """Training defaults, each section from the module it configures; config files override what
+  their benchmark needs."""
   config = ml_collections.ConfigDict()
-  config.method = "lff"
+  # What runs the config: "classifier" (trainers/classifier.py) or "gan" (trainers/gan.py).
+  config.trainer = "classifier"
+  config.method = "lff"  # The classifier trainer's method (jaxdebias/methods).
   config.seed = 0
   # Seeds seed, seed+1, ... trained side by side (vmap) in one program, each with every
-  # combination of the swept hyperparameter values (see `lff`).
+  # combination of the swept hyperparameter values (see methods/lff.py).
   config.num_seeds = 1
-  config.data = data.default_data_config()
+  config.data = data.default_config()
   # Pixels -> model inputs: "unit" ([0, 1]) or "lff_reference" (the LfF code's [0, 1/255]).
   config.input_scaling = "unit"
-  config.model = ml_collections.ConfigDict({"name": "mlp", "hidden": (100, 100, 100)})
-  config.optimizer = ml_collections.ConfigDict({"learning_rate": 1e-3, "weight_decay": 0.0})
-  # A number, or a tuple of numbers: every combination trains side by side (vmap), e.g.
-  # --config.lff.q="(0.5,0.7,0.9)".
-  sweepable = lambda value: ml_collections.FieldReference(value, field_type=object)
-  config.lff = ml_collections.ConfigDict(
-      {
-          "q": sweepable(0.7),
-          "ema_alpha": sweepable(0.7),
-          # With data.synthetic: does f_B train on the generated examples too (False: real only).
-          "synthetic_in_biased": True,
-          # With data.synthetic: f_D's weight of the generated examples; None: relative
-          # difficulty like the real ones, a number: that fixed weight (1: plain cross-entropy).
-          "synthetic_weight": ml_collections.FieldReference(None, field_type=float),
-      }
-  )
+  config.model = models.default_config()
+  config.optimizer = optimizer.default_config()
+  config.lff = lff.default_config()
   # method=amplified_*: the bias amplifier, a finished classifier run on generated images.
-  config.amplifier = ml_collections.ConfigDict(
-      {
-          "workdir": ml_collections.config_dict.placeholder(str),
-          # amplified_groups (methods/amplified.py): pseudo-group = (class, "prediction": the
-          # amplifier's predicted class | "correctness": whether it is wrong); a mistake counts
-          # only where its cross-entropy on the class exceeds min_loss (nats).
-          "groups": "prediction",
-          "min_loss": 0.0,
-          # Example weight |pseudo-group|^-power (normalised): 1 balances the groups, 0 is ERM.
-          "power": 1.0,
-          # amplified_dro: GroupDRO's step size eta of the group weights (Sagawa et al.: 0.01).
-          "dro_step_size": 0.01,
-          # amplified_lff: the amplifier's logits are divided by this before its cross-entropy
-          # enters W; > 1 softens a confident amplifier, whose near-zero loss on the aligned
-          # examples would leave them no weight.
-          "temperature": 1.0,
-      }
-  )
-  # method=gan (latent de-biasing's generator, jaxdebias/latent/gan.py).
-  config.gan = ml_collections.ConfigDict(
-      {
-          "latent_dim": 64,
-          "generator_widths": (96, 48, 24),  # Seed channels, then one per doubling of the side.
-          "discriminator_widths": (64, 128),
-          "learning_rate": 2e-4,
-          "beta1": 0.5,
-          # Class-conditional (the class as a one-hot after z; projection discriminator).
-          "conditional": False,
-          # A tinted generator: a grey mask times a colour set by its own style part, the tint
-          # (models/dcgan.py), so that an edit of the tint changes the colour and not the shape.
-          "tinted": False,
-      }
-  )
+  config.amplifier = amplified.default_config()
+  config.gan = gan.default_config()  # trainer=gan: the generator of latent de-biasing.
   config.batch_size = 256
   config.num_steps = 23_500
   config.eval_every = 235  # Steps between evaluations.

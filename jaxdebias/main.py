@@ -1,7 +1,7 @@
 """Command line: `python -m jaxdebias.main --config=configs/colored_mnist.py:method=lff --workdir=DIR`.
 
-Flags, logging and multi-process start-up only; the work is `train.train_and_evaluate`, or
-`latent.gan.train_gan` for method=gan (the generator of latent de-biasing).
+Flags, logging and multi-process start-up only; the work is the trainer `config.trainer` names
+(`trainers.run`: the classifier trainer, or the GAN trainer of latent de-biasing).
 """
 
 import os
@@ -15,9 +15,8 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from jaxdebias import train
-from jaxdebias.latent import gan
-from jaxdebias.errors import UserFacingError
+from jaxdebias import runs, trainers
+from jaxdebias.errors import exit_on_user_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints.")
 config_flags.DEFINE_config_file(
@@ -64,16 +63,12 @@ def main(argv):
         file=sys.stderr,
     )
     sys.exit(2)
-  train.quiet_library_logs()
+  runs.quiet_library_logs()
   start_processes()
   config = flags.FLAGS.config
   logging.info("Config:\n%s", config)
-  try:
-    run = gan.train_gan if config.method == "gan" else train.train_and_evaluate
-    run(config, _WORKDIR.value)
-  except UserFacingError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  with exit_on_user_error():
+    trainers.run(config, _WORKDIR.value)
 
 
 def start_processes() -> None:

@@ -7,7 +7,9 @@ import pytest
 # tests pin a one-device mesh.
 jax.config.update("jax_num_cpu_devices", 8)
 
-from jaxdebias.config import base_config  # pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top
+from jaxdebias import runs, trainers
+from jaxdebias.config import base_config
 from tests import synthetic
 
 
@@ -40,12 +42,10 @@ def use_method(tmp_path_factory):
   def use(config, name):
     config.method = name
     if name.startswith("amplified"):
-      from jaxdebias import train  # pylint: disable=g-import-not-at-top
-
       amplifier = config.copy_and_resolve_references()
       amplifier.method = "erm"
       workdir = tmp_path_factory.mktemp("amplifier")
-      train.train_and_evaluate(amplifier, str(workdir))
+      trainers.train_and_evaluate(amplifier, str(workdir))
       config.amplifier.workdir = str(workdir)
 
   return use
@@ -59,9 +59,7 @@ def interrupt_after_metrics_of():
 
 
 def _interrupt_after_metrics_of(step: int, run) -> None:
-  from jaxdebias import train  # pylint: disable=g-import-not-at-top
-
-  real_write = train.MetricsLog.write
+  real_write = runs.MetricsLog.write
 
   def write_then_die(self, record):
     real_write(self, record)
@@ -69,6 +67,6 @@ def _interrupt_after_metrics_of(step: int, run) -> None:
       raise KeyboardInterrupt
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(train.MetricsLog, "write", write_then_die)
+    patch.setattr(runs.MetricsLog, "write", write_then_die)
     with pytest.raises(KeyboardInterrupt):
       run()

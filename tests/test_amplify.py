@@ -7,66 +7,66 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdebias import data, losses, train
-from jaxdebias.data import pairs as pair_data
+from jaxdebias import losses, runs, trainers
+from jaxdebias.data import added
 from jaxdebias.errors import InputError
-from jaxdebias.latent import gan
 from jaxdebias.methods import amplified
+from jaxdebias.trainers import train_gan
 
 
 @pytest.fixture
 def amplifier_dirs(tiny_config, tmp_path):
   """(a class-conditional GAN run, a bias amplifier trained on its images only)."""
   gan_config = tiny_config.copy_and_resolve_references()
-  gan_config.method = "gan"
+  gan_config.trainer = "gan"
   gan_config.gan.update(
       latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,), conditional=True
   )
   gan_config.update(batch_size=16, num_steps=4, eval_every=2, checkpoint_every=2)
-  gan.train_gan(gan_config, str(tmp_path / "cgan"))
+  train_gan(gan_config, str(tmp_path / "cgan"))
   amplifier_config = tiny_config.copy_and_resolve_references()
   amplifier_config.method = "erm"
-  amplifier_config.data.generated.update(generator=str(tmp_path / "cgan"), per_class=12)
-  train.train_and_evaluate(amplifier_config, str(tmp_path / "amplifier"))
+  amplifier_config.data.generated_train.update(generator=str(tmp_path / "cgan"), per_class=12)
+  trainers.train_and_evaluate(amplifier_config, str(tmp_path / "amplifier"))
   return tmp_path / "cgan", tmp_path / "amplifier"
 
 
 def test_generated_training_split_has_every_class_and_no_bias_labels(tiny_config, amplifier_dirs):
-  real = data.load_dataset(tiny_config.data)
-  tiny_config.data.generated.update(generator=str(amplifier_dirs[0]), per_class=5)
-  generated = data.load_dataset(tiny_config.data)
+  real = runs.load_dataset(tiny_config.data)
+  tiny_config.data.generated_train.update(generator=str(amplifier_dirs[0]), per_class=5)
+  generated = runs.load_dataset(tiny_config.data)
   np.testing.assert_array_equal(generated.train.label, np.repeat(np.arange(4), 5))
   assert (generated.train.bias_label == -1).all()
   assert generated.train.images.shape[1:] == real.train.images.shape[1:]
   np.testing.assert_array_equal(generated.test.images, real.test.images)  # Evaluation: real.
-  tiny_config.data.generated.generator = str(amplifier_dirs[1])  # A classifier, no generator.
+  tiny_config.data.generated_train.generator = str(amplifier_dirs[1])  # A classifier, no generator.
   with pytest.raises(InputError, match="holds no trained generator"):
-    data.load_dataset(tiny_config.data)
+    runs.load_dataset(tiny_config.data)
 
 
 def test_amplified_lff_uses_the_frozen_amplifier_as_its_biased_model(tiny_config, amplifier_dirs):
   tiny_config.method = "amplified_lff"
   with pytest.raises(InputError, match="needs a bias amplifier: set --config.amplifier.workdir"):
-    train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "refused"))
+    trainers.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "refused"))
   tiny_config.amplifier.workdir = str(amplifier_dirs[1])
-  results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "amplified"))
+  results = trainers.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "amplified"))
   amplifier = json.loads((amplifier_dirs[1] / "results.json").read_text())
   # The run's biased model is the amplifier, untouched by 40 steps of training.
   assert results["test"]["biased"] == amplifier["test"]["classifier"]
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1
   assert results["train"]["loss_biased"] == 0  # Nothing trains it.
-  dataset = data.load_dataset(tiny_config.data)
+  dataset = runs.load_dataset(tiny_config.data)
   images = dataset.train.images[:8]
   tiny_config.amplifier.temperature = 4.0
-  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  method = runs.method_for(tiny_config, dataset)
   chex.assert_trees_all_close(
       method.biased_logits(None, images, None),
-      train.load_classifier(str(amplifier_dirs[1]))(images) / 4,
+      runs.load_classifier(str(amplifier_dirs[1]))(images) / 4,
       rtol=1e-5,
   )
   tiny_config.amplifier.temperature = 0.0
   with pytest.raises(InputError, match="amplifier.temperature is 0.0; set it to a number > 0"):
-    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+    runs.method_for(tiny_config, dataset)
 
 
 def test_group_balanced_weights_give_every_pseudo_group_the_same_total():
@@ -85,28 +85,28 @@ def test_group_balanced_weights_give_every_pseudo_group_the_same_total():
 def test_amplified_groups_weighs_by_the_amplifiers_pseudo_groups(tiny_config, amplifier_dirs):
   tiny_config.method = "amplified_groups"
   tiny_config.amplifier.workdir = str(amplifier_dirs[1])
-  dataset = data.load_dataset(tiny_config.data)
-  predicted = train.load_classifier(str(amplifier_dirs[1]))(dataset.train.images).argmax(-1)
-  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  dataset = runs.load_dataset(tiny_config.data)
+  predicted = runs.load_classifier(str(amplifier_dirs[1]))(dataset.train.images).argmax(-1)
+  method = runs.method_for(tiny_config, dataset)
   np.testing.assert_array_equal(method.pseudo_groups, np.stack([dataset.train.label, predicted], 1))
   tiny_config.amplifier.groups = "correctness"
-  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  method = runs.method_for(tiny_config, dataset)
   np.testing.assert_array_equal(method.pseudo_groups[:, 1], predicted != dataset.train.label)
   np.testing.assert_array_equal(method.pseudo_groups[:, 0], dataset.train.label)
   tiny_config.amplifier.update(groups="prediction", min_loss=1e9)
-  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  method = runs.method_for(tiny_config, dataset)
   np.testing.assert_array_equal(method.pseudo_groups[:, 1], dataset.train.label)  # None counts.
   np.testing.assert_allclose(  # Then only the classes are balanced.
       method.example_weights, amplified.group_balanced_weights(dataset.train.label[:, None])
   )
   tiny_config.amplifier.min_loss = -1.0
   with pytest.raises(InputError, match="amplifier.min_loss is -1.0; set it to a loss >= 0"):
-    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+    runs.method_for(tiny_config, dataset)
   tiny_config.amplifier.update(min_loss=0.0, groups="loss")
   with pytest.raises(InputError, match="set it to 'prediction' or 'correctness'"):
-    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+    runs.method_for(tiny_config, dataset)
   tiny_config.amplifier.groups = "prediction"
-  results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups"))
+  results = trainers.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups"))
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1
 
 
@@ -115,8 +115,8 @@ def test_amplified_dro_moves_weight_to_the_groups_with_the_highest_loss(
 ):
   tiny_config.method = "amplified_dro"
   tiny_config.amplifier.update(workdir=str(amplifier_dirs[1]), dro_step_size=0.5)
-  dataset = data.load_dataset(tiny_config.data)
-  method = train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+  dataset = runs.load_dataset(tiny_config.data)
+  method = runs.method_for(tiny_config, dataset)
   groups, index = np.unique(method.pseudo_groups, return_inverse=True, axis=0)
   index = index.reshape(-1)
   np.testing.assert_array_equal(method.group_index, index)
@@ -140,17 +140,17 @@ def test_amplified_dro_moves_weight_to_the_groups_with_the_highest_loss(
   chex.assert_trees_all_close(metrics["loss"], group_loss @ q, rtol=1e-5)
   tiny_config.amplifier.dro_step_size = -1.0
   with pytest.raises(InputError, match="amplifier.dro_step_size is -1.0; set it to a number >= 0"):
-    train._method_for(tiny_config, dataset)  # pylint: disable=protected-access
+    runs.method_for(tiny_config, dataset)
 
 
 def test_amplified_groups_with_latent_pairs_scores_the_pairs_too(tiny_config, amplifier_dirs):
   """Recipe (c): latent de-biasing's pairs join the training split and get pseudo-groups from
   the amplifier like the real images."""
-  real = data.load_dataset(tiny_config.data).train
+  real = runs.load_dataset(tiny_config.data).train
   rng = np.random.default_rng(0)
   num_pairs, shape = 64, real.images.shape[1:]
   labels = lambda: rng.integers(0, 4, num_pairs).astype(np.int32)
-  pair_data.save(
+  added.save_pairs(
       str(amplifier_dirs[0].parent / "pairs.npz"),
       z=rng.normal(size=(num_pairs, 5)).astype(np.float32),
       z_pair=rng.normal(size=(num_pairs, 5)).astype(np.float32),
@@ -162,11 +162,11 @@ def test_amplified_groups_with_latent_pairs_scores_the_pairs_too(tiny_config, am
   )
   tiny_config.method = "amplified_groups"
   tiny_config.amplifier.workdir = str(amplifier_dirs[1])
-  tiny_config.data.synthetic.update(path=str(amplifier_dirs[0].parent / "pairs.npz"), ratio=0.25)
-  mixed = data.load_dataset(tiny_config.data)
+  tiny_config.data.added_pairs.update(path=str(amplifier_dirs[0].parent / "pairs.npz"), ratio=0.25)
+  mixed = runs.load_dataset(tiny_config.data)
   assert mixed.num_synthetic == len(mixed.train.label) - len(real.label) > 0
-  method = train._method_for(tiny_config, mixed)  # pylint: disable=protected-access
-  predicted = train.load_classifier(str(amplifier_dirs[1]))(mixed.train.images).argmax(-1)
+  method = runs.method_for(tiny_config, mixed)
+  predicted = runs.load_classifier(str(amplifier_dirs[1]))(mixed.train.images).argmax(-1)
   np.testing.assert_array_equal(method.pseudo_groups, np.stack([mixed.train.label, predicted], 1))
-  results = train.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups_pairs"))
+  results = trainers.train_and_evaluate(tiny_config, str(amplifier_dirs[0].parent / "groups_pairs"))
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1

@@ -2,6 +2,9 @@
 (TFDS's mock of celeb_a: 218x178 images and attributes) with a tiny ported PGAN."""
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import chex
 import numpy as np
@@ -14,11 +17,12 @@ from configs import celeba as celeba_config
 from jaxdebias import data
 from jaxdebias.data import celeba
 from jaxdebias.errors import InputError
-from jaxdebias.latent import pipeline
+from jaxdebias.recipes import latent_pipeline
 from jaxdebias.tools import port_pgan
 from tests.pgan_reference import ReferenceGenerator, zoo_config
 
 NUM_EXAMPLES = 48  # Per split.
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ def test_celeba_loads_attributes_by_name_and_caches_decoded_images(tmp_path, moc
     chex.assert_shape(split.images, (NUM_EXAMPLES, 16, 16, 3))
     assert set(np.unique(split.label)) <= {0, 1} and set(np.unique(split.bias_label)) <= {0, 1}
   cache = tmp_path / "tfds" / "celeb_a" / "decoded_16"
-  names = (cache / "attribute_names.txt").read_text().split("\n")
+  names = np.load(cache / "attribute_names.npy").tolist()
   attributes = np.load(cache / "train_attributes.npy")
   np.testing.assert_array_equal(dataset.train.label, attributes[:, names.index("Smiling")])
   np.testing.assert_array_equal(dataset.train.bias_label, attributes[:, names.index("Male")])
@@ -64,6 +68,21 @@ def test_celeba_loads_attributes_by_name_and_caches_decoded_images(tmp_path, moc
 def test_celeba_not_prepared_says_how_to_prepare_it(tmp_path):
   with pytest.raises(InputError, match="CelebA is not prepared in .*download_and_prepare"):
     data.load_dataset(_tiny_config(tmp_path).data)
+
+
+def test_pipeline_command_exits_with_status_2_and_one_line_on_bad_input(tmp_path):
+  command = [
+      sys.executable,
+      "-m",
+      "jaxdebias.recipes.latent_pipeline",
+      "--config=configs/celeba.py",
+      f"--config.data.data_dir={tmp_path / 'tfds'}",
+      f"--generator={tmp_path / 'pgan'}",
+      f"--workdir={tmp_path / 'run'}",
+  ]
+  done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert done.stderr.strip().splitlines()[-1].startswith("error: CelebA is not prepared")
 
 
 def _celeba_from(reference: ReferenceGenerator, num_examples: int):
@@ -99,15 +118,15 @@ def test_latent_pipeline_on_tiny_celeba_with_a_ported_pgan(tmp_path):
       policy=tfds.testing.MockPolicy.USE_CODE, as_data_source_fn=splits
   )
   with mock():
-    report = pipeline.run(config, str(tmp_path / "pgan"), str(tmp_path / "run"), **kwargs)
+    report = latent_pipeline.run(config, str(tmp_path / "pgan"), str(tmp_path / "run"), **kwargs)
   assert report["pairs"]["num_pairs"] == 48
   for name in ("baseline", "augmented"):
     run = report["runs"][name]
     assert 0 <= run["test_accuracy"] <= 1
     assert set(run["fairness"]) == {"ap", "deo", "ba", "kl"}
   augmented = json.loads((tmp_path / "run" / "augmented" / "config.json").read_text())
-  assert augmented["data"]["synthetic"]["path"] == str(tmp_path / "run" / "pairs.npz")
+  assert augmented["data"]["added_pairs"]["path"] == str(tmp_path / "run" / "pairs.npz")
   assert (tmp_path / "run" / "pairs.png").exists()
   with mock():
-    again = pipeline.run(config, str(tmp_path / "pgan"), str(tmp_path / "run"), **kwargs)
+    again = latent_pipeline.run(config, str(tmp_path / "pgan"), str(tmp_path / "run"), **kwargs)
   assert again["runs"] == report["runs"]  # Finished stages are reused, not retrained.

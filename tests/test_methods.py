@@ -8,29 +8,33 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdebias import methods, models, train
+from jaxdebias import methods, models
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
 
 NUM_EXAMPLES, NUM_CLASSES, SHAPE, Q, ALPHA = 24, 3, (4, 4, 3), 0.7, 0.7
 
 
-def _frozen_amplifier(workdir):
-  """Stands in for `train.classifier_fn` of a bias amplifier run: a fixed function of pixels."""
-  del workdir
-  return lambda images: images.reshape(len(images), -1)[:, :NUM_CLASSES].astype(jnp.float32) / 255
+def _frozen_amplifier(images):
+  """Stands in for a bias amplifier run's classifier: a fixed function of pixels."""
+  return images.reshape(len(images), -1)[:, :NUM_CLASSES].astype(jnp.float32) / 255
+
+
+def _train_set(labels, images=None, num_synthetic=0) -> methods.TrainSet:
+  images = np.zeros((len(labels), *SHAPE), np.uint8) if images is None else images
+  return methods.TrainSet(images, labels, NUM_CLASSES, num_synthetic)
 
 
 def _setup(method_name: str):
   config = base_config()
   config.method = method_name
   config.model.hidden = (8,)
-  config.amplifier.workdir = "amplifier"  # Read through `_frozen_amplifier` (see the tests).
   rng = np.random.default_rng(0)
   labels = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32)
   images = rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8)
   model = models.create(config.model, NUM_CLASSES)
-  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE, train_images=images)
+  amplifier = _frozen_amplifier if method_name in methods.USES_AMPLIFIER else None
+  method = methods.build(config, model, _train_set(labels, images), amplifier)
   return config, model, method, images, labels
 
 
@@ -83,8 +87,7 @@ def test_lff_step_equals_two_models_trained_separately_with_numpy_ema():
 
 
 @pytest.mark.parametrize("name", sorted(methods.METHODS))
-def test_every_method_follows_the_interface(name, monkeypatch):
-  monkeypatch.setattr(train, "classifier_fn", _frozen_amplifier)
+def test_every_method_follows_the_interface(name):
   chex.clear_trace_counter()  # AmplifiedLfF shares LfF's train_step function.
   _, _, method, images, labels = _setup(name)
   state = method.init(jax.random.key(1), {k: v[0] for k, v in method.hparam_grid.items()})
@@ -98,7 +101,7 @@ def test_every_method_follows_the_interface(name, monkeypatch):
   for logits in predictions.values():
     chex.assert_shape(logits, (NUM_EXAMPLES, NUM_CLASSES))
   if name == "amplified_lff":  # Its biased model is the frozen amplifier.
-    np.testing.assert_allclose(predictions["biased"], _frozen_amplifier(None)(images))
+    np.testing.assert_allclose(predictions["biased"], _frozen_amplifier(images))
 
 
 @pytest.mark.parametrize(
@@ -117,7 +120,7 @@ def test_lff_rejects_bad_hyperparameters(field, value, message):
   config.lff[field] = value
   model = models.create(config.model, NUM_CLASSES)
   with pytest.raises(InputError, match=message):
-    methods.create(config, model, np.zeros(4, np.int32), NUM_CLASSES, SHAPE)
+    methods.build(config, model, _train_set(np.zeros(4, np.int32)))
 
 
 def test_unknown_model_is_rejected():
@@ -140,18 +143,18 @@ def test_resnet_classifies_images_and_refuses_unknown_fields(bottleneck):
 def test_input_scaling_choices():
   config, model, _, images, _ = _setup("erm")
   config.input_scaling = "lff_reference"  # The LfF code's accidental double division by 255.
-  method = methods.create(config, model, np.zeros(4, np.int32), NUM_CLASSES, SHAPE)
+  method = methods.build(config, model, _train_set(np.zeros(4, np.int32)))
   np.testing.assert_allclose(method.to_float(images), images / 255.0**2, rtol=1e-6)
   config.input_scaling = "percent"
   with pytest.raises(InputError, match=r"Unknown input_scaling 'percent'.*lff_reference"):
-    methods.create(config, model, np.zeros(4, np.int32), NUM_CLASSES, SHAPE)
+    methods.build(config, model, _train_set(np.zeros(4, np.int32)))
 
 
 @pytest.mark.parametrize("synthetic_in_biased", [True, False])
 def test_lff_can_keep_synthetic_examples_out_of_the_biased_model(synthetic_in_biased):
   config, model, _, images, labels = _setup("lff")
   config.lff.synthetic_in_biased = synthetic_in_biased
-  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE, num_synthetic=8)
+  method = methods.build(config, model, _train_set(labels, images, num_synthetic=8))
   state = method.init(jax.random.key(1), {"q": Q, "ema_alpha": ALPHA})
   synthetic = np.arange(16, 24, dtype=np.int32)  # The last 8 examples.
   batch = {"image": images[synthetic], "label": labels[synthetic], "index": synthetic}
@@ -171,7 +174,7 @@ def test_lff_can_keep_synthetic_examples_out_of_the_biased_model(synthetic_in_bi
 def test_lff_synthetic_weight_replaces_relative_difficulty_on_generated_examples_only():
   config, model, _, images, labels = _setup("lff")
   config.lff.synthetic_weight = 0.25
-  method = methods.create(config, model, labels, NUM_CLASSES, SHAPE, num_synthetic=8)
+  method = methods.build(config, model, _train_set(labels, images, num_synthetic=8))
   state = method.init(jax.random.key(1), {"q": Q, "ema_alpha": ALPHA})
   step = jax.jit(method.train_step)
   weight_of = lambda index: float(

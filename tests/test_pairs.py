@@ -11,10 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdebias import data, train
-from jaxdebias.data import pairs as pair_data
+from jaxdebias import data, runs, trainers
+from jaxdebias.data import added
 from jaxdebias.errors import InputError
-from jaxdebias.latent import gan, generator, pairs
+from jaxdebias.latent import generator, pairs
+from jaxdebias.trainers import train_gan
 
 
 def _pair_arrays(num_pairs=10, shape=(8, 8, 3), num_classes=4, seed=0):
@@ -32,26 +33,26 @@ def _pair_arrays(num_pairs=10, shape=(8, 8, 3), num_classes=4, seed=0):
 
 def test_pairs_file_round_trips_and_bad_files_are_refused(tmp_path):
   arrays = _pair_arrays()
-  pair_data.save(str(tmp_path / "p.npz"), **arrays)
-  got = pair_data.load(str(tmp_path / "p.npz"))
+  added.save_pairs(str(tmp_path / "p.npz"), **arrays)
+  got = added.load_pairs(str(tmp_path / "p.npz"))
   for k, v in arrays.items():
     np.testing.assert_array_equal(got[k], v)
   with pytest.raises(InputError, match="No synthetic pairs"):
-    pair_data.load(str(tmp_path / "missing.npz"))
+    added.load_pairs(str(tmp_path / "missing.npz"))
   (tmp_path / "bad.npz").write_bytes(b"garbage")
   with pytest.raises(InputError, match="not a readable pairs file"):
-    pair_data.load(str(tmp_path / "bad.npz"))
+    added.load_pairs(str(tmp_path / "bad.npz"))
   with pytest.raises(InputError, match="lacks the pair fields \\['label'\\]"):
-    pair_data.save(str(tmp_path / "q.npz"), **{k: v for k, v in arrays.items() if k != "label"})
+    added.save_pairs(str(tmp_path / "q.npz"), **{k: v for k, v in arrays.items() if k != "label"})
   with pytest.raises(InputError, match="different lengths"):
-    pair_data.save(str(tmp_path / "q.npz"), **{**arrays, "label": arrays["label"][:3]})
+    added.save_pairs(str(tmp_path / "q.npz"), **{**arrays, "label": arrays["label"][:3]})
 
 
 def test_mix_appends_both_images_of_each_pair_with_the_target_label_of_the_first():
   arrays = _pair_arrays()
   images = np.zeros((8, 8, 8, 3), np.uint8)
   label, bias = np.arange(8) % 4, np.arange(8) % 4
-  mixed_images, mixed_label, mixed_bias = pair_data.mix(images, label, bias, arrays, ratio=1.0)
+  mixed_images, mixed_label, mixed_bias = added.mix(images, label, bias, arrays, ratio=1.0)
   assert len(mixed_label) == 16  # 4 pairs = 8 synthetic images for 8 real ones.
   np.testing.assert_array_equal(mixed_images[8:12], arrays["image"][:4])
   np.testing.assert_array_equal(mixed_images[12:], arrays["image_pair"][:4])
@@ -60,31 +61,31 @@ def test_mix_appends_both_images_of_each_pair_with_the_target_label_of_the_first
       mixed_bias[8:], np.r_[arrays["protected"][:4], arrays["protected_pair"][:4]]
   )
   with pytest.raises(InputError, match="needs 12 pairs but the file has 10"):
-    pair_data.mix(images, label, bias, arrays, ratio=3.0)
+    added.mix(images, label, bias, arrays, ratio=3.0)
   with pytest.raises(InputError, match="another dataset"):
-    pair_data.mix(np.zeros((8, 4, 4, 3), np.uint8), label, bias, arrays, ratio=1.0)
+    added.mix(np.zeros((8, 4, 4, 3), np.uint8), label, bias, arrays, ratio=1.0)
 
 
 def test_mix_unedited_takes_x_of_z_alone_for_the_ablation():
   arrays = _pair_arrays()
   images = np.zeros((8, 8, 8, 3), np.uint8)
   label = bias = np.arange(8) % 4
-  mixed_images, mixed_label, mixed_bias = pair_data.mix(
+  mixed_images, mixed_label, mixed_bias = added.mix(
       images, label, bias, arrays, ratio=1.0, use="unedited"
   )
   np.testing.assert_array_equal(mixed_images[8:], arrays["image"][:8])  # 8 pairs, x(z) each.
   np.testing.assert_array_equal(mixed_label[8:], arrays["label"][:8])
   np.testing.assert_array_equal(mixed_bias[8:], arrays["protected"][:8])
   with pytest.raises(InputError, match="needs 16 pairs but the file has 10"):
-    pair_data.mix(images, label, bias, arrays, ratio=2.0, use="unedited")
-  with pytest.raises(InputError, match="Unknown data.synthetic.use 'edited'"):
-    pair_data.mix(images, label, bias, arrays, ratio=1.0, use="edited")
+    added.mix(images, label, bias, arrays, ratio=2.0, use="unedited")
+  with pytest.raises(InputError, match="Unknown data.added_pairs.use 'edited'"):
+    added.mix(images, label, bias, arrays, ratio=1.0, use="edited")
 
 
 def test_load_dataset_mixes_pairs_into_train_and_swaps_the_target(tiny_config, tmp_path):
   plain = data.load_dataset(tiny_config.data)
-  pair_data.save(str(tmp_path / "p.npz"), **_pair_arrays(num_pairs=300))
-  tiny_config.data.synthetic.update(path=str(tmp_path / "p.npz"), ratio=0.5)
+  added.save_pairs(str(tmp_path / "p.npz"), **_pair_arrays(num_pairs=300))
+  tiny_config.data.added_pairs.update(path=str(tmp_path / "p.npz"), ratio=0.5)
   mixed = data.load_dataset(tiny_config.data)
   assert len(mixed.train.label) == len(plain.train.label) + 256  # 128 pairs for 512 real.
   np.testing.assert_array_equal(mixed.train.index, np.arange(len(mixed.train.label)))
@@ -97,7 +98,7 @@ def test_load_dataset_mixes_pairs_into_train_and_swaps_the_target(tiny_config, t
   with pytest.raises(InputError, match="Unknown data.target"):
     data.load_dataset(tiny_config.data)
   tiny_config.data.target = "label"
-  pair_data.save(str(tmp_path / "p.npz"), **_pair_arrays(num_pairs=300, num_classes=9))
+  added.save_pairs(str(tmp_path / "p.npz"), **_pair_arrays(num_pairs=300, num_classes=9))
   with pytest.raises(InputError, match="outside 0..3"):
     data.load_dataset(tiny_config.data)
 
@@ -146,24 +147,24 @@ def test_pipeline_from_gan_and_classifiers_to_mixed_training(tiny_config, tmp_pa
   """Tinted GAN, binary target and protected classifiers (thresholds from a validation split),
   the pairs command (colour boundary on the tint), then training on the mix."""
   gan_config = tiny_config.copy_and_resolve_references()
-  gan_config.method = "gan"
+  gan_config.trainer = "gan"
   gan_config.gan.update(
       latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,), tinted=True
   )
   gan_config.update(batch_size=32, num_steps=300, eval_every=150, checkpoint_every=300)
-  gan.train_gan(gan_config, str(tmp_path / "gan"))
+  train_gan(gan_config, str(tmp_path / "gan"))
   tiny_config.update(method="erm", num_steps=200, eval_every=100, checkpoint_every=200)
   tiny_config.data.update(binary=True, valid_fraction=0.2)
-  train.train_and_evaluate(tiny_config, str(tmp_path / "target"))
+  trainers.train_and_evaluate(tiny_config, str(tmp_path / "target"))
   tiny_config.data.target = "bias_label"
-  train.train_and_evaluate(tiny_config, str(tmp_path / "protected"))
-  labeller = pairs.load_labeller(str(tmp_path / "protected"))
+  trainers.train_and_evaluate(tiny_config, str(tmp_path / "protected"))
+  labeller = runs.load_labeller(str(tmp_path / "protected"))
   assert labeller.num_classes == 2 and 0 < labeller.threshold < 1
   out = tmp_path / "pairs.npz"
   command = [
       sys.executable,
       "-m",
-      "jaxdebias.latent.pairs",
+      "jaxdebias.recipes.make_pairs",
       f"--generator={tmp_path / 'gan'}",
       f"--target_classifier={tmp_path / 'target'}",
       f"--protected_classifier={tmp_path / 'protected'}",
@@ -180,22 +181,22 @@ def test_pipeline_from_gan_and_classifiers_to_mixed_training(tiny_config, tmp_pa
       command, cwd=repo, capture_output=True, text=True, timeout=300
   )
   refused = run(command + ["--latent_space=z"])  # z sets shape and colour alike.
-  assert refused.returncode and "needs a tinted generator" in refused.stderr
+  assert refused.returncode == 2 and "needs a tinted generator" in refused.stderr
   assert not out.exists()
   done = run(command)
   assert done.returncode == 0, done.stderr[-3000:]
   report = json.loads(out.with_suffix(".json").read_text())
   assert report["num_pairs"] == 300 and "moved_and_kept" in report["definitions"]
   assert report["pairwise"] and report["protected_dims"] == "slice(-3, None, None)"
-  arrays = pair_data.load(str(out))
+  arrays = added.load_pairs(str(out))
   np.testing.assert_array_equal(arrays["z_pair"][:, :-3], arrays["z"][:, :-3])  # Tint alone.
   assert set(np.unique(arrays["label"])) <= {0, 1}
   assert out.with_suffix(".png").exists()
   tiny_config.data.target = "label"
-  tiny_config.data.synthetic.update(path=str(out), ratio=1.0)
-  results = train.train_and_evaluate(tiny_config, str(tmp_path / "mixed"))
+  tiny_config.data.added_pairs.update(path=str(out), ratio=1.0)
+  results = trainers.train_and_evaluate(tiny_config, str(tmp_path / "mixed"))
   assert results["test"]["classifier"]["num_examples"] == 200  # Evaluated on real test only.
-  predict = train.load_classifier(str(tmp_path / "mixed"))
+  predict = runs.load_classifier(str(tmp_path / "mixed"))
   test = data.load_dataset(tiny_config.data).test
   accuracy = np.mean(predict(test.images).argmax(-1) == test.label)
   assert accuracy == pytest.approx(results["test"]["classifier"]["accuracy"])

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from jaxdebias import runs
 from jaxdebias.errors import InputError
-from jaxdebias.latent import generator
 from jaxdebias.models import pgan
 from jaxdebias.tools import port_pgan
 from tests.pgan_reference import ReferenceGenerator, zoo_config
@@ -76,7 +76,7 @@ def test_ported_generator_matches_the_reference_layer_by_layer(tmp_path, alpha, 
   _save_zoo_checkpoint(tmp_path / "zoo.pth", state, alpha=alpha, depthScale0=WIDTHS[0])
   record = port_pgan.port(str(tmp_path / "zoo.pth"), str(tmp_path / "out"))
   assert record["widths"] == list(WIDTHS) and record["alpha"] == alpha
-  gen = generator.load(str(tmp_path / "out"))
+  gen = runs.load_generator(str(tmp_path / "out"))
   assert (gen.latent_dim, gen.image_shape) == (LATENT, (16, 16, 3))
 
   z = np.random.default_rng(0).standard_normal((batch, LATENT)).astype(np.float32)
@@ -160,7 +160,7 @@ def test_command_converts_once_and_never_overwrites(tmp_path):
       text=True,
       cwd=pathlib.Path(__file__).parents[1],
   )
-  assert again.returncode != 0 and "already holds a generator" in again.stderr
+  assert again.returncode == 2 and "already holds a generator" in again.stderr
   assert (tmp_path / "out" / "generator.json").read_text() == before
 
 

@@ -13,8 +13,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxdebias import methods, train
+from jaxdebias import methods, trainers
 from jaxdebias.errors import InputError, NonFiniteLossError
+from jaxdebias.trainers import members
+from jaxdebias.trainers.evaluator import Evaluator
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,7 +37,7 @@ def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
 def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypatch, use_method):
   use_method(tiny_config, method)
   monkeypatch.chdir(tmp_path.parent)
-  results = train.train_and_evaluate(tiny_config, tmp_path.name)  # A relative workdir.
+  results = trainers.train_and_evaluate(tiny_config, tmp_path.name)  # A relative workdir.
 
   assert json.loads((tmp_path / "config.json").read_text())["method"] == method
   assert json.loads((tmp_path / "results.json").read_text())["step"] == 40
@@ -67,7 +69,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(
   tiny_config.num_seeds = num_seeds
   tiny_config.checkpoint_every = checkpoint_every
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-  expected = train.train_and_evaluate(tiny_config, str(straight))
+  expected = trainers.train_and_evaluate(tiny_config, str(straight))
   saved_steps = sorted(
       int(p.name) for p in (straight / "checkpoints").iterdir() if p.name.isdigit()
   )
@@ -75,8 +77,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(
 
   # Interrupt after the metrics of step 30 are written but before any checkpoint of step 30:
   # the rerun must resume from step 20, drop the orphan metrics line and redo steps 21..40.
-  interrupt_after_metrics_of(30, lambda: train.train_and_evaluate(tiny_config, str(resumed)))
-  got = train.train_and_evaluate(tiny_config, str(resumed))
+  interrupt_after_metrics_of(30, lambda: trainers.train_and_evaluate(tiny_config, str(resumed)))
+  got = trainers.train_and_evaluate(tiny_config, str(resumed))
 
   results = lambda r: {k: v for k, v in r.items() if k != "train_seconds_this_run"}
   assert results(got) == results(expected)
@@ -88,52 +90,52 @@ def test_resume_after_interruption_equals_uninterrupted_run(
 
 
 def test_rerunning_a_finished_run_changes_nothing(tiny_config, tmp_path):
-  first = train.train_and_evaluate(tiny_config, str(tmp_path))
+  first = trainers.train_and_evaluate(tiny_config, str(tmp_path))
   before = _snapshot(tmp_path)
-  assert train.train_and_evaluate(tiny_config, str(tmp_path)) == first
+  assert trainers.train_and_evaluate(tiny_config, str(tmp_path)) == first
   assert _snapshot(tmp_path) == before
 
   (tmp_path / "results.json").unlink()  # Lost after the last checkpoint: re-evaluated.
-  again = train.train_and_evaluate(tiny_config, str(tmp_path))
+  again = trainers.train_and_evaluate(tiny_config, str(tmp_path))
   assert again["test"] == first["test"] and again["step"] == 40
 
 
 def test_workdir_of_another_config_is_refused_untouched(tiny_config, tmp_path):
-  train.train_and_evaluate(tiny_config, str(tmp_path))
+  trainers.train_and_evaluate(tiny_config, str(tmp_path))
   before = _snapshot(tmp_path)
   tiny_config.lff.q = 0.5
   with pytest.raises(InputError, match=r"different config \(differs in lff/q\).*new --workdir"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+    trainers.train_and_evaluate(tiny_config, str(tmp_path))
   assert _snapshot(tmp_path) == before
 
 
 def test_corrupted_checkpoint_is_an_error_not_a_restart(tiny_config, tmp_path):
   tiny_config.num_steps = 20
-  train.train_and_evaluate(tiny_config, str(tmp_path))
+  trainers.train_and_evaluate(tiny_config, str(tmp_path))
   (tmp_path / "results.json").unlink()  # As if stopped after the last checkpoint.
   for path in (tmp_path / "checkpoints" / "20").rglob("*"):
     if path.is_file():
       path.write_bytes(b"garbage")
   before = _snapshot(tmp_path)
   with pytest.raises(InputError, match=r"checkpoints/20 cannot be restored.*left untouched"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+    trainers.train_and_evaluate(tiny_config, str(tmp_path))
   assert _snapshot(tmp_path) == before
 
 
 def test_checkpoint_of_another_architecture_is_refused(tiny_config, tmp_path):
   tiny_config.num_steps = 10
-  train.train_and_evaluate(tiny_config, str(tmp_path))
+  trainers.train_and_evaluate(tiny_config, str(tmp_path))
   for name in ("config.json", "results.json"):  # Leave only the checkpoint to tell them apart.
     (tmp_path / name).unlink()
   tiny_config.model.hidden = (16, 16)
   with pytest.raises(InputError, match=r"does not fit this config|cannot be restored"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+    trainers.train_and_evaluate(tiny_config, str(tmp_path))
 
 
 def test_non_finite_loss_stops_with_a_clear_error(tiny_config, tmp_path):
   tiny_config.optimizer.learning_rate = 1e38
   with pytest.raises(NonFiniteLossError, match=r"loss became (nan|inf).*learning_rate"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+    trainers.train_and_evaluate(tiny_config, str(tmp_path))
   assert not list((tmp_path / "checkpoints").glob("[0-9]*"))
 
 
@@ -152,7 +154,7 @@ def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value
   tiny_config[key] = value
   workdir = tmp_path / "run"
   with pytest.raises(InputError, match=message):
-    train.train_and_evaluate(tiny_config, str(workdir))
+    trainers.train_and_evaluate(tiny_config, str(workdir))
   assert not (workdir / "config.json").exists()
 
 
@@ -160,6 +162,7 @@ def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value
     "args, message",
     [
         (["--config.method=dro"], r"^error: Unknown method 'dro'.*--config.method"),
+        (["--config.trainer=gans"], r"^error: Unknown trainer 'gans'.*--config.trainer"),
         (["--config.nope=1"], r"^error: the config has no field 'nope'"),
         (["--config.seed=abc"], r"^error: flag --config.seed=abc: invalid literal"),
         (["--config=configs/colored_mnist.py:foo=1"], r"^error: Unknown config argument 'foo'"),
@@ -197,26 +200,26 @@ def test_own_npz_data_runs_from_its_config(tiny_npz, tmp_path):
 
   config = npz_config.get_config(f"method=erm,path={tiny_npz}")
   config.num_steps, config.eval_every, config.batch_size = 10, 10, 32
-  results = train.train_and_evaluate(config, str(tmp_path))
+  results = trainers.train_and_evaluate(config, str(tmp_path))
   assert results["dataset"] == "npz/tiny" and results["step"] == 10
 
 
 def test_unreadable_config_json_is_reported_not_overwritten(tiny_config, tmp_path):
   (tmp_path / "config.json").write_text("{not json")
   with pytest.raises(InputError, match=r"config.json is not valid JSON.*new --workdir"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+    trainers.train_and_evaluate(tiny_config, str(tmp_path))
   assert (tmp_path / "config.json").read_text() == "{not json"
 
 
 def test_seeds_trained_together_equal_seeds_trained_one_by_one(tiny_config, tmp_path):
   tiny_config.num_seeds = 3
-  together = train.train_and_evaluate(tiny_config, str(tmp_path / "together"))
+  together = trainers.train_and_evaluate(tiny_config, str(tmp_path / "together"))
   assert [m["seed"] for m in together["members"]] == [0, 1, 2]
   _, batched = _final_checkpoint(tmp_path / "together")
   tiny_config.num_seeds = 1
   for k in range(3):
     tiny_config.seed = k
-    alone = train.train_and_evaluate(tiny_config, str(tmp_path / f"seed{k}"))
+    alone = trainers.train_and_evaluate(tiny_config, str(tmp_path / f"seed{k}"))
     _, single = _final_checkpoint(tmp_path / f"seed{k}")
     # vmap batches the matmuls, which may round differently in the last bits.
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), single, rtol=1e-4, atol=1e-5)
@@ -230,14 +233,14 @@ def test_hyperparameter_grid_trained_together_equals_runs_one_by_one(tiny_config
   tiny_config.num_seeds = 2
   tiny_config.lff.q = (0.5, 0.9)
   tiny_config.lff.ema_alpha = (0.3, 0.7)
-  together = train.train_and_evaluate(tiny_config, str(tmp_path / "together"))
+  together = trainers.train_and_evaluate(tiny_config, str(tmp_path / "together"))
   members = [(m["seed"], m["hparams"]["q"], m["hparams"]["ema_alpha"]) for m in together["members"]]
   assert members == [(s, q, a) for s in (0, 1) for q in (0.5, 0.9) for a in (0.3, 0.7)]
   _, batched = _final_checkpoint(tmp_path / "together")
   tiny_config.num_seeds = 1
   for k in (1, 6):  # (seed 0, q 0.5, alpha 0.7) and (seed 1, q 0.9, alpha 0.3).
     tiny_config.seed, tiny_config.lff.q, tiny_config.lff.ema_alpha = members[k]
-    alone = train.train_and_evaluate(tiny_config, str(tmp_path / f"member{k}"))
+    alone = trainers.train_and_evaluate(tiny_config, str(tmp_path / f"member{k}"))
     _, single = _final_checkpoint(tmp_path / f"member{k}")
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), single, rtol=1e-4, atol=1e-5)
     chex.assert_trees_all_close(together["members"][k]["test"], alone["test"], atol=1e-3)
@@ -248,24 +251,26 @@ def test_hyperparameter_grid_trained_together_equals_runs_one_by_one(tiny_config
 
 def test_training_compiles_once_and_evaluation_once(tiny_config, tmp_path, monkeypatch):
   # 40 steps in chunks of 10: one trace of the chunk and of the evaluation, none after.
-  monkeypatch.setattr(train, "_train_chunk", chex.assert_max_traces(train._train_chunk, n=1))
-  real_evaluator_init = train.Evaluator.__init__
+  monkeypatch.setattr(
+      members, "_train_chunk", chex.assert_max_traces(members._train_chunk, n=1)
+  )
+  real_evaluator_init = Evaluator.__init__
 
   def traced_once(self, *args, **kwargs):
     real_evaluator_init(self, *args, **kwargs)
     self.predict_all = jax.jit(chex.assert_max_traces(self.predict_all.__wrapped__, n=1))
 
-  monkeypatch.setattr(train.Evaluator, "__init__", traced_once)
-  results = train.train_and_evaluate(tiny_config, str(tmp_path))
+  monkeypatch.setattr(Evaluator, "__init__", traced_once)
+  results = trainers.train_and_evaluate(tiny_config, str(tmp_path))
   assert results["step"] == 40
 
 
 def test_run_written_before_a_new_config_field_still_resumes(tiny_config, tmp_path):
-  first = train.train_and_evaluate(tiny_config, str(tmp_path))
+  first = trainers.train_and_evaluate(tiny_config, str(tmp_path))
   saved = json.loads((tmp_path / "config.json").read_text())
   del saved["num_seeds"]  # As written by a version without that field.
   (tmp_path / "config.json").write_text(json.dumps(saved))
-  assert train.train_and_evaluate(tiny_config, str(tmp_path)) == first
+  assert trainers.train_and_evaluate(tiny_config, str(tmp_path)) == first
   tiny_config.num_seeds = 2  # Not the default: a different run.
   with pytest.raises(InputError, match=r"differs in num_seeds"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+    trainers.train_and_evaluate(tiny_config, str(tmp_path))

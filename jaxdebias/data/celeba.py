@@ -4,19 +4,21 @@ protected attribute, both by name (e.g. Smiling and Male, the latent de-biasing 
 Images are cropped to the central 178x178 square and resized to `image_size` (128: the size of
 the paper's Progressive GAN). TFDS must have prepared celeb_a in array_record format (reads go
 through `tfds.data_source`; TensorFlow is not needed). Decoding about 200k JPEGs takes minutes,
-so the cropped images of every split and all 40 attributes are cached once as .npy files in
-`{data_dir}/celeb_a/decoded_{image_size}/`, images memory-mapped on reading.
+so the cropped images of every split and all 40 attributes are decoded once into the decoded
+cache (data/cache.py) in `{data_dir}/celeb_a/decoded_{image_size}/`, images memory-mapped.
 """
 
 import os
 import pathlib
-import shutil
 
 from absl import logging
+import ml_collections
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from jaxdebias.data import cache
+from jaxdebias.data.records import BiasedDataset, make_split
 from jaxdebias.errors import InputError
 
 SPLITS = {"train": "train", "valid": "validation", "test": "test"}  # Ours -> TFDS's.
@@ -49,56 +51,56 @@ def _source(split: str, data_dir: str | None):
     ) from e
 
 
-def _cache_dir(data_dir: str | None, size: int) -> pathlib.Path:
-  root = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
-  return pathlib.Path(root).expanduser() / "celeb_a" / f"decoded_{size}"
+def _decode(sources: dict, size: int, directory: pathlib.Path) -> None:
+  """Writes {split}_images.npy (N, size, size, 3), {split}_attributes.npy (N, 40) bool and
+  attribute_names.npy (40,); the images straight into memory-mapped files."""
+  names = sorted(sources["train"][0]["attributes"])
+  for split, source in sources.items():
+    images = np.lib.format.open_memmap(
+        directory / f"{split}_images.npy",
+        mode="w+",
+        dtype=np.uint8,
+        shape=(len(source), size, size, 3),
+    )
+    attributes = np.zeros((len(source), len(names)), bool)
+    for i in range(len(source)):
+      example = source[i]
+      images[i] = crop_and_resize(np.asarray(example["image"]), size)
+      attributes[i] = [bool(example["attributes"][k]) for k in names]
+    images.flush()
+    del images
+    np.save(directory / f"{split}_attributes.npy", attributes)
+  np.save(directory / "attribute_names.npy", np.array(names))
 
 
-def _decode(source, size: int, directory: pathlib.Path, name: str) -> None:
-  """Writes {name}_images.npy (N, size, size, 3) and {name}_attributes.npy (N, 40) bool."""
-  images = np.lib.format.open_memmap(
-      directory / f"{name}_images.npy",
-      mode="w+",
-      dtype=np.uint8,
-      shape=(len(source), size, size, 3),
+def load(config: ml_collections.ConfigDict) -> BiasedDataset:
+  """The source `celeb_a`: label = the target attribute, bias_label = the protected one."""
+  sources = {ours: _source(theirs, config.data_dir) for ours, theirs in SPLITS.items()}
+  root = config.data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+  directory = cache.location(
+      f"{root}/celeb_a/decoded_{config.image_size}", f"celeb_a/decoded_{config.image_size}"
   )
-  names = sorted(source[0]["attributes"])
-  attributes = np.zeros((len(source), len(names)), bool)
-  for i in range(len(source)):
-    example = source[i]
-    images[i] = crop_and_resize(np.asarray(example["image"]), size)
-    attributes[i] = [bool(example["attributes"][k]) for k in names]
-  images.flush()
-  np.save(directory / f"{name}_attributes.npy", attributes)
-  (directory / "attribute_names.txt").write_text("\n".join(names))
-
-
-def load(
-    data_dir: str | None, size: int
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-  """{split: (images, attributes)} for train / valid / test, and the attribute names."""
-  sources = {ours: _source(theirs, data_dir) for ours, theirs in SPLITS.items()}
-  cache = _cache_dir(data_dir, size)
   fingerprint = " ".join(f"{k}={len(v)}" for k, v in sources.items())
-  if not (cache / "fingerprint").exists() or (cache / "fingerprint").read_text() != fingerprint:
-    logging.info("Decoding CelebA into %s (once).", cache)
-    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, source in sources.items():
-      _decode(source, size, tmp, name)
-    (tmp / "fingerprint").write_text(fingerprint)  # Last: its presence means the rest is there.
-    shutil.rmtree(cache, ignore_errors=True)
-    tmp.rename(cache)
-  names = (cache / "attribute_names.txt").read_text().split("\n")
-  splits = {
-      name: (
-          np.load(cache / f"{name}_images.npy", mmap_mode="r"),
-          np.load(cache / f"{name}_attributes.npy"),
-      )
-      for name in SPLITS
-  }
-  return splits, names
+  logging.info("Reading CelebA through the decoded cache %s (decoded once).", directory)
+  arrays = cache.cached(
+      directory, fingerprint, lambda tmp: _decode(sources, config.image_size, tmp)
+  )
+  names = arrays["attribute_names"].tolist()
+  target = attribute_column(names, config.target_attribute, "target_attribute")
+  protected = attribute_column(names, config.protected_attribute, "protected_attribute")
+  split = lambda name: make_split(
+      arrays[f"{name}_images"],
+      arrays[f"{name}_attributes"][:, target],
+      arrays[f"{name}_attributes"][:, protected],
+  )
+  return BiasedDataset(
+      name=f"celeb_a/{config.target_attribute}-{config.protected_attribute}",
+      train=split("train"),
+      test=split("test"),
+      valid=split("valid"),
+      num_classes=2,
+      num_bias_classes=2,
+  )
 
 
 def attribute_column(names: list[str], attribute: str, field: str) -> int:

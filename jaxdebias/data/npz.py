@@ -17,8 +17,11 @@ import os
 import pathlib
 import zipfile
 
+from absl import logging
+import ml_collections
 import numpy as np
 
+from jaxdebias.data.records import BiasedDataset, make_split
 from jaxdebias.errors import InputError
 
 SPLITS = ("train", "test")
@@ -67,7 +70,7 @@ def _check_split(
       )
 
 
-def load(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
+def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
   """Reads and validates the .npz at `path`.
 
   Returns:
@@ -124,3 +127,23 @@ def load(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
         )
     arrays[split] = (images, label.astype(np.int32), bias_label.astype(np.int32))
   return arrays, num_classes, num_bias_classes
+
+
+def load(config: ml_collections.ConfigDict) -> BiasedDataset:
+  """The source `npz`: the user's file at config.path (layout in the module doc)."""
+  if not config.path:
+    raise InputError(
+        "Dataset npz needs a file; set --config.data.path=FILE.npz "
+        "(layout in jaxdebias/data/npz.py)."
+    )
+  logging.info("Reading %s.", config.path)
+  arrays, num_classes, num_bias_classes = read(config.path)
+  splits = {name: make_split(*split) for name, split in arrays.items()}
+  return BiasedDataset(
+      name=f"npz/{pathlib.Path(config.path).stem}",
+      train=splits["train"],
+      test=splits["test"],
+      valid=splits.get("valid"),
+      num_classes=num_classes,
+      num_bias_classes=num_bias_classes,
+  )

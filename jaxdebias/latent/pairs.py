@@ -1,9 +1,7 @@
-r"""Synthetic pairs that break the bias: x(z) and x(z'), same target, protected attribute moved.
+"""Synthetic pairs that break the bias: x(z) and x(z'), same target, protected attribute moved.
 
-  python -m jaxdebias.latent.pairs --generator=GAN_WORKDIR \
-      --target_classifier=WORKDIR --protected_classifier=WORKDIR --out=pairs.npz
-
-The steps of the paper (Ramaswamy et al., CVPR 2021):
+`python -m jaxdebias.recipes.make_pairs` runs `make_pairs` on finished runs. The steps of the paper
+(Ramaswamy et al., CVPR 2021):
 1. sample `num_fit` latents, generate their images and label them with the target and the
    protected classifiers (trained on the real data; argmax of their logits, or for a binary
    attribute the F1-optimal threshold on validation data);
@@ -15,7 +13,7 @@ The steps of the paper (Ramaswamy et al., CVPR 2021):
    the protected direction orthogonal to the target's (`edits.edit`): from the protected class
    the latent boundary gives z to another one drawn uniformly (for a binary attribute: the
    other one);
-4. generate x(z'), and store each pair as one record (`data.pairs`).
+4. generate x(z'), and store each pair as one record (`data.added`).
 A report (OUT.json) says how well the boundaries fit and how often the classifiers agree that
 the edit worked: the protected class became the requested one while the target stayed.
 OUT.png shows example pairs, x(z) above x(z').
@@ -25,16 +23,12 @@ import json
 import pathlib
 from typing import Any, Callable, NamedTuple
 
-from absl import app
-from absl import flags
 import jax
 import numpy as np
 from PIL import Image
 
-from jaxdebias import metrics, train
-from jaxdebias.data import load_dataset
-from jaxdebias.data import pairs as pair_data
-from jaxdebias.errors import InputError, UserFacingError
+from jaxdebias.data import added
+from jaxdebias.errors import InputError
 from jaxdebias.latent import edits, generator, hyperplanes
 
 
@@ -53,19 +47,6 @@ class Labeller(NamedTuple):
     return (np.asarray(jax.nn.softmax(logits))[:, 1] >= self.threshold).astype(np.int64)
 
 
-def load_labeller(workdir: str) -> Labeller:
-  """The classifier of a finished run; binary ones get the F1-optimal threshold on their
-  dataset's validation split (`data.valid_fraction`), or 0.5 without one."""
-  logits = train.load_classifier(workdir)
-  dataset = load_dataset(train.read_config(train.absolute(workdir)).data)
-  if dataset.num_classes != 2:
-    return Labeller(logits, dataset.num_classes)
-  if dataset.valid is None:
-    return Labeller(logits, 2, 0.5)
-  scores = np.asarray(jax.nn.softmax(logits(dataset.valid.images))[:, 1])
-  return Labeller(logits, 2, metrics.f1_optimal_threshold(scores, dataset.valid.label))
-
-
 def make_pairs(
     gen: generator.ImageGenerator,
     target: Labeller,
@@ -79,7 +60,7 @@ def make_pairs(
     protected_dims: slice | None = None,
     pairwise: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """The pair arrays (`data.pairs.FIELDS` plus the labels the classifiers give x(z')) and a
+  """The pair arrays (`data.added.FIELDS` plus the labels the classifiers give x(z')) and a
   report of the fit and of how often the edits did what they were meant to.
 
   protected_dims: latent coordinates that alone set the protected attribute (module doc, 2);
@@ -188,7 +169,7 @@ REPORT_DEFINITIONS = {
 
 def save(out: pathlib.Path, arrays: dict[str, np.ndarray], report: dict[str, Any]) -> None:
   """The pairs file `out` (.npz), its report (.json) and example pairs (.png) beside it."""
-  pair_data.save(str(out), **arrays)
+  added.save_pairs(str(out), **arrays)
   out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
   write_examples(out.with_suffix(".png"), arrays)
 
@@ -198,57 +179,3 @@ def write_examples(path: pathlib.Path, arrays: dict[str, np.ndarray], count: int
   top, bottom = (np.concatenate(list(arrays[k][:count]), axis=1) for k in ("image", "image_pair"))
   grid = np.concatenate([top, bottom], axis=0)
   Image.fromarray(grid.squeeze()).resize((grid.shape[1] * 2, grid.shape[0] * 2)).save(path)
-
-
-def _define_flags() -> None:
-  """The command's flags (defined only when run as a command, so importing this defines none)."""
-  flags.DEFINE_string("generator", None, "Workdir of a finished GAN run.")
-  flags.DEFINE_string("target_classifier", None, "Workdir of the target classifier.")
-  flags.DEFINE_string("protected_classifier", None, "Workdir of the protected classifier.")
-  flags.DEFINE_string("out", None, "The pairs file to write (.npz).")
-  flags.DEFINE_integer("num_fit", 10_000, "Latents for fitting the boundaries.")
-  flags.DEFINE_integer("num_pairs", 60_000, "Pairs to generate.")
-  flags.DEFINE_integer("seed", 0, "Seed of the latents and the requested classes.")
-  flags.DEFINE_enum("edit", "complementary", edits.EDITS, "The latent edit.")
-  flags.DEFINE_enum(
-      "latent_space", "z", generator.LATENT_SPACES, "Edit z, or the style w of a mapping network."
-  )
-  flags.DEFINE_float("min_sin", 0.1, "Refuse boundaries closer than this (sine).")
-  flags.DEFINE_bool(
-      "protected_on_tint", False, "Fit the protected boundary on a tinted generator's tint."
-  )
-  flags.DEFINE_bool("pairwise", False, "Constrain only the source and requested class.")
-  flags.mark_flags_as_required(["generator", "target_classifier", "protected_classifier", "out"])
-
-
-def main(argv) -> None:
-  del argv
-  f = flags.FLAGS
-  out = pathlib.Path(f.out)
-  try:
-    gen = generator.load(f.generator, f.latent_space)
-    if f.protected_on_tint and gen.tint_dims is None:
-      raise InputError(
-          "--protected_on_tint needs a tinted generator (gan.tinted) and --latent_space=w."
-      )
-    arrays, report = make_pairs(
-        gen,
-        load_labeller(f.target_classifier),
-        load_labeller(f.protected_classifier),
-        num_fit=f.num_fit,
-        num_pairs=f.num_pairs,
-        seed=f.seed,
-        edit=f.edit,
-        min_sin=f.min_sin,
-        protected_dims=gen.tint_dims if f.protected_on_tint else None,
-        pairwise=f.pairwise,
-    )
-  except UserFacingError as e:
-    raise SystemExit(f"error: {e}") from e
-  save(out, arrays, report)
-  print(json.dumps({k: v for k, v in report.items() if k != "definitions"}, indent=2))
-
-
-if __name__ == "__main__":
-  _define_flags()
-  app.run(main)

@@ -1,50 +1,24 @@
-"""Training methods behind one interface, chosen by `config.method`.
+"""Classifier training methods behind one interface (`interface.Method`), chosen by
+`config.method`, each built by `build` from the config, a classifier network and the training
+split (`interface.TrainSet`: images and labels, never bias labels).
 
-A method is built from the config, a classifier module and the training labels, and offers
-three pure functions that the trainer jits, scans, vmaps and (later) shards:
-
-  hparam_grid: {name: values}            the hyperparameters that may be traced, each with the
-                                         values the config asks for; the trainer trains every
-                                         combination side by side (vmap) and passes one to init.
-  init(rng, hparams) -> state            state: a pytree (params, optimizer state, EMA buffers,
-                                         step, and `hparams` as float32 scalars)
-  train_step(state, batch) -> (state, metrics)
-                                         batch: {'image': uint8 (B,H,W,C), 'label': int32 (B,),
-                                                 'index': int32 (B,) stable training-example index}
-  predict(state, images) -> {name: logits}
-                                         the first entry is the method's classifier (f_D in LfF);
-                                         others are kept for diagnosis (f_B in LfF).
-
-Bias labels are never passed to `train_step`: methods here learn without them.
+A method's defaults sit beside it (`lff.default_config` is `config.lff`, ...); frozen models it
+reads (the bias amplifier of the amplified_* methods) are handed in as functions. The GAN of
+latent de-biasing (`gan.py`) is a pure update step of the same kind for the GAN trainer, not a
+classifier method.
 """
 
-from typing import Protocol
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import ml_collections
-import numpy as np
 
 from jaxdebias.errors import InputError
-from jaxdebias.methods.amplified import AmplifiedGroupDRO, AmplifiedGroups
+from jaxdebias.methods.amplified import AmplifiedGroupDRO, AmplifiedGroups, AmplifiedLfF
 from jaxdebias.methods.erm import ERM
-from jaxdebias.methods.lff import AmplifiedLfF, LfF
-
-Batch = dict[str, jax.Array]
-
-
-class Method(Protocol):
-  hparam_grid: dict[str, tuple[float, ...]]
-
-  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]):
-    ...
-
-  def train_step(self, state, batch: Batch) -> tuple[object, dict[str, jax.Array]]:
-    ...
-
-  def predict(self, state, images: jax.Array) -> dict[str, jax.Array]:
-    ...
-
+from jaxdebias.methods.interface import Batch, Method, TrainSet
+from jaxdebias.methods.lff import LfF
 
 METHODS = {
     "erm": ERM,
@@ -53,6 +27,8 @@ METHODS = {
     "amplified_groups": AmplifiedGroups,
     "amplified_dro": AmplifiedGroupDRO,
 }
+# Methods built with a frozen bias amplifier (config.amplifier.workdir).
+USES_AMPLIFIER = frozenset({"amplified_lff", "amplified_groups", "amplified_dro"})
 
 
 def get(name: str) -> type[Method]:
@@ -62,27 +38,23 @@ def get(name: str) -> type[Method]:
   return METHODS[name]
 
 
-def create(
+def build(
     config: ml_collections.ConfigDict,
     model: nn.Module,
-    train_labels: np.ndarray,
-    num_classes: int,
-    image_shape: tuple[int, ...],
-    num_synthetic: int = 0,
-    train_images: np.ndarray | None = None,
+    train: TrainSet,
+    amplifier: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Method:
-  """Builds the method named by `config.method` (hyperparameters from `config[config.method]`).
+  """The method `config.method` (hyperparameters from its config section) for `train`.
 
-  num_synthetic: the last training examples that are generated (latent de-biasing's pairs).
-  train_images: uint8 (N, H, W, C), for methods that score the training set once when built
-  (amplified_groups, amplified_dro); the others ignore them.
+  amplifier: uint8 images -> logits, a frozen bias amplifier; given exactly to the methods in
+  USES_AMPLIFIER.
   """
-  return get(config.method)(
-      config=config,
-      model=model,
-      train_labels=train_labels,
-      num_classes=num_classes,
-      image_shape=image_shape,
-      num_synthetic=num_synthetic,
-      train_images=train_images,
-  )
+  cls = get(config.method)
+  if config.method not in USES_AMPLIFIER:
+    return cls(config, model, train)
+  if amplifier is None:
+    raise InputError(
+        f"method {config.method} needs a bias amplifier: set --config.amplifier.workdir to a "
+        "finished classifier run trained on generated images (data.generated_train)."
+    )
+  return cls(config, model, train, amplifier)

@@ -1,9 +1,13 @@
-"""Synthetic bias amplification, two-step recipe (Ciranni et al., NeurIPS 2025): pseudo-groups
-of the real training examples from a frozen bias amplifier, then group-balanced ERM
-(amplified_groups) or GroupDRO (amplified_dro) over them.
+"""Synthetic bias amplification (Ciranni et al., NeurIPS 2025): methods steered by a frozen bias
+amplifier, a classifier trained only on a class-conditional generator's images
+(`data.generated_train`), handed in as a function (uint8 images -> logits) by the caller, who
+loads it from `amplifier.workdir`.
 
-Step 1 (when the method is built): the amplifier (`amplifier.workdir`, a classifier trained only
-on a class-conditional generator's images, `data.generated`) labels every real training image.
+End-to-end recipe, amplified_lff: LfF with the amplifier in place of the GCE-trained f_B.
+
+Two-step recipe, amplified_groups and amplified_dro: pseudo-groups of the real training
+examples from the amplifier, then group-balanced ERM or GroupDRO over them.
+Step 1 (when the method is built): the amplifier labels every real training image.
 It learned from generated, (almost) always bias-aligned images, where class and bias attribute
 coincide, so its predicted class is a pseudo bias label. Pseudo-group (`amplifier.groups`):
 - "prediction" (default): (class, the amplifier's predicted class), the analogue of the
@@ -25,6 +29,7 @@ of loss N / (B |g|) (unbiased; 0 where the batch has none of it). With q uniform
 expected loss is amplified_groups' at power 1. No bias labels.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -34,22 +39,37 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdebias import losses
+from jaxdebias import losses, models
 from jaxdebias.errors import InputError
-from jaxdebias.methods import common
 from jaxdebias.methods.erm import ERM
+from jaxdebias.methods.interface import TrainSet
+from jaxdebias.methods.lff import LfF
+from jaxdebias.metrics import batch_accuracy
+
+Amplifier = Callable[[jax.Array], jax.Array]  # uint8 images (B, H, W, C) -> logits (B, classes)
 
 
-def amplifier_fn(config: ml_collections.ConfigDict):
-  """The frozen bias amplifier of `amplifier.workdir` (uint8 images -> logits, pure JAX)."""
-  if not config.amplifier.workdir:
-    raise InputError(
-        f"method {config.method} needs a bias amplifier: set --config.amplifier.workdir to a "
-        "finished classifier run trained on generated images (data.generated)."
-    )
-  from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports methods)
-
-  return train.classifier_fn(config.amplifier.workdir)
+def default_config() -> ml_collections.ConfigDict:
+  """config.amplifier: where the amplifier run is and how each method reads it."""
+  return ml_collections.ConfigDict(
+      {
+          # A finished classifier run on generated images (data.generated_train).
+          "workdir": ml_collections.config_dict.placeholder(str),
+          # amplified_groups, amplified_dro (module doc): pseudo-group = (class, "prediction":
+          # the amplifier's predicted class | "correctness": whether it is wrong); a mistake
+          # counts only where its cross-entropy on the class exceeds min_loss (nats).
+          "groups": "prediction",
+          "min_loss": 0.0,
+          # Example weight |pseudo-group|^-power (normalised): 1 balances the groups, 0 is ERM.
+          "power": 1.0,
+          # amplified_dro: GroupDRO's step size eta of the group weights (Sagawa et al.: 0.01).
+          "dro_step_size": 0.01,
+          # amplified_lff: the amplifier's logits are divided by this before its cross-entropy
+          # enters W; > 1 softens a confident amplifier, whose near-zero loss on the aligned
+          # examples would leave them no weight.
+          "temperature": 1.0,
+      }
+  )
 
 
 def group_balanced_weights(groups: np.ndarray, power: float = 1.0) -> np.ndarray:
@@ -87,34 +107,27 @@ class PseudoGrouped(ERM):
       self,
       config: ml_collections.ConfigDict,
       model,
-      train_labels: np.ndarray,
-      num_classes: int,
-      image_shape: tuple[int, ...],
-      num_synthetic: int = 0,
-      train_images: np.ndarray | None = None,
+      train: TrainSet,
+      amplifier: Amplifier,
       batch_size: int = 1000,
   ):
-    super().__init__(config, model, train_labels, num_classes, image_shape, num_synthetic)
-    if train_images is None:
-      raise InputError(f"method {config.method} scores the training images; none were given.")
-    from jaxdebias import train  # pylint: disable=g-import-not-at-top (train imports methods)
-
-    amplifier = config.amplifier
-    logits = train.on_host(amplifier_fn(config), batch_size)(train_images)
-    bias = pseudo_bias(logits, train_labels, amplifier.groups, amplifier.min_loss)
-    self.pseudo_groups = np.stack([np.asarray(train_labels), bias], axis=1)
+    super().__init__(config, model, train)
+    logits = models.on_host(amplifier, batch_size)(train.images)
+    options = config.amplifier
+    bias = pseudo_bias(logits, train.labels, options.groups, options.min_loss)
+    self.pseudo_groups = np.stack([np.asarray(train.labels), bias], axis=1)
 
 
 class AmplifiedGroups(PseudoGrouped):
   """Group-balanced ERM over the amplifier's pseudo-groups (module doc)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
+  def __init__(self, config: ml_collections.ConfigDict, *args):
     if not config.amplifier.power >= 0:
       raise InputError(
           f"amplifier.power is {config.amplifier.power}; set it to a number >= 0 (1: balanced "
           "pseudo-groups, 0: plain ERM)."
       )
-    super().__init__(config, *args, **kwargs)
+    super().__init__(config, *args)
     self.example_weights = group_balanced_weights(self.pseudo_groups, config.amplifier.power)
 
 
@@ -129,14 +142,14 @@ class GroupDROState:
 class AmplifiedGroupDRO(PseudoGrouped):
   """Online GroupDRO over the amplifier's pseudo-groups (module doc), on uniform batches."""
 
-  def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
+  def __init__(self, config: ml_collections.ConfigDict, *args):
     self.step_size = config.amplifier.dro_step_size
     if not self.step_size >= 0:
       raise InputError(
           f"amplifier.dro_step_size is {self.step_size}; set it to a number >= 0 (0: the "
           "group weights stay uniform)."
       )
-    super().__init__(config, *args, **kwargs)
+    super().__init__(config, *args)
     _, group_index, counts = np.unique(
         self.pseudo_groups, return_inverse=True, return_counts=True, axis=0
     )
@@ -178,7 +191,38 @@ class AmplifiedGroupDRO(PseudoGrouped):
     )
     metrics = {
         "loss": loss,
-        "accuracy": common.batch_accuracy(logits, labels),
+        "accuracy": batch_accuracy(logits, labels),
         "max_group_weight": q.max(),
     }
     return state, metrics
+
+
+class AmplifiedLfF(LfF):
+  """Synthetic bias amplification, end-to-end recipe (Ciranni et al., NeurIPS 2025): LfF's f_D,
+  with a frozen bias amplifier in place of the GCE-trained f_B.
+
+  The amplifier carries the dataset's bias without having seen a real bias-conflicting example
+  (module doc). W, the per-example EMAs and their class-wise normalisation are LfF's, with the
+  amplifier's logits divided by `amplifier.temperature`; `lff.q` is unused.
+  """
+
+  def __init__(
+      self, config: ml_collections.ConfigDict, model, train: TrainSet, amplifier: Amplifier
+  ):
+    super().__init__(config, model, train)
+    self.temperature = config.amplifier.temperature
+    if not self.temperature > 0:
+      raise InputError(
+          f"amplifier.temperature is {self.temperature}; set it to a number > 0 (1: the "
+          "amplifier's own logits)."
+      )
+    self.amplifier = amplifier
+    del self.hparam_grid["q"]
+
+  def init_params(self, rng: jax.Array) -> dict[str, Any]:
+    return {"debiased": models.init_params(self.model, rng, self.image_shape)}
+
+  def biased_logits(self, params, raw_images, images):
+    """The frozen amplifier's logits over the temperature (it scales its inputs as it was
+    trained)."""
+    return jax.lax.stop_gradient(self.amplifier(raw_images)) / self.temperature

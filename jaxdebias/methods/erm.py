@@ -6,11 +6,12 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
-from jaxdebias import losses
-from jaxdebias.methods import common
+from jaxdebias import losses, models
+from jaxdebias.methods import optimizer
+from jaxdebias.methods.interface import TrainSet
+from jaxdebias.metrics import batch_accuracy
 
 
 @flax.struct.dataclass
@@ -23,27 +24,17 @@ class ERMState:
 class ERM:
   """Empirical risk minimisation: the biased baseline every method is compared with."""
 
-  def __init__(
-      self,
-      config: ml_collections.ConfigDict,
-      model,
-      train_labels: np.ndarray,
-      num_classes: int,
-      image_shape: tuple[int, ...],
-      num_synthetic: int = 0,
-      train_images: np.ndarray | None = None,
-  ):
-    del train_labels, num_classes, num_synthetic, train_images  # Every example alike.
+  def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     self.example_weights = None  # (N,) per training example (subclasses), or None: all 1.
     self.model = model
-    self.image_shape = image_shape
-    self.tx = common.optimizer(config)
-    self.to_float = common.input_scaler(config)
+    self.image_shape = train.image_shape
+    self.tx = optimizer.create(config)
+    self.to_float = models.input_scaler(config.input_scaling)
     self.hparam_grid = {}  # Nothing to sweep inside one program.
 
   def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> ERMState:
     del hparams
-    params = common.init_params(self.model, rng, self.image_shape)
+    params = models.init_params(self.model, rng, self.image_shape)
     return ERMState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
 
   def train_step(self, state: ERMState, batch):
@@ -61,7 +52,7 @@ class ERM:
     state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
     )
-    metrics = {"loss": loss, "accuracy": common.batch_accuracy(logits, labels)}
+    metrics = {"loss": loss, "accuracy": batch_accuracy(logits, labels)}
     return state, metrics
 
   def predict(self, state: ERMState, images: jax.Array) -> dict[str, jax.Array]:

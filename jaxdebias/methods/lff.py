@@ -7,8 +7,8 @@ weighted by the relative difficulty W = CE_B / (CE_B + CE_D + 1e-8), so samples 
 (`jaxdebias.ema`, both losses side by side in one buffer), updated with this batch before they
 are read and divided by their class-wise maximum. Loss = mean(GCE_B) + mean(W * CE_D); one
 backward pass; one Adam over {biased, debiased} (Adam is element-wise, so this is exactly two
-Adams stepping in lockstep). `AmplifiedLfF` keeps all of this but replaces f_B by a frozen bias
-amplifier trained on generated images (synthetic bias amplification).
+Adams stepping in lockstep). `amplified.AmplifiedLfF` keeps all of this but replaces f_B by a
+frozen bias amplifier trained on generated images (synthetic bias amplification).
 """
 
 from typing import Any
@@ -20,9 +20,30 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdebias import ema, losses
+from jaxdebias import ema, losses, models
 from jaxdebias.errors import InputError
-from jaxdebias.methods import amplified, common
+from jaxdebias.methods import optimizer
+from jaxdebias.methods.interface import TrainSet, swept_values
+from jaxdebias.metrics import batch_accuracy
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """config.lff: the LfF paper's Colored MNIST values."""
+  # A number, or a tuple of numbers: every combination trains side by side (vmap), e.g.
+  # --config.lff.q="(0.5,0.7,0.9)".
+  sweepable = lambda value: ml_collections.FieldReference(value, field_type=object)
+  return ml_collections.ConfigDict(
+      {
+          "q": sweepable(0.7),
+          "ema_alpha": sweepable(0.7),
+          # With data.added_pairs: does f_B train on the generated examples too (False: real
+          # only).
+          "synthetic_in_biased": True,
+          # With data.added_pairs: f_D's weight of the generated examples; None: relative
+          # difficulty like the real ones, a number: that fixed weight (1: plain cross-entropy).
+          "synthetic_weight": ml_collections.FieldReference(None, field_type=float),
+      }
+  )
 
 
 @flax.struct.dataclass
@@ -41,30 +62,20 @@ class LfF:
   combination side by side in one program (`hparam_grid`).
   """
 
-  def __init__(
-      self,
-      config: ml_collections.ConfigDict,
-      model,
-      train_labels: np.ndarray,
-      num_classes: int,
-      image_shape: tuple[int, ...],
-      num_synthetic: int = 0,
-      train_images: np.ndarray | None = None,
-  ):
-    del train_images  # f_B and f_D see the images through train_step only.
+  def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     self.hparam_grid = {
-        "q": common.hparam_values(config.lff.q, "lff.q", lambda q: 0 < q <= 1, "(0, 1]"),
-        "ema_alpha": common.hparam_values(
+        "q": swept_values(config.lff.q, "lff.q", lambda q: 0 < q <= 1, "(0, 1]"),
+        "ema_alpha": swept_values(
             config.lff.ema_alpha, "lff.ema_alpha", lambda a: 0 <= a < 1, "[0, 1)"
         ),
     }
     self.model = model
-    self.num_classes = num_classes
-    self.image_shape = image_shape
-    self.train_labels = np.asarray(train_labels, np.int32)
+    self.num_classes = train.num_classes
+    self.image_shape = train.image_shape
+    self.train_labels = np.asarray(train.labels, np.int32)
     # f_B amplifies the bias of the real data: with lff.synthetic_in_biased False, generated
     # examples (indices from here on) are left out of its loss; f_D still sees them all.
-    self.first_synthetic = len(self.train_labels) - num_synthetic
+    self.first_synthetic = len(self.train_labels) - train.num_synthetic
     self.synthetic_in_biased = config.lff.synthetic_in_biased
     self.synthetic_weight = config.lff.synthetic_weight
     if self.synthetic_weight is not None and not self.synthetic_weight >= 0:
@@ -72,14 +83,14 @@ class LfF:
           f"lff.synthetic_weight is {self.synthetic_weight}; set it to a weight >= 0 (1: plain "
           "cross-entropy on the generated examples) or None (relative difficulty)."
       )
-    self.tx = common.optimizer(config)
-    self.to_float = common.input_scaler(config)
+    self.tx = optimizer.create(config)
+    self.to_float = models.input_scaler(config.input_scaling)
 
   def init_params(self, rng: jax.Array) -> dict[str, Any]:
     rng_biased, rng_debiased = jax.random.split(rng)
     return {
-        "biased": common.init_params(self.model, rng_biased, self.image_shape),
-        "debiased": common.init_params(self.model, rng_debiased, self.image_shape),
+        "biased": models.init_params(self.model, rng_biased, self.image_shape),
+        "debiased": models.init_params(self.model, rng_debiased, self.image_shape),
     }
 
   def biased_logits(self, params, raw_images: jax.Array, images: jax.Array) -> jax.Array:
@@ -147,8 +158,8 @@ class LfF:
         "ce_biased": aux["ce_b"].mean(),
         "ce_debiased": aux["ce_d"].mean(),
         "weight_mean": aux["weight"].mean(),
-        "accuracy_biased": common.batch_accuracy(aux["logits_b"], labels),
-        "accuracy_debiased": common.batch_accuracy(aux["logits_d"], labels),
+        "accuracy_biased": batch_accuracy(aux["logits_b"], labels),
+        "accuracy_debiased": batch_accuracy(aux["logits_d"], labels),
     }
     return state, metrics
 
@@ -158,34 +169,3 @@ class LfF:
         "classifier": self.model.apply(state.params["debiased"], images),
         "biased": self.biased_logits(state.params, raw, images),
     }
-
-
-class AmplifiedLfF(LfF):
-  """Synthetic bias amplification, end-to-end recipe (Ciranni et al., NeurIPS 2025): LfF's f_D,
-  with a frozen bias amplifier in place of the GCE-trained f_B.
-
-  The amplifier (`amplifier.workdir`) is a finished classifier run trained only on images of a
-  class-conditional generator (`data.generated`), so it carries the dataset's bias without having
-  seen a real bias-conflicting example. W, the per-example EMAs and their class-wise
-  normalisation are LfF's, with the amplifier's logits divided by `amplifier.temperature`;
-  `lff.q` is unused.
-  """
-
-  def __init__(self, config: ml_collections.ConfigDict, *args, **kwargs):
-    super().__init__(config, *args, **kwargs)
-    self.temperature = config.amplifier.temperature
-    if not self.temperature > 0:
-      raise InputError(
-          f"amplifier.temperature is {self.temperature}; set it to a number > 0 (1: the "
-          "amplifier's own logits)."
-      )
-    self.amplifier = amplified.amplifier_fn(config)
-    del self.hparam_grid["q"]
-
-  def init_params(self, rng: jax.Array) -> dict[str, Any]:
-    return {"debiased": common.init_params(self.model, rng, self.image_shape)}
-
-  def biased_logits(self, params, raw_images, images):
-    """The frozen amplifier's logits over the temperature (it scales its inputs as it was
-    trained)."""
-    return jax.lax.stop_gradient(self.amplifier(raw_images)) / self.temperature

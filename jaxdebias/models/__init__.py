@@ -1,15 +1,33 @@
-"""Classifier networks, chosen by `config.model.name`."""
+"""Classifier networks chosen by `config.model.name`, how uint8 pixels become the inputs of
+classifiers and generators, and how a jitted network runs over host arrays."""
 
+from collections.abc import Callable
 import dataclasses
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from jaxdebias.errors import InputError
 from jaxdebias.models.mlp import MLP
 from jaxdebias.models.resnet import ResNet
 
 MODELS = {"mlp": MLP, "resnet": ResNet}
+
+# config.input_scaling -> divisor from uint8 pixels to model inputs.
+INPUT_DIVISORS = {
+    "unit": 255.0,  # [0, 1], as the LfF paper describes.
+    # The LfF reference code divides by 255 twice (by accident): inputs in [0, 1/255]. Its
+    # published Colored MNIST numbers were obtained that way; see README "Results".
+    "lff_reference": 255.0**2,
+}
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """config.model: the LfF protocol's MLP."""
+  return ml_collections.ConfigDict({"name": "mlp", "hidden": (100, 100, 100)})
 
 
 def create(model_config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
@@ -31,3 +49,37 @@ def create(model_config: ml_collections.ConfigDict, num_classes: int) -> nn.Modu
   model = MODELS[model_config.name]
   kwargs = {k: v for k, v in model_config.items() if k in fields(model)}
   return model(num_classes=num_classes, **kwargs)
+
+
+def init_params(model: nn.Module, rng: jax.Array, image_shape: tuple[int, ...]):
+  """Initialises `model` on a dummy batch of one image."""
+  return model.init(rng, jnp.zeros((1, *image_shape), jnp.float32))
+
+
+def input_scaler(input_scaling: str) -> Callable[[jax.Array], jax.Array]:
+  """uint8 images -> float32 model inputs, scaled as `input_scaling` (INPUT_DIVISORS) names."""
+  if input_scaling not in INPUT_DIVISORS:
+    raise InputError(
+        f"Unknown input_scaling {input_scaling!r}; set --config.input_scaling to one of "
+        f"{sorted(INPUT_DIVISORS)}."
+    )
+  divisor = INPUT_DIVISORS[input_scaling]
+  return lambda images: images.astype(jnp.float32) / divisor
+
+
+def to_signed(images: jax.Array) -> jax.Array:
+  """uint8 pixels -> float32 in [-1, 1], the generators' range."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: jax.Array) -> jax.Array:
+  """Generator output in [-1, 1] (clipped) -> uint8 pixels."""
+  return jnp.round((jnp.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(jnp.uint8)
+
+
+def on_host(fn: Callable[[jax.Array], jax.Array], batch_size: int = 1000):
+  """jit(fn) as a host function on NumPy arrays, `batch_size` rows at a time."""
+  jitted = jax.jit(fn)
+  return lambda x: np.concatenate(
+      [np.asarray(jitted(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+  )

@@ -10,21 +10,22 @@ the generator is checked and mapped, whether its key has the zoo's `.module.` se
 (and a DataParallel `module.` prefix): Linear (out, in) -> (in, out) with the output rows
 reordered from the zoo's channel-major 4x4 reshape to NHWC, conv OIHW -> HWIO. Writes OUT_DIR/
 generator.json (the architecture) and an orbax checkpoint OUT_DIR/checkpoints/0 of the params,
-which `jaxdebias.latent.generator.load(OUT_DIR)` reads. torch is needed here only.
+which `jaxdebias.runs.load_generator(OUT_DIR)` reads. torch is needed here only. Bad input: one
+line on stderr and exit status 2.
 """
 
 import json
 import pathlib
 import re
+import sys
 
 from absl import app
 from absl import flags
 import jax
 import numpy as np
 
-from jaxdebias import checkpoint
-from jaxdebias.errors import InputError, UserFacingError
-from jaxdebias.latent import generator
+from jaxdebias import runs
+from jaxdebias.errors import InputError, exit_on_user_error
 from jaxdebias.models import pgan
 
 ZOO_CONFIG_CLASSES = ("models.utils.config.BaseConfig",)
@@ -174,7 +175,7 @@ def port(checkpoint_path: str, out_dir: str, net: str = "avgG", alpha: float | N
   """Converts and writes OUT_DIR (refused if it already holds a generator); returns the
   architecture written to generator.json."""
   out = pathlib.Path(out_dir).absolute()
-  if (out / generator.GENERATOR_JSON).exists() or (out / "checkpoints").exists():
+  if (out / runs.GENERATOR_JSON).exists() or (out / "checkpoints").exists():
     raise InputError(f"{out} already holds a generator; choose a new OUT_DIR.")
   state = read_checkpoint(checkpoint_path)
   params, arch = to_flax(
@@ -184,7 +185,7 @@ def port(checkpoint_path: str, out_dir: str, net: str = "avgG", alpha: float | N
   like = jax.eval_shape(module.init, jax.random.key(0), np.zeros((1, arch["latent_dim"])))
   if jax.tree.structure(like) != jax.tree.structure(params):
     raise InputError(f"internal: converted params do not match {module}.")  # Guarded by tests.
-  ckpt = checkpoint.Checkpointer(out / "checkpoints", keep=1)
+  ckpt = runs.Checkpointer(out / "checkpoints", keep=1)
   try:
     ckpt.save(0, params)
     ckpt.wait_until_finished()
@@ -197,7 +198,7 @@ def port(checkpoint_path: str, out_dir: str, net: str = "avgG", alpha: float | N
       "source": str(pathlib.Path(checkpoint_path).absolute()),
       "net": net,
   }
-  (out / generator.GENERATOR_JSON).write_text(json.dumps(record, indent=2) + "\n")
+  (out / runs.GENERATOR_JSON).write_text(json.dumps(record, indent=2) + "\n")
   return record
 
 
@@ -209,11 +210,10 @@ def _define_flags() -> None:
 
 def main(argv) -> None:
   if len(argv) != 3:
-    raise SystemExit("usage: python -m jaxdebias.tools.port_pgan CHECKPOINT.pth OUT_DIR")
-  try:
+    print("usage: python -m jaxdebias.tools.port_pgan CHECKPOINT.pth OUT_DIR", file=sys.stderr)
+    sys.exit(2)
+  with exit_on_user_error():
     record = port(argv[1], argv[2], flags.FLAGS.net, flags.FLAGS.alpha)
-  except UserFacingError as e:
-    raise SystemExit(f"error: {e}") from e
   print(json.dumps(record, indent=2))
 
 

@@ -2,7 +2,8 @@
 
 import pathlib
 
-from jaxdebias.latent import generator, pairs
+from jaxdebias import runs
+from jaxdebias.latent import pairs
 
 
 def write(
@@ -16,11 +17,11 @@ def write(
   """Pairs from the GAN in `gan_dir`, labelled by the two classifier runs, saved to `path`
   (+ .json report). A tinted generator's colour is edited on its tint alone, pairwise (10
   colours in 3 coordinates); near-parallel boundaries are measured and reported, not refused."""
-  gen = generator.load(str(gan_dir), space)
+  gen = runs.load_generator(str(gan_dir), space)
   arrays, report = pairs.make_pairs(
       gen,
-      pairs.load_labeller(str(target_dir)),
-      pairs.load_labeller(str(protected_dir)),
+      runs.load_labeller(str(target_dir)),
+      runs.load_labeller(str(protected_dir)),
       num_fit=10_000,
       num_pairs=num_pairs,
       min_sin=0.0,

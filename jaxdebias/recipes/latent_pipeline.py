@@ -1,6 +1,6 @@
 r"""The latent de-biasing pipeline for a binary target and protected attribute, as one command.
 
-  python -m jaxdebias.latent.pipeline --config=configs/celeba.py:target=Smiling,protected=Male \
+  python -m jaxdebias.recipes.latent_pipeline --config=configs/celeba.py:target=Smiling,protected=Male \
       --generator=GENERATOR_DIR --workdir=DIR
 
 Stages, each in DIR and reused once finished (rerun the command to resume):
@@ -13,6 +13,7 @@ Stages, each in DIR and reused once finished (rerun the command to resume):
    per real one, otherwise the config's method;
 5. DIR/report.json: test accuracy and the fairness metrics (AP, DEO, BA, KL; bootstrap median and
    std; DEO and BA at the threshold calibrated on validation) of the baseline and augmented runs.
+Bad input: one line on stderr and exit status 2.
 """
 
 import copy
@@ -26,19 +27,19 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from jaxdebias import metrics, train
-from jaxdebias.data import load_dataset
-from jaxdebias.errors import InputError, UserFacingError
+from jaxdebias import metrics, runs
+from jaxdebias.errors import InputError, exit_on_user_error
 from jaxdebias.latent import generator, pairs
+from jaxdebias.trainers import train_and_evaluate
 
 
 def fairness(config: ml_collections.ConfigDict, workdir: str, num_resamples: int = 500) -> dict:
   """Bootstrap AP / DEO / BA / KL of a finished binary run on its test split, the threshold
   calibrated on its validation split."""
-  dataset = load_dataset(config.data)
+  dataset = runs.load_dataset(config.data)
   if dataset.num_classes != 2 or dataset.valid is None:
     raise InputError("fairness metrics need a binary target and a validation split.")
-  predict = train.load_classifier(workdir)
+  predict = runs.load_classifier(workdir)
   score = lambda split: np.asarray(jax.nn.softmax(predict(split.images))[:, 1])
   threshold = metrics.calibrated_threshold(score(dataset.valid), dataset.valid.label)
   test = dataset.test
@@ -64,20 +65,20 @@ def run(
   protected_config, baseline_config, augmented_config = (copy.deepcopy(config) for _ in range(3))
   protected_config.method = baseline_config.method = "erm"
   protected_config.data.target = "bias_label"
-  train.train_and_evaluate(protected_config, str(root / "protected"))
-  baseline = train.train_and_evaluate(baseline_config, str(root / "baseline"))
+  train_and_evaluate(protected_config, str(root / "protected"))
+  baseline = train_and_evaluate(baseline_config, str(root / "baseline"))
   pairs_path = root / "pairs.npz"
   if not pairs_path.exists():
     arrays, pairs_report = pairs.make_pairs(
-        generator.load(generator_dir, latent_space),
-        pairs.load_labeller(str(root / "baseline")),
-        pairs.load_labeller(str(root / "protected")),
+        runs.load_generator(generator_dir, latent_space),
+        runs.load_labeller(str(root / "baseline")),
+        runs.load_labeller(str(root / "protected")),
         num_fit=num_fit,
         num_pairs=num_pairs,
     )
     pairs.save(pairs_path, arrays, pairs_report)
-  augmented_config.data.synthetic.update(path=str(pairs_path), ratio=synthetic_ratio)
-  augmented = train.train_and_evaluate(augmented_config, str(root / "augmented"))
+  augmented_config.data.added_pairs.update(path=str(pairs_path), ratio=synthetic_ratio)
+  augmented = train_and_evaluate(augmented_config, str(root / "augmented"))
   report = {
       "pairs": json.loads(pairs_path.with_suffix(".json").read_text()),
       "runs": {
@@ -92,7 +93,7 @@ def run(
       },
       "definitions": metrics.FAIRNESS_DEFINITIONS,
   }
-  train.write_json(root / "report.json", report)
+  runs.write_json(root / "report.json", report)
   return report
 
 
@@ -111,8 +112,8 @@ def _define_flags() -> None:
 def main(argv) -> None:
   del argv
   f = flags.FLAGS
-  train.quiet_library_logs()
-  try:
+  runs.quiet_library_logs()
+  with exit_on_user_error():
     report = run(
         f.config,
         f.generator,
@@ -122,8 +123,6 @@ def main(argv) -> None:
         synthetic_ratio=f.synthetic_ratio,
         latent_space=f.latent_space,
     )
-  except UserFacingError as e:
-    raise SystemExit(f"error: {e}") from e
   print(json.dumps(report["runs"], indent=2))
 
 

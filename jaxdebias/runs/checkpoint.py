@@ -13,7 +13,8 @@ class Checkpointer:
   """Saves the training pytree every eval and restores the latest one on rerun.
 
   The pytree holds everything a run needs to continue exactly: the method state (params of
-  every model, optimizer states, EMA buffers, step) and the data-order rng.
+  every model, optimizer states, EMA buffers, step). The data order needs no saving: it is a
+  function of (seed, step) (data/sampler.py).
   """
 
   def __init__(self, directory: epath.PathLike, keep: int):

@@ -1,0 +1,52 @@
+"""Views of a dataset that a config asks for: the binary variant, a validation split cut from
+the training split, and the bias attribute as the target."""
+
+import numpy as np
+
+from jaxdebias.data.records import BiasedDataset, make_split
+from jaxdebias.errors import InputError
+
+
+def binary(dataset: BiasedDataset) -> BiasedDataset:
+  """Labels and bias labels halved into 0 (lower half of the classes) and 1 (upper half)."""
+  halve = lambda s: s and s._replace(
+      label=(s.label >= dataset.num_classes // 2).astype(np.int32),
+      bias_label=(s.bias_label >= dataset.num_bias_classes // 2).astype(np.int32),
+  )
+  return dataset._replace(
+      name=f"{dataset.name}/binary",
+      train=halve(dataset.train),
+      test=halve(dataset.test),
+      valid=halve(dataset.valid),
+      num_classes=2,
+      num_bias_classes=2,
+  )
+
+
+def split_off_valid(dataset: BiasedDataset, fraction: float) -> BiasedDataset:
+  """The last `fraction` of the training examples become the validation split."""
+  if not 0 < fraction < 1:
+    raise InputError(
+        f"data.valid_fraction must lie in (0, 1), got {fraction}; set "
+        "--config.data.valid_fraction."
+    )
+  if dataset.valid is not None:
+    raise InputError(
+        f"{dataset.name} has a validation split already; leave data.valid_fraction at 0."
+    )
+  train = dataset.train
+  cut = len(train.label) - round(fraction * len(train.label))
+  part = lambda rows: make_split(train.images[rows], train.label[rows], train.bias_label[rows])
+  return dataset._replace(train=part(slice(None, cut)), valid=part(slice(cut, None)))
+
+
+def bias_as_target(dataset: BiasedDataset) -> BiasedDataset:
+  """Label and bias label swapped in every split (a classifier of the protected attribute)."""
+  swap = lambda s: s and s._replace(label=s.bias_label, bias_label=s.label)
+  return dataset._replace(
+      train=swap(dataset.train),
+      test=swap(dataset.test),
+      valid=swap(dataset.valid),
+      num_classes=dataset.num_bias_classes,
+      num_bias_classes=dataset.num_classes,
+  )

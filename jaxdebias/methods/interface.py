@@ -1,0 +1,71 @@
+"""What every classifier method is built from and offers (see `jaxdebias.methods`)."""
+
+from collections.abc import Callable
+import dataclasses
+import numbers
+from typing import Protocol
+
+import jax
+import numpy as np
+
+from jaxdebias.errors import InputError
+
+Batch = dict[str, jax.Array]  # {'image': uint8 (B,H,W,C), 'label': int32 (B,), 'index': int32 (B,)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSet:
+  """The training split as a method sees it when built: images, labels and no bias labels.
+
+  The last `num_synthetic` rows are generated (latent de-biasing's pairs); rows are indexed by
+  the stable example index that batches carry.
+  """
+
+  images: np.ndarray  # (N, H, W, C) uint8; methods that score them once read them (amplified).
+  labels: np.ndarray  # (N,) int32
+  num_classes: int
+  num_synthetic: int = 0
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    return tuple(self.images.shape[1:])
+
+
+class Method(Protocol):
+  """Pure functions the trainer jits, scans, vmaps and shards.
+
+  hparam_grid: {name: values}, the hyperparameters that may be traced, each with the values the
+  config asks for; the trainer trains every combination side by side (vmap) and passes one to
+  `init`. predict's first entry is the method's classifier (f_D in LfF); the others are kept for
+  diagnosis (f_B in LfF).
+  """
+
+  hparam_grid: dict[str, tuple[float, ...]]
+
+  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]):
+    ...
+
+  def train_step(self, state, batch: Batch) -> tuple[object, dict[str, jax.Array]]:
+    ...
+
+  def predict(self, state, images: jax.Array) -> dict[str, jax.Array]:
+    ...
+
+
+def swept_values(
+    value, name: str, valid: Callable[[float], bool], allowed: str
+) -> tuple[float, ...]:
+  """A config hyperparameter as a tuple of values: a number, or a tuple of numbers to sweep.
+
+  Raises InputError naming `--config.{name}` if a value is not a number or fails `valid`.
+  """
+  values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+  for v in values:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not valid(v):
+      raise InputError(
+          f"{name} must be a number in {allowed} or a tuple of such numbers, got {value!r}; "
+          f"set --config.{name}."
+      )
+  if not values or len(set(values)) != len(values):
+    raise InputError(f"{name} must list distinct values, got {value!r}; set --config.{name}.")
+  return tuple(float(v) for v in values)

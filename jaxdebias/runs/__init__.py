@@ -1,0 +1,28 @@
+"""A workdir's life without training: claiming it, config.json and other JSON, the metrics
+log, process-0 printing, Orbax checkpoints, and loading a finished run as a function.
+
+Layout of a workdir: config.json, metrics.jsonl (one line per evaluation), results.json (the
+final evaluation; its presence means the run finished), checkpoints/ (Orbax), and for a
+generator run generator.json (what builds its module) and samples/.
+"""
+
+from jaxdebias.runs.checkpoint import Checkpointer
+from jaxdebias.runs.files import (
+    MetricsLog,
+    flatten,
+    is_main_process,
+    print_results,
+    quiet_library_logs,
+    read_json,
+    write_json,
+)
+from jaxdebias.runs.load import (
+    GENERATOR_JSON,
+    classifier_fn,
+    load_classifier,
+    load_dataset,
+    load_generator,
+    load_labeller,
+    method_for,
+)
+from jaxdebias.runs.workdir import absolute, claim_workdir, read_config

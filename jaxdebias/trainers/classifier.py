@@ -1,0 +1,105 @@
+"""The classifier trainer: a method from the registry on a dataset from the registry.
+
+Writes workdir/config.json, metrics.jsonl (one JSON line per evaluation), results.json (final
+evaluation) and checkpoints/ through the shared loop (`loop.py`); the members train side by side
+(`members.py`) and are evaluated on the test split (`evaluator.py`).
+"""
+
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxdebias import methods, metrics, runs, sharding
+from jaxdebias.errors import InputError
+from jaxdebias.trainers import loop, members
+from jaxdebias.trainers.evaluator import Evaluator
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains `config.method` on `config.data`, evaluating every `config.eval_every` steps;
+  returns the content of results.json (a finished run's as it is)."""
+  methods.get(config.method)
+  workdir, finished = loop.start(config, workdir)
+  if finished is not None:  # Finished earlier (same config): keep its results as they are.
+    runs.print_results(finished)
+    return finished
+  mesh = sharding.make_mesh(config.mesh)
+  if config.batch_size % mesh.shape[sharding.DATA]:
+    raise InputError(
+        f"batch_size {config.batch_size} is not divisible by the {mesh.shape[sharding.DATA]} "
+        "data-parallel devices; change --config.batch_size or --config.mesh.data."
+    )
+  dataset = runs.load_dataset(config.data)
+  split = dataset.train
+  if config.batch_size > len(split.label):
+    raise InputError(
+        f"batch_size {config.batch_size} exceeds the {len(split.label)} "
+        "training examples; lower --config.batch_size."
+    )
+  method = runs.method_for(config, dataset)
+  started = time.perf_counter()
+  members_list, state = members.init_members(config, method, mesh)
+  num_members = len(members_list)
+  evaluate_test = Evaluator(
+      method,
+      dataset.test,
+      dataset.num_classes,
+      dataset.num_bias_classes,
+      config.eval_batch_size,
+      mesh,
+      num_members,
+  )
+  train = {
+      "image": sharding.shard_rows(split.images, mesh),
+      "label": sharding.global_array(split.label, sharding.replicated(mesh)),
+  }
+  run = members.chunk_runner(method, num_members, mesh, state)
+
+  def run_chunk(state, step: int, num_steps: int):
+    indices = members.chunk_indices(
+        members_list, step, num_steps, config.batch_size, len(split.label)
+    )
+    state, chunk_metrics = run(state, train, members.place_indices(indices, mesh))
+    return state, jax.device_get(chunk_metrics)
+
+  def evaluate(state, step: int, train_means: dict[str, np.ndarray] | None):
+    records = []
+    for i, (member, test) in enumerate(zip(members_list, evaluate_test(state))):
+      record = {**member, "step": step}
+      if train_means is not None:
+        record["train"] = {k: float(v[i]) for k, v in train_means.items()}
+      records.append({**record, "test": test})
+    return records
+
+  def progress(records) -> dict[str, str]:
+    unbiased = np.mean([r["test"]["classifier"]["unbiased_accuracy"] for r in records])
+    loss = np.mean([r["train"]["loss"] for r in records])
+    return {"loss": f"{loss:.3g}", "unbiased": f"{100 * unbiased:.2f}%"}
+
+  finals = loop.train(
+      config,
+      workdir,
+      state,
+      run_chunk,
+      evaluate,
+      name=config.method,
+      progress=progress,
+      learning_rate_key="optimizer.learning_rate",
+  )
+  results = finals[0]
+  if num_members > 1:
+    results = {"step": results["step"], "members": finals}
+  else:
+    del results["hparams"]  # config.json has them.
+  results.update(
+      method=config.method,
+      dataset=dataset.name,
+      train_seconds_this_run=round(time.perf_counter() - started, 2),
+      metric_definitions=metrics.DEFINITIONS,
+  )
+  runs.write_json(workdir / "results.json", results)
+  runs.print_results(results)
+  return results

@@ -1,0 +1,116 @@
+"""The GAN trainer: the generator of latent de-biasing and synthetic bias amplification.
+
+`python -m jaxdebias.main --config=configs/colored_mnist_gan.py --workdir=DIR` (trainer=gan)
+trains `methods.gan.GAN` on the dataset's training images through the shared loop (`loop.py`):
+config.json, metrics.jsonl, Orbax checkpoints, exact resume, a clear error on a non-finite loss,
+results.json at the end; every `eval_every` steps samples/step_N.png, a grid of images from
+fixed latents. generator.json records what builds the module; `runs.load_generator(DIR)` reads
+the trained generator back.
+
+Steps run as one jit call each rather than in a `lax.scan`: XLA's CPU backend runs convolutions
+inside a while loop about 20x slower than outside one (measured: 1.0 s against 0.05 s per step).
+"""
+
+import time
+from typing import Any
+
+from etils import epath
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from jaxdebias import runs, sharding
+from jaxdebias.data import sampler
+from jaxdebias.methods.gan import GAN, GANState
+from jaxdebias.trainers import loop, members
+
+GRID = 10  # Sample grids are GRID x GRID images.
+
+
+def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains the GAN of `config` on its dataset's training images; returns results.json (the
+  last evaluation's training metrics)."""
+  workdir, finished = loop.start(config, workdir)
+  if finished is not None:
+    return finished
+  mesh = sharding.make_mesh(config.mesh)
+  dataset = runs.load_dataset(config.data)
+  split = dataset.train
+  gan = GAN(config, split.images.shape[1:], dataset.num_classes)
+  started = time.perf_counter()
+  state = jax.jit(gan.init, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
+  table = sharding.shard_rows(split.images, mesh)
+  labels = sharding.global_array(split.label, sharding.replicated(mesh))
+  step_fn = jax.jit(
+      lambda state, table, labels, index: gan.train_step(
+          state, sharding.gather_rows(table, index, mesh), labels[index]
+      ),
+      donate_argnums=0,
+  )
+  # Conditional: row r of the grid shows class r % num_classes.
+  fixed_z = gan.latents(
+      jax.random.normal(jax.random.key(config.seed + 1), (GRID * GRID, gan.latent_dim)),
+      jnp.arange(GRID * GRID) // GRID % max(gan.num_classes, 1),
+  )
+
+  def run_chunk(state, step: int, num_steps: int):
+    indices = sampler.batch_indices(
+        config.seed, step, num_steps, config.batch_size, len(split.label)
+    )
+    chunk = []
+    for index in indices:
+      state, metrics = step_fn(state, table, labels, members.place_indices(index, mesh))
+      chunk.append(metrics)
+    chunk = jax.device_get(chunk)
+    return state, {k: np.stack([m[k] for m in chunk]) for k in chunk[0]}
+
+  def evaluate(state, step: int, train_means: dict[str, np.ndarray] | None):
+    _write_grid(workdir / "samples" / f"step_{step}.png", gan, state, fixed_z)
+    return [{"step": step, **{k: float(v[0]) for k, v in (train_means or {}).items()}}]
+
+  def progress(records) -> dict[str, str]:
+    record = records[0]
+    return {
+        "D loss": f"{record['discriminator_loss']:.3f}",
+        "G loss": f"{record['generator_loss']:.3f}",
+    }
+
+  architecture = {
+      "kind": "dcgan",
+      "latent_dim": gan.latent_dim,
+      "num_classes": gan.num_classes,
+      "image_shape": gan.image_shape,
+  }
+  workdir.mkdir(parents=True, exist_ok=True)
+  runs.write_json(workdir / runs.GENERATOR_JSON, architecture)
+  (last,) = loop.train(
+      config,
+      workdir,
+      state,
+      run_chunk,
+      evaluate,
+      name="gan",
+      progress=progress,
+      learning_rate_key="gan.learning_rate",
+  )
+  results = {
+      **last,
+      "trainer": "gan",
+      "dataset": dataset.name,
+      "train_seconds_this_run": round(time.perf_counter() - started, 2),
+  }
+  runs.write_json(workdir / "results.json", results)
+  return results
+
+
+def _write_grid(path: epath.Path, gan: GAN, state: GANState, z: jax.Array) -> None:
+  """A GRID x GRID PNG of the generator's images of `z` (process 0 only)."""
+  images = gan.images(state, z)
+  if not runs.is_main_process():
+    return
+  h, w, c = gan.image_shape
+  grid = np.asarray(images).reshape(GRID, GRID, h, w, c).transpose(0, 2, 1, 3, 4)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(grid.reshape(GRID * h, GRID * w, c).squeeze()).save(path)

@@ -1,0 +1,144 @@
+"""The training loop every trainer shares (classifiers and GANs).
+
+A trainer hands the loop its initial state and two functions: `run_chunk`, the steps up to the
+next evaluation, and `evaluate`, the records of one evaluation (one per member). The loop
+resumes from the latest checkpoint, runs the chunks, stops on a non-finite loss, appends the
+records to metrics.jsonl, and saves a checkpoint when one is due. A rerun with the same workdir
+resumes and ends exactly where an uninterrupted run would.
+"""
+
+from collections.abc import Callable
+import sys
+import time
+from typing import Any
+
+from absl import logging
+from etils import epath
+import ml_collections
+import numpy as np
+import tqdm
+
+from jaxdebias import runs
+from jaxdebias.errors import InputError, NonFiniteLossError
+
+# run_chunk(state, first step, number of steps) -> (state, {name: per-step values on the host,
+# shape ([member,] steps)}); must report "loss".
+RunChunk = Callable[[Any, int, int], tuple[Any, dict[str, np.ndarray]]]
+# evaluate(state, step, {name: chunk mean per member} or None) -> one record per member.
+Evaluate = Callable[[Any, int, dict[str, np.ndarray] | None], list[dict[str, Any]]]
+
+_POSITIVE = (
+    "num_steps",
+    "batch_size",
+    "eval_every",
+    "checkpoint_every",
+    "eval_batch_size",
+    "keep_checkpoints",
+    "num_seeds",
+)
+
+
+def start(config: ml_collections.ConfigDict, workdir: str) -> tuple[epath.Path, dict | None]:
+  """Checks the schedule, claims the workdir (refusing another config's run); returns the
+  absolute workdir and the results of the run if it finished earlier (None otherwise)."""
+  for key in _POSITIVE:
+    value = config[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+      raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
+  if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
+    raise InputError(f"seed must be an integer >= 0, got {config.seed!r}; set --config.seed.")
+  workdir = runs.absolute(workdir)
+  runs.claim_workdir(workdir, config)
+  results_path = workdir / "results.json"
+  return workdir, runs.read_json(results_path) if results_path.exists() else None
+
+
+def train(
+    config: ml_collections.ConfigDict,
+    workdir: epath.Path,
+    state: Any,
+    run_chunk: RunChunk,
+    evaluate: Evaluate,
+    *,
+    name: str,
+    progress: Callable[[list[dict[str, Any]]], dict[str, str]],
+    learning_rate_key: str,
+) -> list[dict[str, Any]]:
+  """Trains from the latest checkpoint to config.num_steps; returns the last evaluation.
+
+  name: what trains, on the progress bar; progress(records) -> the few numbers shown live;
+  learning_rate_key: the config field to lower when the loss is not finite. With no step left
+  (finished, but results.json was lost), the restored state is evaluated once.
+  """
+  ckpt = runs.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  started = time.perf_counter()
+  try:  # Also on errors and interruptions: finish writing the checkpoints already started.
+    step = ckpt.latest_step() or 0
+    if step:
+      state = ckpt.restore(step, state)
+      logging.info("Resuming from the checkpoint at step %d.", step)
+    log = runs.MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=step)
+    runs.write_json(workdir / "config.json", config.to_dict())
+    records = None
+    bar = tqdm.tqdm(
+        total=config.num_steps,
+        initial=step,
+        desc=name,
+        unit="step",
+        file=sys.stdout,
+        dynamic_ncols=True,
+        disable=None if runs.is_main_process() else True,
+    )
+    with bar:
+      while step < config.num_steps:
+        num_steps = steps_to_next_evaluation(config, step)
+        state, chunk = run_chunk(state, step, num_steps)
+        check_finite(chunk["loss"], step, ckpt.directory, learning_rate_key)
+        previous, step = step, step + num_steps
+        records = evaluate(state, step, {k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()})
+        for record in records:
+          log.write(record)
+        if checkpoint_due(config, previous, step):
+          ckpt.save(step, state)
+        live = progress(records)
+        bar.update(num_steps)
+        bar.set_postfix(live)
+        if bar.disable and runs.is_main_process():  # No terminal: one log line per evaluation.
+          seconds = time.perf_counter() - started
+          logging.info("step %d/%d (%.0f s): %s", step, config.num_steps, seconds, live)
+    if records is None:
+      records = evaluate(state, step, None)
+  finally:
+    ckpt.wait_until_finished()
+    ckpt.close()
+  return records
+
+
+def steps_to_next_evaluation(config: ml_collections.ConfigDict, step: int) -> int:
+  """Steps from `step` to the next multiple of eval_every (or to the end)."""
+  return min(config.eval_every - step % config.eval_every, config.num_steps - step)
+
+
+def checkpoint_due(config: ml_collections.ConfigDict, previous: int, step: int) -> bool:
+  """A checkpoint at the first evaluation at or after each multiple of checkpoint_every, and at
+  the end."""
+  every = config.checkpoint_every
+  return step // every > previous // every or step == config.num_steps
+
+
+def check_finite(
+    losses: np.ndarray, start_step: int, workdir: epath.Path, learning_rate_key: str
+) -> None:
+  """NonFiniteLossError naming the first step whose loss (of any member) is NaN or Inf.
+
+  losses: ([member,] steps) of the chunk that began after `start_step`.
+  """
+  per_step = np.asarray(losses).reshape(-1, np.shape(losses)[-1])
+  bad = np.flatnonzero(~np.isfinite(per_step).all(axis=0))
+  if bad.size:
+    value = per_step[:, bad[0]][~np.isfinite(per_step[:, bad[0]])][0]
+    raise NonFiniteLossError(
+        f"The training loss became {value} at step {start_step + bad[0] + 1}; nothing "
+        f"of that chunk was saved and the last good checkpoint in {workdir} is kept: lower "
+        f"--config.{learning_rate_key} or check the data for NaN/Inf."
+    )
