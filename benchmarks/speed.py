@@ -69,7 +69,7 @@ def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> di
   config.method = method_name
   model = models.create(config.model, NUM_CLASSES)
   labels = np.asarray(data["label"])
-  train = methods.TrainSet(np.zeros((len(labels), *SHAPE), np.uint8), labels, NUM_CLASSES)
+  train = methods.TrainSet(labels, NUM_CLASSES, SHAPE)
   method = methods.build(config, model, train)
   config.num_seeds = num_seeds
   mesh = sharding.make_mesh(config.mesh)

@@ -1,7 +1,7 @@
 """Command line: `python -m jaxdebias.main --config=configs/colored_mnist.py:method=lff --workdir=DIR`.
 
-Flags, logging and multi-process start-up only; the work is the trainer `config.trainer` names
-(`trainers.run`: the classifier trainer, or the GAN trainer of latent de-biasing).
+Flags, logging and multi-process start-up only; the work is what `config.trainer` names
+(`recipes.run`: a recipe, or the classifier or GAN trainer of a single run).
 """
 
 import os
@@ -15,7 +15,7 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from jaxdebias import runs, trainers
+from jaxdebias import recipes, runs
 from jaxdebias.errors import exit_on_user_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints.")
@@ -68,7 +68,7 @@ def main(argv):
   config = flags.FLAGS.config
   logging.info("Config:\n%s", config)
   with exit_on_user_error():
-    trainers.run(config, _WORKDIR.value)
+    recipes.run(config, _WORKDIR.value)
 
 
 def start_processes() -> None:

@@ -45,7 +45,9 @@ class Group:
 
 
 def _models(run: sweep.Run, results: dict) -> list[tuple[sweep.Overrides, int, dict]]:
-  """(overrides but seed, seed, classifier test metrics) of each model a results.json holds."""
+  """(overrides but seed, seed, classifier test metrics) of each model a results.json holds
+  (a recipe's: of its final classifier)."""
+  results = results.get("final", results)
   fixed = {k: v for k, v in run.overrides.items() if k != "seed"}
   if "members" not in results:
     return [(fixed, results["seed"], results["test"]["classifier"])]

@@ -1,11 +1,19 @@
 """Shared fixtures: a tiny biased .npz dataset and a fast config that trains on it."""
 
+import os
+import tempfile
+
 import jax
 import pytest
 
 # Eight simulated CPU devices for the sharding tests (before any JAX backend starts); other
 # tests pin a one-device mesh.
 jax.config.update("jax_num_cpu_devices", 8)
+# Tests compile the same tiny programs many times (every run of a tiny config): JAX's
+# persistent compilation cache, one per test session, shared with the commands tests start.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jax_cache_"))
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 # pylint: disable=g-import-not-at-top
 from jaxdebias import runs, trainers

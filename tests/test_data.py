@@ -478,3 +478,20 @@ def test_binary_variant_and_validation_split(tiny_config):
   tiny_config.data.valid_fraction = 1.5
   with pytest.raises(InputError, match="valid_fraction must lie in"):
     data.load_dataset(tiny_config.data)
+
+
+def test_a_seeded_validation_split_draws_its_rows_at_random(tmp_path):
+  np.savez(tmp_path / "mine.npz", **good_npz_arrays())
+  config = npz_config(tmp_path / "mine.npz")
+  whole = data.load_dataset(config).train
+  config.update(valid_fraction=0.2, valid_seed=3)
+  dataset = data.load_dataset(config)
+  held = np.zeros(30, bool)
+  held[np.random.default_rng(3).choice(30, 6, replace=False)] = True
+  for split, rows in ((dataset.train, ~held), (dataset.valid, held)):
+    np.testing.assert_array_equal(split.images, whole.images[rows])  # In row order.
+    np.testing.assert_array_equal(split.label, whole.label[rows])
+    np.testing.assert_array_equal(split.index, np.arange(rows.sum()))
+  assert not np.array_equal(np.flatnonzero(held), np.arange(24, 30))  # Not the last rows.
+  config.valid_seed = None  # The last rows, as before.
+  np.testing.assert_array_equal(data.load_dataset(config).valid.label, whole.label[24:])

@@ -118,7 +118,7 @@ def test_missing_unfinished_or_different_gan_runs_are_refused(
     "key, value, message",
     [
         ("learning_rate", -1.0, "gan.learning_rate must be > 0"),
-        ("generator_widths", (16, 8, 4, 2, 1), "not square with a side divisible"),
+        ("generator_widths", (16, 8, 4, 2, 1), r"sides of images .* not divisible by 2\*\*4"),
         ("latent_dim", 0, "gan.latent_dim must be a positive integer"),
     ],
 )
@@ -135,3 +135,21 @@ def test_non_finite_gan_loss_stops_with_the_gan_learning_rate_hint(gan_config, t
   gan_config.gan.learning_rate = 1e30
   with pytest.raises(NonFiniteLossError, match="gan.learning_rate"):
     train_gan(gan_config, str(tmp_path))
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 3), (12, 16, 1), (7, 9, 3)])
+def test_generator_widths_follow_any_image_shape(shape, gan_config, tmp_path):
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for split, n in (("train", 64), ("test", 16)):
+    arrays[f"{split}_images"] = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    arrays[f"{split}_label"] = rng.integers(0, 4, n)
+    arrays[f"{split}_bias_label"] = rng.integers(0, 4, n)
+  np.savez(tmp_path / "shaped.npz", **arrays)
+  gan_config.data.path = str(tmp_path / "shaped.npz")
+  gan_config.gan.update(generator_widths=None, discriminator_widths=None, conditional=True)
+  gan_config.update(num_steps=2, eval_every=2, checkpoint_every=2)
+  train_gan(gan_config, str(tmp_path / "run"))
+  g = runs.load_generator(str(tmp_path / "run"))
+  images = g.images(g.sample(np.random.default_rng(1), 3, labels=np.arange(3)))
+  assert images.shape == (3, *shape) and images.dtype == np.uint8

@@ -396,3 +396,23 @@ def test_slurm_writes_one_batch_script_per_run_and_submits_unfinished(
   assert max(i for i, line in enumerate(lines) if line.startswith("#SBATCH")) < first_command
   assert shlex.split(lines[-1]) == ["srun", *runs[1].argv(str(root))]
   assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+
+
+def test_recipe_sweep_runs_a_recipe_config_and_collects_its_final_classifier(tmp_path, capsys):
+  path = "launch/sweeps/bias_amplification.py"
+  runs = sweep.load(path)
+  assert [r.overrides for r in runs] == [{"data.ratio": r} for r in (0.005, 0.01, 0.02, 0.05)]
+  assert "--config=configs/bias_amplification.py:data=colored_mnist,seeds=5" in runs[0].argv("r")
+  rng = np.random.default_rng(0)
+  fake = lambda: {f"{c}_accuracy": float(rng.uniform(0.2, 0.9)) for c in COLUMNS}
+  members = [{"seed": s, "hparams": {}, "step": 5, "test": {"classifier": fake()}} for s in (0, 1)]
+  final = {"step": 5, "members": members, "method": "amplified_groups"}
+  root = tmp_path / "root"
+  (root / runs[0].name).mkdir(parents=True)
+  (root / runs[0].name / "results.json").write_text(json.dumps({"final": final, "recipe": "x"}))
+  csv_path = tmp_path / "table.csv"
+  assert collect.main([path, f"--root={root}", f"--csv={csv_path}"]) == 0
+  (row,) = csv.DictReader(csv_path.open())
+  assert (row["data.ratio"], row["seeds"]) == ("0.005", "0,1")
+  expected = 100 * np.mean([m["test"]["classifier"]["unbiased_accuracy"] for m in members])
+  assert float(row["unbiased_mean_pct"]) == pytest.approx(expected, abs=1e-9)

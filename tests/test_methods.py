@@ -21,8 +21,7 @@ def _frozen_amplifier(images):
 
 
 def _train_set(labels, images=None, num_synthetic=0) -> methods.TrainSet:
-  images = np.zeros((len(labels), *SHAPE), np.uint8) if images is None else images
-  return methods.TrainSet(images, labels, NUM_CLASSES, num_synthetic)
+  return methods.TrainSet(labels, NUM_CLASSES, SHAPE, num_synthetic, images)
 
 
 def _setup(method_name: str):

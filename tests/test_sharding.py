@@ -61,7 +61,7 @@ def test_split_batch_with_repeated_indices_updates_the_ema_like_one_device(tiny_
   split = synthetic.biased_arrays(num_train=64, num_test=8)
   tiny_config.batch_size = 16
   model = models.create(tiny_config.model, 4)
-  train = methods.TrainSet(split["train_images"], split["train_label"], 4)
+  train = methods.TrainSet(split["train_label"], 4, (8, 8, 3), images=split["train_images"])
   method = methods.build(tiny_config, model, train)
   labels = split["train_label"].astype(np.int32)
   # Every batch repeats indices, some across the devices' shards, some inside one shard.
@@ -133,7 +133,7 @@ def test_model_axis_splits_parameters_and_trains_the_same(tiny_config, tmp_path)
   one = trainers.train_and_evaluate(tiny_config, str(tmp_path / "one"))
   tiny_config.mesh.data, tiny_config.mesh.model = 4, 2
   model = models.create(tiny_config.model, 4)
-  train = methods.TrainSet(np.zeros((8, 8, 8, 3), np.uint8), np.zeros(8, np.int32), 4)
+  train = methods.TrainSet(np.zeros(8, np.int32), 4, (8, 8, 3))
   method = methods.build(tiny_config, model, train)
   _, state = members.init_members(tiny_config, method, sharding.make_mesh(tiny_config.mesh))
   kernel = state.params["biased"]["params"]["dense0"]["kernel"]  # (192, 32): split on 192.

@@ -23,8 +23,11 @@ def binary(dataset: BiasedDataset) -> BiasedDataset:
   )
 
 
-def split_off_valid(dataset: BiasedDataset, fraction: float) -> BiasedDataset:
-  """The last `fraction` of the training examples become the validation split."""
+def split_off_valid(
+    dataset: BiasedDataset, fraction: float, seed: int | None = None
+) -> BiasedDataset:
+  """`fraction` of the training examples become the validation split: the last rows, or with a
+  `seed` rows drawn at random with it (both splits keep their rows in order)."""
   if not 0 < fraction < 1:
     raise InputError(
         f"data.valid_fraction must lie in (0, 1), got {fraction}; set "
@@ -35,9 +38,16 @@ def split_off_valid(dataset: BiasedDataset, fraction: float) -> BiasedDataset:
         f"{dataset.name} has a validation split already; leave data.valid_fraction at 0."
     )
   train = dataset.train
-  cut = len(train.label) - round(fraction * len(train.label))
+  num_valid = round(fraction * len(train.label))
+  if seed is None:
+    cut = len(train.label) - num_valid
+    fit, valid = slice(None, cut), slice(cut, None)
+  else:
+    held = np.zeros(len(train.label), bool)
+    held[np.random.default_rng(seed).choice(len(held), num_valid, replace=False)] = True
+    fit, valid = np.flatnonzero(~held), np.flatnonzero(held)
   part = lambda rows: make_split(train.images[rows], train.label[rows], train.bias_label[rows])
-  return dataset._replace(train=part(slice(None, cut)), valid=part(slice(cut, None)))
+  return dataset._replace(train=part(fit), valid=part(valid))
 
 
 def bias_as_target(dataset: BiasedDataset) -> BiasedDataset:

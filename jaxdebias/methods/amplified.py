@@ -112,10 +112,14 @@ class PseudoGrouped(ERM):
       batch_size: int = 1000,
   ):
     super().__init__(config, model, train)
-    logits = models.on_host(amplifier, batch_size)(train.images)
-    options = config.amplifier
-    bias = pseudo_bias(logits, train.labels, options.groups, options.min_loss)
-    self.pseudo_groups = np.stack([np.asarray(train.labels), bias], axis=1)
+    labels = np.asarray(train.labels)
+    if train.images is None:  # Built to predict only: every example in its class's group.
+      bias = labels
+    else:
+      logits = models.on_host(amplifier, batch_size)(train.images)
+      options = config.amplifier
+      bias = pseudo_bias(logits, labels, options.groups, options.min_loss)
+    self.pseudo_groups = np.stack([labels, bias], axis=1)
 
 
 class AmplifiedGroups(PseudoGrouped):
@@ -141,6 +145,8 @@ class GroupDROState:
 
 class AmplifiedGroupDRO(PseudoGrouped):
   """Online GroupDRO over the amplifier's pseudo-groups (module doc), on uniform batches."""
+
+  sized_by_images = True  # Its state holds a weight per non-empty pseudo-group.
 
   def __init__(self, config: ml_collections.ConfigDict, *args):
     self.step_size = config.amplifier.dro_step_size

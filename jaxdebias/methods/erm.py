@@ -24,18 +24,20 @@ class ERMState:
 class ERM:
   """Empirical risk minimisation: the biased baseline every method is compared with."""
 
+  sized_by_images = False  # Whether the state's shapes depend on the training images.
+
   def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     self.example_weights = None  # (N,) per training example (subclasses), or None: all 1.
     self.model = model
     self.image_shape = train.image_shape
     self.tx = optimizer.create(config)
     self.to_float = models.input_scaler(config.input_scaling)
-    self.hparam_grid = {}  # Nothing to sweep inside one program.
+    self.hparam_grid = optimizer.swept(config)  # Weight decay values, if several.
 
   def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> ERMState:
-    del hparams
     params = models.init_params(self.model, rng, self.image_shape)
-    return ERMState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
+    opt_state = optimizer.init(self.tx, params, hparams)
+    return ERMState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state)
 
   def train_step(self, state: ERMState, batch):
     images, labels = self.to_float(batch["image"]), batch["label"]

@@ -27,8 +27,11 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(
       {
           "latent_dim": 64,
-          "generator_widths": (96, 48, 24),  # Seed channels, then one per doubling of the side.
-          "discriminator_widths": (64, 128),
+          # Seed channels, then one per doubling of the side; None: from the image shape
+          # (dcgan.widths_for, which gives these for 28x28 images; the recipes use None).
+          "generator_widths": ml_collections.FieldReference((96, 48, 24), field_type=tuple),
+          # Channels of each stride-2 convolution; None: from the image shape.
+          "discriminator_widths": ml_collections.FieldReference((64, 128), field_type=tuple),
           "learning_rate": 2e-4,
           "beta1": 0.5,
           "conditional": False,  # Module doc.
@@ -46,11 +49,12 @@ def generator_module(
         f"gan.latent_dim must be a positive integer, got {gan_config.latent_dim!r}; "
         "set --config.gan.latent_dim."
     )
-  widths = tuple(gan_config.generator_widths)
-  if image_shape[0] != image_shape[1] or image_shape[0] % 2 ** (len(widths) - 1):
+  widths = tuple(gan_config.generator_widths or dcgan.widths_for(image_shape)[0])
+  if any(side % 2 ** (len(widths) - 1) for side in image_shape[:2]):
     raise InputError(
-        f"images of shape {tuple(image_shape)} are not square with a side divisible by "
-        f"2**{len(widths) - 1}; change --config.gan.generator_widths (one width per doubling)."
+        f"the sides of images of shape {tuple(image_shape)} are not divisible by "
+        f"2**{len(widths) - 1}; change --config.gan.generator_widths (one width per doubling) or "
+        "leave it None to fit the image shape."
     )
   return dcgan.Generator(
       image_shape=tuple(image_shape),
@@ -86,7 +90,8 @@ class GAN:
     self.num_classes = num_classes if gan.conditional else 0
     self.generator = generator_module(gan, image_shape, self.num_classes)
     self.discriminator = dcgan.Discriminator(
-        widths=tuple(gan.discriminator_widths), num_classes=self.num_classes
+        widths=tuple(gan.discriminator_widths or dcgan.widths_for(image_shape)[1]),
+        num_classes=self.num_classes,
     )
     self.latent_dim, self.image_shape, self.seed = gan.latent_dim, image_shape, config.seed
     self.tx = optax.adam(gan.learning_rate, b1=gan.beta1)

@@ -2,8 +2,9 @@
 
 from collections.abc import Callable
 import dataclasses
+import itertools
 import numbers
-from typing import Protocol
+from typing import Any, Protocol
 
 import jax
 import numpy as np
@@ -15,20 +16,19 @@ Batch = dict[str, jax.Array]  # {'image': uint8 (B,H,W,C), 'label': int32 (B,), 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSet:
-  """The training split as a method sees it when built: images, labels and no bias labels.
+  """The training split as a method sees it when built: labels, sizes and no bias labels.
 
   The last `num_synthetic` rows are generated (latent de-biasing's pairs); rows are indexed by
   the stable example index that batches carry.
   """
 
-  images: np.ndarray  # (N, H, W, C) uint8; methods that score them once read them (amplified).
   labels: np.ndarray  # (N,) int32
   num_classes: int
+  image_shape: tuple[int, ...]  # (H, W, C)
   num_synthetic: int = 0
-
-  @property
-  def image_shape(self) -> tuple[int, ...]:
-    return tuple(self.images.shape[1:])
+  # (N, H, W, C) uint8, for methods that score the images once when built (amplified_groups);
+  # None when the method is built only to predict (a finished run loaded as a function).
+  images: np.ndarray | None = None
 
 
 class Method(Protocol):
@@ -37,10 +37,12 @@ class Method(Protocol):
   hparam_grid: {name: values}, the hyperparameters that may be traced, each with the values the
   config asks for; the trainer trains every combination side by side (vmap) and passes one to
   `init`. predict's first entry is the method's classifier (f_D in LfF); the others are kept for
-  diagnosis (f_B in LfF).
+  diagnosis (f_B in LfF). sized_by_images: whether the state's shapes depend on the training
+  images (then a finished run is rebuilt from its data, not from the sizes it recorded).
   """
 
   hparam_grid: dict[str, tuple[float, ...]]
+  sized_by_images: bool
 
   def init(self, rng: jax.Array, hparams: dict[str, jax.Array]):
     ...
@@ -69,3 +71,17 @@ def swept_values(
   if not values or len(set(values)) != len(values):
     raise InputError(f"{name} must list distinct values, got {value!r}; set --config.{name}.")
   return tuple(float(v) for v in values)
+
+
+Member = dict[str, Any]  # {'seed': int, 'hparams': {name: value}}
+
+
+def members_of(method: Method, seed: int, num_seeds: int) -> list[Member]:
+  """What trains side by side in one run: each seed (seed, seed + 1, ... num_seeds of them)
+  with each combination of the method's swept hyperparameter values, seeds outermost."""
+  names, values = zip(*method.hparam_grid.items()) if method.hparam_grid else ((), ())
+  return [
+      {"seed": seed + k, "hparams": dict(zip(names, combination))}
+      for k in range(num_seeds)
+      for combination in itertools.product(*values)
+  ]

@@ -62,12 +62,15 @@ class LfF:
   combination side by side in one program (`hparam_grid`).
   """
 
+  sized_by_images = False
+
   def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     self.hparam_grid = {
         "q": swept_values(config.lff.q, "lff.q", lambda q: 0 < q <= 1, "(0, 1]"),
         "ema_alpha": swept_values(
             config.lff.ema_alpha, "lff.ema_alpha", lambda a: 0 <= a < 1, "[0, 1)"
         ),
+        **optimizer.swept(config),
     }
     self.model = model
     self.num_classes = train.num_classes
@@ -102,7 +105,7 @@ class LfF:
     return LfFState(
         step=jnp.zeros((), jnp.int32),
         params=params,
-        opt_state=self.tx.init(params),
+        opt_state=optimizer.init(self.tx, params, hparams),
         ema=ema.init(jnp.asarray(self.train_labels), shape=(2,)),
         hparams={k: jnp.asarray(hparams[k], jnp.float32) for k in self.hparam_grid},
     )

@@ -42,7 +42,7 @@ class Generator(nn.Module):
   so a conditional generator is still a function of one array (`conditional_latents`).
   mapping: latents -> the synthesis input s = [h, w]: h = [pixel-normed z, one-hot class] and
   the style w = MLP(h) (B, latent_dim).
-  synthesis: a seed of H / 2**(len(widths) - 1) pixels a side from h, doubled once per width
+  synthesis: a seed of (H, W) / 2**(len(widths) - 1) pixels from h, doubled once per width
   after the first, every layer's channels scaled and shifted by an affine map of w. (A seed
   from w alone collapsed to a few digit shapes in training.)
   Tinted: mapping also makes the tint t = MLP_t(h) (B, C), the colour's logits, appended to s;
@@ -60,15 +60,21 @@ class Generator(nn.Module):
   tinted: bool = False
 
   def setup(self):
-    side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
+    height, width = self.seed_shape
     self.mapping_mlp = [nn.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
-    self.seed = nn.Dense(side * side * self.widths[0])
+    self.seed = nn.Dense(height * width * self.widths[0])
     self.styles = [nn.Dense(2 * width) for width in self.widths]
     self.upsamples = [nn.Conv(4 * width, (3, 3)) for width in self.widths[1:]]
     self.to_rgb = nn.Conv(1 if self.tinted else self.image_shape[-1], (3, 3))
     if self.tinted:  # Hidden layers as wide as the mapping's: t must tell the digit from h.
       hidden = [nn.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
       self.tint_mlp = hidden + [nn.Dense(self.image_shape[-1])]
+
+  @property
+  def seed_shape(self) -> tuple[int, int]:
+    """(height, width) of the seed: the image's, halved once per doubling."""
+    doublings = 2 ** (len(self.widths) - 1)
+    return self.image_shape[0] // doublings, self.image_shape[1] // doublings
 
   def __call__(self, latents: jax.Array) -> jax.Array:
     return self.synthesis(self.mapping(latents))
@@ -90,8 +96,7 @@ class Generator(nn.Module):
     tint_dim = self.image_shape[-1] if self.tinted else 0
     s, t = s[:, : s.shape[-1] - tint_dim], s[:, s.shape[-1] - tint_dim :]
     h, w = s[:, : -self.latent_dim], s[:, -self.latent_dim :]
-    side = self.image_shape[0] // 2 ** (len(self.widths) - 1)
-    x = self.seed(h).reshape(-1, side, side, self.widths[0])
+    x = self.seed(h).reshape(-1, *self.seed_shape, self.widths[0])
     for i, style in enumerate(self.styles):
       if i:
         x = depth_to_space(self.upsamples[i - 1](x))
@@ -130,3 +135,22 @@ class Discriminator(nn.Module):
       embedding = nn.Embed(self.num_classes, features.shape[-1], name="class_embedding")
       logits = logits + jnp.sum(embedding(labels) * features, axis=-1)
     return logits
+
+
+def widths_for(image_shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """(generator widths, discriminator widths) for images of `image_shape` (H, W, C): one
+  doubling per halving of the smaller side that keeps the seed at least 4 pixels and the sides
+  whole (at most 4), channels doubling (up to 256) towards the seed; for 28x28 the widths the
+  Colored MNIST GAN was tuned with, (96, 48, 24) and (64, 128)."""
+  height, width = image_shape[:2]
+  doublings = 0
+  while (
+      doublings < 4
+      and height % 2 ** (doublings + 1) == 0
+      and width % 2 ** (doublings + 1) == 0
+      and min(height, width) // 2 ** (doublings + 1) >= 4
+  ):
+    doublings += 1
+  generator = tuple(min(256, 24 * 2**k) for k in range(doublings, -1, -1))
+  discriminator = (64, 128) + (256,) * max(0, doublings - 2)
+  return generator, discriminator

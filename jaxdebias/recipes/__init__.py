@@ -1,1 +1,26 @@
-"""Stage graphs made of runs: commands that train, load and combine finished runs."""
+"""Recipes: stage graphs of runs (`graph.Recipe`), chosen by `config.trainer` like a trainer;
+and commands made of finished runs (`make_pairs`, `latent_pipeline`)."""
+
+from collections.abc import Callable
+from typing import Any
+
+import ml_collections
+
+from jaxdebias import trainers
+from jaxdebias.errors import InputError
+from jaxdebias.recipes import bias_amplification
+
+RECIPES: dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]] = {
+    bias_amplification.NAME: bias_amplification.run,
+}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs what `config.trainer` names into `workdir`, a recipe or a single run's trainer;
+  returns its results.json."""
+  if config.trainer in RECIPES:
+    return RECIPES[config.trainer](config, workdir)
+  if config.trainer not in trainers.TRAINERS:
+    known = sorted([*trainers.TRAINERS, *RECIPES])
+    raise InputError(f"Unknown trainer {config.trainer!r}; set --config.trainer to one of {known}.")
+  return trainers.run(config, workdir)

@@ -1,6 +1,7 @@
 r"""The latent de-biasing pipeline for a binary target and protected attribute, as one command.
 
-  python -m jaxdebias.recipes.latent_pipeline --config=configs/celeba.py:target=Smiling,protected=Male \
+  python -m jaxdebias.recipes.latent_pipeline \
+      --config=configs/celeba.py:target=Smiling,protected=Male \
       --generator=GENERATOR_DIR --workdir=DIR
 
 Stages, each in DIR and reused once finished (rerun the command to resume):

@@ -16,6 +16,7 @@ from jaxdebias.latent import pairs
 from jaxdebias.methods import gan
 from jaxdebias.models import pgan
 from jaxdebias.runs import checkpoint
+from jaxdebias.runs.files import read_json
 from jaxdebias.runs.workdir import absolute, read_config
 
 GENERATOR_JSON = "generator.json"  # What builds the module: kind, latent_dim, image_shape, ...
@@ -30,26 +31,35 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> data.BiasedDataset:
 def method_for(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -> methods.Method:
   """The configured method with its classifier network, sized for `dataset`, and the frozen
   amplifier of `config.amplifier.workdir` where the method reads one."""
+  train = methods.TrainSet(
+      labels=dataset.train.label,
+      num_classes=dataset.num_classes,
+      image_shape=dataset.train.images.shape[1:],
+      num_synthetic=dataset.num_synthetic,
+      images=dataset.train.images,
+  )
+  return _build(config, train)
+
+
+def _build(config: ml_collections.ConfigDict, train: methods.TrainSet) -> methods.Method:
+  """The method of `config` for `train`, with the amplifier it reads (if any)."""
   methods.get(config.method)
   amplifier = None
   if config.method in methods.USES_AMPLIFIER and config.amplifier.workdir:
     amplifier = classifier_fn(config.amplifier.workdir)
-  train = methods.TrainSet(
-      images=dataset.train.images,
-      labels=dataset.train.label,
-      num_classes=dataset.num_classes,
-      num_synthetic=dataset.num_synthetic,
-  )
-  return methods.build(config, models.create(config.model, dataset.num_classes), train, amplifier)
+  return methods.build(config, models.create(config.model, train.num_classes), train, amplifier)
 
 
-def classifier_fn(workdir: str, step: int | None = None, model: str = "classifier"):
-  """The classifier of the finished one-member run in `workdir` as a pure JAX function:
-  uint8 images (B, H, W, C) -> logits (B, num_classes), its parameters closed over (jit-able;
-  a frozen model inside another method's step, e.g. the bias amplifier).
+def classifier_fn(
+    workdir: str, step: int | None = None, model: str = "classifier", member: int | None = None
+):
+  """The classifier of the finished run in `workdir` as a pure JAX function: uint8 images
+  (B, H, W, C) -> logits (B, num_classes), its parameters closed over (jit-able; a frozen model
+  inside another method's step, e.g. the bias amplifier).
 
   step: a kept checkpoint (default: the last); model: which of the method's models (`predict`
-  keys, e.g. "biased" for LfF's f_B).
+  keys, e.g. "biased" for LfF's f_B); member: which member of a run that trained several
+  (its position in results.json's `members`); a one-member run needs none.
   """
   workdir = absolute(workdir)
   if not (workdir / "results.json").exists():
@@ -59,14 +69,32 @@ def classifier_fn(workdir: str, step: int | None = None, model: str = "classifie
   config = read_config(workdir)
   if config.trainer != "classifier":
     raise InputError(f"{workdir} holds a {config.trainer} run, not a classifier run.")
-  dataset = load_dataset(config.data)  # The label arrays size per-example states (LfF's EMA).
-  method = method_for(config, dataset)
-  if config.num_seeds != 1 or any(len(v) != 1 for v in method.hparam_grid.values()):
-    raise InputError(f"{workdir} trained several members; use a one-member run.")
-  hparams = {k: np.float32(v[0]) for k, v in method.hparam_grid.items()}
-  init = lambda rng: method.init(rng, hparams)
-  like = jax.eval_shape(init, jax.random.key(0))
+  sizes = read_json(workdir / "results.json").get("train_set")
+  if sizes and not methods.get(config.method).sized_by_images:  # No data to load.
+    train = methods.TrainSet(
+        labels=np.zeros(sizes["num_examples"], np.int32),
+        num_classes=sizes["num_classes"],
+        image_shape=tuple(sizes["image_shape"]),
+        num_synthetic=sizes["num_synthetic"],
+    )
+    method = _build(config, train)
+  else:  # The state needs the data, or a run written before results.json recorded its sizes.
+    method = method_for(config, load_dataset(config.data))
+  members = methods.members_of(method, config.seed, config.num_seeds)
+  if member is None and len(members) > 1:
+    raise InputError(f"{workdir} trained {len(members)} members; name one (member=...).")
+  if member is not None and not 0 <= member < len(members):
+    raise InputError(f"{workdir} trained {len(members)} members; member {member} is not one.")
+  rngs = [jax.random.key(m["seed"]) for m in members]
+  hparams = [{k: np.float32(v) for k, v in m["hparams"].items()} for m in members]
+  if len(members) == 1:
+    like = jax.eval_shape(method.init, rngs[0], hparams[0])
+  else:
+    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+    like = jax.eval_shape(jax.vmap(method.init), stack(rngs), stack(hparams))
   state = _restore(workdir, like, step or config.num_steps, config.keep_checkpoints)
+  if len(members) > 1:
+    state = jax.tree.map(lambda x: x[member], state)
   return lambda images: method.predict(state, images)[model]
 
 

@@ -26,8 +26,9 @@ def absolute(workdir: str) -> epath.Path:
   return epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
 
 
-def _saved_config(workdir: epath.Path) -> dict:
-  """The flattened config.json of `workdir`, in today's field names (see `_RENAMED`)."""
+def _saved_config(workdir: epath.Path, defaults: ml_collections.ConfigDict) -> dict:
+  """The flattened config.json of `workdir`, in today's field names (see `_RENAMED`), checked
+  against the fields of `defaults`."""
   path = workdir / "config.json"
   saved = {}
   for key, value in flatten(read_json(path)).items():
@@ -39,7 +40,7 @@ def _saved_config(workdir: epath.Path) -> dict:
     saved["trainer"] = "gan"
     del saved["method"]
   # config.model is free-form (each registered model has its own fields; models.create checks).
-  known = _flat(base_config())
+  known = _flat(defaults)
   unknown = sorted(k for k in saved if k not in known and not k.startswith("model/"))
   if unknown:
     raise InputError(
@@ -53,28 +54,37 @@ def _flat(config: ml_collections.ConfigDict) -> dict:
   return flatten(json.loads(json.dumps(config.to_dict())))
 
 
-def read_config(workdir: epath.Path) -> ml_collections.ConfigDict:
-  """The config.json of a run over today's defaults (fields added since keep their defaults)."""
+def read_config(
+    workdir: epath.Path, defaults: ml_collections.ConfigDict | None = None
+) -> ml_collections.ConfigDict:
+  """The config.json of a run over today's defaults (fields added since keep their defaults);
+  `defaults`: a recipe's, for a recipe workdir (default: `base_config()`)."""
+  config = base_config() if defaults is None else defaults.copy_and_resolve_references()
   saved = {}
-  for key, value in _saved_config(workdir).items():
+  for key, value in _saved_config(workdir, config).items():
     *parents, name = key.split("/")
     section = saved
     for parent in parents:
       section = section.setdefault(parent, {})
     section[name] = value
-  config = base_config()
   config.update(saved)
   return config
 
 
-def claim_workdir(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+def claim_workdir(
+    workdir: epath.Path,
+    config: ml_collections.ConfigDict,
+    defaults: ml_collections.ConfigDict | None = None,
+) -> None:
   """Refuses a workdir that holds a run of a different config (it would be overwritten).
 
-  Only reads: the workdir is created once the data and method are known to be good.
+  `defaults`: the config's defaults (a recipe's; default: `base_config()`). Only reads: the
+  workdir is created once the data and method are known to be good.
   """
   if not (workdir / "config.json").exists():
     return
-  saved, current, defaults = _saved_config(workdir), _flat(config), _flat(base_config())
+  defaults = base_config() if defaults is None else defaults
+  saved, current, defaults = _saved_config(workdir, defaults), _flat(config), _flat(defaults)
   # A field added to jaxdebias after the run was written, left at its default, is no difference:
   # new fields default to the old behaviour. The mesh is where a run trains, not what it
   # computes: a run may resume on other devices.

@@ -97,6 +97,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   results.update(
       method=config.method,
       dataset=dataset.name,
+      # What sizes the method's state, so that loading the run needs no data (runs.load).
+      train_set={
+          "num_examples": len(split.label),
+          "num_classes": dataset.num_classes,
+          "image_shape": list(split.images.shape[1:]),
+          "num_synthetic": dataset.num_synthetic,
+      },
       train_seconds_this_run=round(time.perf_counter() - started, 2),
       metric_definitions=metrics.DEFINITIONS,
   )

@@ -23,7 +23,7 @@ from PIL import Image
 
 from jaxdebias import runs, sharding
 from jaxdebias.data import sampler
-from jaxdebias.methods.gan import GAN, GANState
+from jaxdebias.methods.gan import GAN
 from jaxdebias.trainers import loop, members
 
 GRID = 10  # Sample grids are GRID x GRID images.
@@ -66,8 +66,10 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     chunk = jax.device_get(chunk)
     return state, {k: np.stack([m[k] for m in chunk]) for k in chunk[0]}
 
+  images = jax.jit(gan.images)
+
   def evaluate(state, step: int, train_means: dict[str, np.ndarray] | None):
-    _write_grid(workdir / "samples" / f"step_{step}.png", gan, state, fixed_z)
+    _write_grid(workdir / "samples" / f"step_{step}.png", gan.image_shape, images(state, fixed_z))
     return [{"step": step, **{k: float(v[0]) for k, v in (train_means or {}).items()}}]
 
   def progress(records) -> dict[str, str]:
@@ -105,12 +107,11 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   return results
 
 
-def _write_grid(path: epath.Path, gan: GAN, state: GANState, z: jax.Array) -> None:
-  """A GRID x GRID PNG of the generator's images of `z` (process 0 only)."""
-  images = gan.images(state, z)
+def _write_grid(path: epath.Path, image_shape, images: jax.Array) -> None:
+  """A GRID x GRID PNG of GRID**2 `images` (process 0 only)."""
   if not runs.is_main_process():
     return
-  h, w, c = gan.image_shape
+  h, w, c = image_shape
   grid = np.asarray(images).reshape(GRID, GRID, h, w, c).transpose(0, 2, 1, 3, 4)
   path.parent.mkdir(parents=True, exist_ok=True)
   Image.fromarray(grid.reshape(GRID * h, GRID * w, c).squeeze()).save(path)

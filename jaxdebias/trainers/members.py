@@ -6,7 +6,6 @@ Data lives on the device; each jit call runs the steps up to the next evaluation
 """
 
 import functools
-import itertools
 from typing import Any
 
 import jax
@@ -17,21 +16,7 @@ import numpy as np
 
 from jaxdebias import sharding
 from jaxdebias.data import sampler
-from jaxdebias.methods import Method
-
-Member = dict[str, Any]  # {'seed': int, 'hparams': {name: value}}
-
-
-def members_of(config: ml_collections.ConfigDict, method: Method) -> list[Member]:
-  """What trains side by side: each seed (config.seed, config.seed + 1, ... config.num_seeds of
-  them) with each combination of the method's swept hyperparameter values, seeds outermost."""
-  names, values = zip(*method.hparam_grid.items()) if method.hparam_grid else ((), ())
-  return [
-      {"seed": config.seed + k, "hparams": dict(zip(names, combination))}
-      for k in range(config.num_seeds)
-      for combination in itertools.product(*values)
-  ]
-
+from jaxdebias.methods import Member, Method, members_of
 
 def init_members(config: ml_collections.ConfigDict, method: Method, mesh: Mesh):
   """The members of a run and their initial state, born in its sharding.
@@ -40,7 +25,7 @@ def init_members(config: ml_collections.ConfigDict, method: Method, mesh: Mesh):
   and batch order come from its seed alone: members that differ only in hyperparameters start
   from the same weights and see the same batches.
   """
-  members = members_of(config, method)
+  members = members_of(method, config.seed, config.num_seeds)
   init_rng = stack([jax.random.key(m["seed"]) for m in members])
   hparams = stack([{k: np.float32(v) for k, v in m["hparams"].items()} for m in members])
   init = per_member(method.init, len(members))

@@ -1,0 +1,293 @@
+r"""Synthetic bias amplification as one command, on any dataset the loader reads.
+
+  python -m jaxdebias.main --config=configs/bias_amplification.py:data=colored_mnist,ratio=0.01 \
+      --workdir=W
+
+Stages, each a workdir under W (finished ones are reused, interrupted ones resume):
+1. generator: a class-conditional DCGAN on the training images, its size and depth from the
+   image shape. It assumes nothing about which factor is the bias (gan.tinted, a colour prior,
+   is opt-in and recorded).
+2. amplifier: ERM on generated images only, as many per class as the training split has on
+   average; it never sees a real bias-conflicting example, so it reads the bias.
+3. candidates/NAME: final-classifier candidates trained on the training split less a held-out
+   part (`recipe.holdout_fraction` drawn at random with `recipe.holdout_seed`, or the dataset's
+   own validation split where it has one), `num_seeds` seeds side by side: the fallbacks
+   (`recipe.fallbacks`: ERM and LfF) and amplified_groups over `recipe.weight_decay` x
+   `recipe.min_loss`.
+4. selection: each candidate's members scored on the held-out part by their pseudo-group
+   accuracy (`SELECTION_CRITERION`), no bias label read. The best amplified_groups candidate
+   (mean over seeds) is chosen, unless a fallback scores higher: then that fallback is, and the
+   output says so.
+5. final: the chosen candidate retrained on the whole training split, `num_seeds` seeds.
+6. diagnostics, for evaluation only (they read bias labels): how well the amplifier's loss
+   finds the conflicting training examples, how its pseudo-groups match the true groups, and
+   every candidate's test metrics.
+results.json: the final classifier's results (`final`), the selection, the diagnostics and
+every stage's time.
+"""
+
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from jaxdebias import data, losses, metrics, models, runs
+from jaxdebias.config import base_config
+from jaxdebias.errors import InputError
+from jaxdebias.methods import amplified
+from jaxdebias.recipes.graph import Recipe, stage_config
+from jaxdebias.trainers import train_and_evaluate, train_gan
+
+NAME = "bias_amplification"
+SELECTION_CRITERION = (
+    "pseudo-group accuracy on the held-out part of the training split: the mean accuracy over"
+    " the non-empty groups (class, the amplifier's predicted class) of its examples, i.e. the"
+    " unbiased accuracy with the amplifier's reading in place of the bias label; averaged over"
+    " seeds"
+)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The recipe's fields: a run config (its data, model, optimizer, schedule are every
+  classifier stage's) with the `recipe` section."""
+  config = base_config()
+  config.trainer = NAME
+  config.method = "amplified_groups"
+  config.input_scaling = "lff_reference"  # The LfF protocol every README number was made with.
+  config.gan.update(generator_widths=None, discriminator_widths=None)  # From the image shape.
+  config.recipe = ml_collections.ConfigDict(
+      {
+          # The held-out part of the training split that scores the candidates.
+          "holdout_fraction": 0.1,
+          "holdout_seed": 0,
+          # The generator stage's schedule and seed (also the amplifier's seed).
+          "gan_steps": 6000,
+          "gan_batch_size": 64,
+          "gan_eval_every": 500,
+          "generator_seed": 0,
+          # Generated images per class for the amplifier; 0: the training split's mean.
+          "per_class": 0,
+          # The candidates: the fallbacks, and amplified_groups over this grid.
+          "fallbacks": ("erm", "lff"),
+          "weight_decay": (0.0, 0.1),
+          "min_loss": (0.0, 9.2),
+      }
+  )
+  return config
+
+
+def candidates(config: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
+  """Candidate run name -> the changes to the recipe config that make it. The weight decay
+  values of amplified_groups train side by side as members of one run per min_loss."""
+  options = config.recipe
+  found = {name: {"method": name} for name in options.fallbacks}
+  for min_loss in options.min_loss:
+    found[f"amplified_groups_ml{min_loss:g}"] = {
+        "method": "amplified_groups",
+        "optimizer.weight_decay": tuple(float(v) for v in options.weight_decay),
+        "amplifier.min_loss": float(min_loss),
+    }
+  return found
+
+
+# A swept hyperparameter of a member -> its config field.
+HPARAM_FIELDS = {
+    "weight_decay": "optimizer.weight_decay",
+    "q": "lff.q",
+    "ema_alpha": "lff.ema_alpha",
+}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Every stage (module doc) in `workdir`; returns the recipe's results.json."""
+  _check(config)
+  recipe = Recipe(config, workdir, default_config())
+  if recipe.finished is not None:
+    runs.print_results(recipe.finished["final"])
+    return recipe.finished
+  options = config.recipe
+  dataset = runs.load_dataset(config.data)
+  has_valid = dataset.valid is not None
+  gan_dir = recipe.directory("generator")
+  recipe.stage(
+      "generator",
+      lambda d: train_gan(
+          stage_config(
+              config,
+              trainer="gan",
+              seed=options.generator_seed,
+              num_seeds=1,
+              batch_size=options.gan_batch_size,
+              num_steps=options.gan_steps,
+              eval_every=options.gan_eval_every,
+              checkpoint_every=options.gan_eval_every,
+              keep_checkpoints=1,
+              **{"gan.conditional": True},
+          ),
+          d,
+      ),
+  )
+  per_class = options.per_class or max(1, round(len(dataset.train.label) / dataset.num_classes))
+  amplifier_dir = recipe.directory("amplifier")
+  amplifier_results = recipe.stage(
+      "amplifier",
+      lambda d: train_and_evaluate(
+          stage_config(
+              config,
+              method="erm",
+              seed=options.generator_seed,
+              num_seeds=1,
+              **{
+                  "optimizer.weight_decay": 0.0,
+                  "data.generated_train.generator": str(gan_dir),
+                  "data.generated_train.per_class": per_class,
+              },
+          ),
+          d,
+      ),
+  )
+  fit = {} if has_valid else {
+      "data.valid_fraction": options.holdout_fraction,
+      "data.valid_seed": options.holdout_seed,
+  }
+  shared = {**fit, "amplifier.workdir": str(amplifier_dir)}
+  trained = {}
+  for name, changes in candidates(config).items():
+    trained[name] = recipe.stage(
+        f"candidates/{name}",
+        lambda d, changes=changes: train_and_evaluate(
+            stage_config(config, **shared, **changes), d
+        ),
+    )
+  fit_data = stage_config(config, **fit).data
+  selection = recipe.computed(
+      "selection", lambda: _select(config, recipe, fit_data, amplifier_dir, trained)
+  )
+  _say_selection(selection)
+  chosen = selection["chosen"]
+  changes = {
+      **candidates(config)[chosen["run"]],
+      **{HPARAM_FIELDS[k]: v for k, v in chosen["hparams"].items()},
+  }
+  final = recipe.stage(
+      "final",
+      lambda d: train_and_evaluate(
+          stage_config(config, **{"amplifier.workdir": str(amplifier_dir)}, **changes), d
+      ),
+  )
+  diagnostics = recipe.computed(
+      "diagnostics", lambda: _diagnostics(config, dataset, amplifier_dir, trained)
+  )
+  results = recipe.finish(
+      {
+          "final": final,
+          "selection": selection,
+          "diagnostics": {"amplifier_test": amplifier_results["test"], **diagnostics},
+          "priors": {"gan.tinted": bool(config.gan.tinted)},
+      }
+  )
+  runs.print_results(final)
+  return results
+
+
+def _check(config: ml_collections.ConfigDict) -> None:
+  options = config.recipe
+  if not 0 < options.holdout_fraction < 1:
+    raise InputError(
+        f"recipe.holdout_fraction must lie in (0, 1), got {options.holdout_fraction}; set "
+        "--config.recipe.holdout_fraction."
+    )
+  for name in options.fallbacks:
+    if name not in ("erm", "lff"):
+      raise InputError(
+          f"recipe.fallbacks lists {name!r}; use methods that need no amplifier: erm, lff."
+      )
+  if not options.weight_decay or not options.min_loss:
+    raise InputError(
+        "recipe.weight_decay and recipe.min_loss must each list at least one value; set "
+        "--config.recipe.weight_decay / --config.recipe.min_loss."
+    )
+
+
+def _member_predictions(workdir: str, results: dict, images: np.ndarray):
+  """(member's hyperparameters, its predicted classes of `images`) for every member."""
+  members = results.get("members")
+  if not members:
+    fn = runs.classifier_fn(workdir)
+    return [({}, models.on_host(fn)(images).argmax(-1))]
+  return [
+      (m["hparams"], models.on_host(runs.classifier_fn(workdir, member=i))(images).argmax(-1))
+      for i, m in enumerate(members)
+  ]
+
+
+def _select(config, recipe: Recipe, fit_data, amplifier_dir, trained) -> dict[str, Any]:
+  """Scores every candidate on the held-out split (SELECTION_CRITERION) and chooses one.
+
+  A candidate is a run and its swept hyperparameter values; its score the mean over seeds.
+  """
+  held = runs.load_dataset(fit_data).valid
+  amplifier_logits = runs.load_classifier(str(amplifier_dir))(held.images)
+  pseudo = amplified.pseudo_bias(amplifier_logits, held.label)  # No bias label here.
+  num_classes = amplifier_logits.shape[-1]
+  scores = {}
+  for run_name, results in trained.items():
+    directory = str(recipe.directory(f"candidates/{run_name}"))
+    for hparams, predicted in _member_predictions(directory, results, held.images):
+      total, correct = metrics.group_counts(
+          predicted, held.label, pseudo, num_classes, num_classes
+      )
+      name = run_name + "".join(f", {k}={v:g}" for k, v in sorted(hparams.items()))
+      entry = scores.setdefault(name, {"run": run_name, "hparams": hparams, "members": []})
+      entry["members"].append(metrics.summarize(total, correct)["unbiased_accuracy"])
+  for entry in scores.values():
+    entry["mean"] = float(np.mean(entry["members"]))
+  fallbacks = [n for n, e in scores.items() if e["run"] in config.recipe.fallbacks]
+  best = lambda names: max(names, key=lambda n: scores[n]["mean"])
+  recipe_best = best([n for n in scores if n not in fallbacks])
+  chosen, fell_back = recipe_best, False
+  if fallbacks and scores[best(fallbacks)]["mean"] > scores[recipe_best]["mean"]:
+    chosen, fell_back = best(fallbacks), True
+  return {
+      "criterion": SELECTION_CRITERION,
+      "held_out_examples": len(held.label),
+      "scores": scores,
+      "best_recipe_candidate": recipe_best,
+      "chosen": {"name": chosen, **{k: scores[chosen][k] for k in ("run", "hparams")}},
+      "fell_back": fell_back,
+  }
+
+
+def _say_selection(selection: dict[str, Any]) -> None:
+  scores = selection["scores"]
+  ranked = "; ".join(f"{n}: {100 * s['mean']:.2f}%" for n, s in scores.items())
+  chosen = selection["chosen"]["name"]
+  if runs.is_main_process():
+    print(f"[recipe] held-out pseudo-group accuracy: {ranked}")
+    if selection["fell_back"]:
+      print(
+          f"[recipe] the recipe is unlikely to help here: {selection['best_recipe_candidate']}"
+          f" scores below {chosen} on the held-out part; falling back to {chosen}."
+      )
+    else:
+      print(f"[recipe] chosen: {chosen}")
+
+
+def _diagnostics(config, dataset: data.BiasedDataset, amplifier_dir, trained) -> dict[str, Any]:
+  """Evaluation only (bias labels): the amplifier on the real training split, and every
+  candidate's test metrics (metrics.SEPARATION_DEFINITIONS, PSEUDO_GROUP_DEFINITIONS)."""
+  train = dataset.train
+  found = {"candidates_test": {n: r.get("test") or r.get("members") for n, r in trained.items()}}
+  if (train.bias_label < 0).any() or len(np.unique(train.label != train.bias_label)) < 2:
+    return found  # Unknown bias labels, or no conflicting example: nothing to measure.
+  logits = runs.load_classifier(str(amplifier_dir))(train.images)
+  ce = np.asarray(losses.cross_entropy(logits, train.label))
+  found["amplifier_finds_conflicting"] = metrics.separation(ce, train.label, train.bias_label)
+  found["pseudo_groups"] = {
+      f"min_loss {m:g}": metrics.pseudo_group_quality(
+          amplified.pseudo_bias(logits, train.label, min_loss=m), train.label, train.bias_label
+      )
+      for m in config.recipe.min_loss
+  }
+  found["definitions"] = {**metrics.SEPARATION_DEFINITIONS, **metrics.PSEUDO_GROUP_DEFINITIONS}
+  return found
