@@ -39,13 +39,14 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks import pair_settings
 from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import losses, metrics, runs, trainers
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
+from jaxdebias.latent import pairs
 from jaxdebias.methods import amplified
+from jaxdebias.recipes import make_pairs
 from jaxdebias.trainers import train_gan
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
@@ -193,7 +194,8 @@ def _latent_pairs(ratio: float, amplifier_dir: pathlib.Path, times: dict) -> pat
   timed(times, "latent labeller", train)
   path = ROOT / f"pairs_r{ratio}.npz"
   if not path.exists():
-    write = lambda: pair_settings.write(gan_dir, "w", labeller_dir, amplifier_dir, path)
+    options = pairs.default_config()
+    write = lambda: make_pairs.write(gan_dir, labeller_dir, amplifier_dir, path, options)
     timed(times, "latent pairs", write)
   return path
 

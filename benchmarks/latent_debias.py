@@ -36,14 +36,14 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks import pair_settings
 from benchmarks.readme import mean_std, stage_times, timed
 from configs import colored_mnist, colored_mnist_gan
 from jaxdebias import runs, trainers
 from jaxdebias.config import base_config
 from jaxdebias.data import load_dataset
 from jaxdebias.data import added
-from jaxdebias.latent import generator
+from jaxdebias.latent import generator, pairs
+from jaxdebias.recipes import make_pairs
 from jaxdebias.recipes.latent_pipeline import fairness
 from jaxdebias.trainers import train_gan
 
@@ -95,13 +95,10 @@ def pipeline(ratio: float, seeds, binary: bool, times: dict) -> dict:
     labellers[role] = str(workdir)
   pairs_path = ROOT / f"pairs_{tint}{_SPACE.value}_{tag}.npz"
   if not pairs_path.exists():
-    write = lambda: pair_settings.write(
-        gan_dir,
-        _SPACE.value,
-        labellers["target"],
-        labellers["protected"],
-        pairs_path,
-        _NUM_PAIRS.value,
+    options = pairs.default_config()
+    options.update(latent_space=_SPACE.value, num_pairs=_NUM_PAIRS.value)
+    write = lambda: make_pairs.write(
+        gan_dir, labellers["target"], labellers["protected"], pairs_path, options
     )
     timed(times, "pairs", write)
   report = json.loads(pairs_path.with_suffix(".json").read_text())

@@ -1,7 +1,7 @@
 r"""Synthetic bias amplification as one recipe (jaxdebias/recipes/bias_amplification.py): a
 class-conditional GAN, the bias amplifier trained on its images only, amplified_groups
-candidates and the ERM / LfF fallbacks chosen between on a held-out part of the training split
-without bias labels, and the chosen one retrained.
+candidates (one with latent de-biasing's pairs) and the ERM / LfF fallbacks chosen between on a
+held-out part of the training split without bias labels, and the chosen one retrained.
 
 Commands:
   python -m jaxdebias.main --config=configs/bias_amplification.py:data=colored_mnist,ratio=0.01 \
@@ -14,15 +14,15 @@ Commands:
 Arguments after `:`: data (colored_mnist | npz | celeb_a); ratio, severity (colored_mnist);
 path (npz); target, protected, size, resnet (celeb_a: as in configs/celeba.py); seeds (seeds
 trained side by side in every classifier stage, default 1); tinted (the opt-in colour prior of
-the generator, gan.tinted; off by default: the recipe assumes nothing about the bias); quick
-(a smoke test: 200 GAN steps, 200 classifier steps). Recipe knobs: --config.recipe.* (the
+the pairs' generator, gan.tinted; off by default: the recipe assumes nothing about the bias);
+quick (a smoke test: 200 GAN steps, 200 classifier steps). Recipe knobs: --config.recipe.* (the
 held-out fraction, the GAN's schedule, the candidate grid). Classifier stages use the
 LfF protocol (MLP, Adam 1e-3, batch 256, 23,500 steps, inputs in [0, 1/255]) except on CelebA.
 
-Expected runtime on a 2-core CPU (Colored MNIST): the GAN 15-30 min, then about 1.5-3 min per
-classifier run: the amplifier, 4 candidate runs (ERM, LfF, amplified_groups per min_loss with
-both weight decays side by side) and the refit. Expected result: see README
-"Synthetic bias amplification".
+Expected runtime on a 2-core CPU (Colored MNIST): each of the two GANs 15-40 min, then about
+1.5-4 min per classifier run: the amplifier, 5 candidate runs (ERM, LfF, amplified_groups per
+min_loss with both weight decays side by side, the best with pairs) and the refit. Expected
+result: not measured yet (README "Synthetic bias amplification").
 """
 
 from configs import celeba

@@ -30,6 +30,7 @@ def _tiny_recipe(npz_path: str):
       min_loss=(0.0,),
       holdout_fraction=0.25,
   )
+  config.recipe.pairs.num_fit = 256  # num_pairs: as many as synthetic_ratio 2 needs, 512.
   return config
 
 
@@ -44,18 +45,25 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   results = recipes.run(config, str(tmp_path / "recipe"))
   out = capsys.readouterr().out
   stages = ["generator", "amplifier", "candidates/erm", "candidates/lff"]
-  stages += ["candidates/amplified_groups_ml0", "selection", "final", "diagnostics"]
+  stages += ["candidates/amplified_groups_ml0", "selection", "latent_generator", "pairs"]
+  pairs = results["diagnostics"]["pairs"]
+  if "skipped" not in pairs:  # The tiny GAN may never show some class: no pairs, said so.
+    stages += ["candidates/amplified_groups_ml0_pairs", "selection_with_pairs"]
+  stages += ["final", "diagnostics"]
   assert list(results["stage_seconds_this_run"]) == stages
   for stage in stages:
     assert f"[recipe] stage {stage}: done in" in out
     assert (tmp_path / "recipe" / stage / "results.json").exists()
   selection = results["selection"]
-  assert set(selection["scores"]) == {
+  expected = {
       "erm",
       "lff",
       "amplified_groups_ml0, weight_decay=0",  # Both decays side by side in one run.
       "amplified_groups_ml0, weight_decay=0.1",
   }
+  if "skipped" not in pairs:  # The best amplified_groups candidate, with the pairs.
+    expected.add("amplified_groups_ml0_pairs")
+  assert set(selection["scores"]) == expected
   assert selection["held_out_examples"] == 128
   assert all(0 <= s["mean"] <= 1 for s in selection["scores"].values())
   chosen = selection["chosen"]
@@ -86,7 +94,12 @@ def test_shuffled_bias_labels_change_no_training_and_no_selection(tmp_path):
   second = recipes.run(_tiny_recipe(str(tmp_path / "b.npz")), str(two))
   assert first["selection"]["scores"] == second["selection"]["scores"]
   assert first["selection"]["chosen"] == second["selection"]["chosen"]
-  for stage in ("generator", "amplifier", "candidates/amplified_groups_ml0", "final"):
+  stages = ["generator", "amplifier", "candidates/amplified_groups_ml0", "latent_generator"]
+  if (one / "pairs" / "pairs.npz").exists():
+    stages.append("candidates/amplified_groups_ml0_pairs")
+    with np.load(one / "pairs" / "pairs.npz") as a, np.load(two / "pairs" / "pairs.npz") as b:
+      chex.assert_trees_all_equal(dict(a), dict(b))
+  for stage in stages + ["final"]:
     chex.assert_trees_all_equal(_params(one / stage), _params(two / stage))  # Bit-identical.
   # The diagnostics read the bias labels, so they see the shuffle.
   assert first["diagnostics"] != second["diagnostics"]

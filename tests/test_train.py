@@ -13,7 +13,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxdebias import methods, trainers
+from jaxdebias import data, methods, runs, trainers
 from jaxdebias.errors import InputError, NonFiniteLossError
 from jaxdebias.trainers import members
 from jaxdebias.trainers.evaluator import Evaluator
@@ -247,6 +247,33 @@ def test_hyperparameter_grid_trained_together_equals_runs_one_by_one(tiny_config
   # Same seed, other q: same start, different training.
   params = batched["params"]["biased"]["params"]["dense0"]["kernel"]
   assert not np.allclose(params[0], params[2])
+
+
+def test_swept_weight_decay_trains_members_like_runs_one_by_one(tiny_config, tmp_path):
+  tiny_config.method = "erm"
+  tiny_config.optimizer.weight_decay = (0.0, 0.3)
+  together = trainers.train_and_evaluate(tiny_config, str(tmp_path / "together"))
+  assert [m["hparams"] for m in together["members"]] == [
+      {"weight_decay": 0.0},
+      {"weight_decay": 0.3},
+  ]
+  _, batched = _final_checkpoint(tmp_path / "together")
+  test = data.load_dataset(tiny_config.data).test
+  for k, decay in enumerate((0.0, 0.3)):
+    tiny_config.optimizer.weight_decay = decay  # Adam, then AdamW: no injected hyperparameter.
+    alone = trainers.train_and_evaluate(tiny_config, str(tmp_path / f"decay{decay}"))
+    _, single = _final_checkpoint(tmp_path / f"decay{decay}")
+    member = jax.tree.map(lambda x: x[k], batched["params"])
+    chex.assert_trees_all_close(member, single["params"], rtol=1e-4, atol=1e-5)
+    chex.assert_trees_all_close(together["members"][k]["test"], alone["test"], atol=1e-3)
+    # A member of the run, loaded as a function, predicts as the run of its own does.
+    predict = runs.load_classifier(str(tmp_path / "together"), member=k)
+    alone_predict = runs.load_classifier(str(tmp_path / f"decay{decay}"))
+    np.testing.assert_allclose(predict(test.images), alone_predict(test.images), atol=1e-4)
+  with pytest.raises(InputError, match=r"trained 2 members; name one"):
+    runs.classifier_fn(str(tmp_path / "together"))
+  kernel = batched["params"]["params"]["dense0"]["kernel"]
+  assert not np.allclose(kernel[0], kernel[1])  # The decay made a difference.
 
 
 def test_training_compiles_once_and_evaluation_once(tiny_config, tmp_path, monkeypatch):

@@ -24,12 +24,52 @@ import pathlib
 from typing import Any, Callable, NamedTuple
 
 import jax
+import ml_collections
 import numpy as np
 from PIL import Image
 
 from jaxdebias.data import added
 from jaxdebias.errors import InputError
 from jaxdebias.latent import edits, generator, hyperplanes
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """How pairs are made, in one place: the make_pairs command's defaults, the recipes' and the
+  benchmarks'. min_sin 0: nearly parallel boundaries are reported (`*_boundary_accuracy`,
+  `median_edit_norm`), not refused."""
+  return ml_collections.ConfigDict(
+      {
+          "num_fit": 10_000,  # Latents for fitting the boundaries (the paper's).
+          "num_pairs": 60_000,
+          "seed": 0,
+          "edit": "complementary",
+          "latent_space": "w",  # The generator's style w, where global attributes are closer to
+          # linear (the DCGAN here; "z" for generators without a mapping network).
+          "min_sin": 0.0,
+      }
+  )
+
+
+def make_pairs_with(
+    gen: generator.ImageGenerator,
+    target: "Labeller",
+    protected: "Labeller",
+    options: ml_collections.ConfigDict,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """`make_pairs` with `options` (`default_config`'s fields). A tinted generator (an opt-in
+  colour prior) has its protected boundary fitted on its tint alone and edited pairwise."""
+  return make_pairs(
+      gen,
+      target,
+      protected,
+      num_fit=options.num_fit,
+      num_pairs=options.num_pairs,
+      seed=options.seed,
+      edit=options.edit,
+      min_sin=options.min_sin,
+      protected_dims=gen.tint_dims,
+      pairwise=gen.tint_dims is not None,
+  )
 
 
 class Labeller(NamedTuple):

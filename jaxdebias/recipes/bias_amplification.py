@@ -15,17 +15,24 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    (`recipe.fallbacks`: ERM and LfF) and amplified_groups over `recipe.weight_decay` x
    `recipe.min_loss`.
 4. selection: each candidate's members scored on the held-out part by their pseudo-group
-   accuracy (`SELECTION_CRITERION`), no bias label read. The best amplified_groups candidate
-   (mean over seeds) is chosen, unless a fallback scores higher: then that fallback is, and the
-   output says so.
-5. final: the chosen candidate retrained on the whole training split, `num_seeds` seeds.
-6. diagnostics, for evaluation only (they read bias labels): how well the amplifier's loss
+   accuracy (`SELECTION_CRITERION`), no bias label read.
+5. latent_generator, pairs, candidates/NAME_pairs (unless `recipe.synthetic_ratio` is 0): an
+   unconditional GAN (gan.tinted, the opt-in colour prior, applies to it), latent de-biasing's
+   pairs from it (`recipe.pairs`), their target read by the best amplified_groups candidate and
+   their protected class by the amplifier (no bias label), and that candidate trained again
+   with `recipe.synthetic_ratio` pair images per real one; selection_with_pairs scores it too.
+   Pairs that cannot be made (a generator that never shows some class) are skipped, and said so.
+6. The best amplified_groups candidate (mean over seeds) is chosen, unless a fallback scores
+   higher: then that fallback is, and the output says so. final: the chosen candidate retrained
+   on the whole training split, `num_seeds` seeds.
+7. diagnostics, for evaluation only (they read bias labels): how well the amplifier's loss
    finds the conflicting training examples, how its pseudo-groups match the true groups, and
    every candidate's test metrics.
 results.json: the final classifier's results (`final`), the selection, the diagnostics and
 every stage's time.
 """
 
+import math
 from typing import Any
 
 import ml_collections
@@ -34,7 +41,9 @@ import numpy as np
 from jaxdebias import data, losses, metrics, models, runs
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
+from jaxdebias.latent import pairs
 from jaxdebias.methods import amplified
+from jaxdebias.recipes import make_pairs
 from jaxdebias.recipes.graph import Recipe, stage_config
 from jaxdebias.trainers import train_and_evaluate, train_gan
 
@@ -67,12 +76,17 @@ def default_config() -> ml_collections.ConfigDict:
           "generator_seed": 0,
           # Generated images per class for the amplifier; 0: the training split's mean.
           "per_class": 0,
+          # Latent de-biasing's pairs for the best amplified_groups candidate, this many
+          # synthetic images per real one (the paper's about 2; 0: none), made as `pairs` says.
+          "synthetic_ratio": 2.0,
+          "pairs": pairs.default_config(),  # num_pairs 0: as many as synthetic_ratio needs.
           # The candidates: the fallbacks, and amplified_groups over this grid.
           "fallbacks": ("erm", "lff"),
           "weight_decay": (0.0, 0.1),
           "min_loss": (0.0, 9.2),
       }
   )
+  config.recipe.pairs.num_pairs = 0
   return config
 
 
@@ -107,26 +121,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return recipe.finished
   options = config.recipe
   dataset = runs.load_dataset(config.data)
-  has_valid = dataset.valid is not None
   gan_dir = recipe.directory("generator")
-  recipe.stage(
-      "generator",
-      lambda d: train_gan(
-          stage_config(
-              config,
-              trainer="gan",
-              seed=options.generator_seed,
-              num_seeds=1,
-              batch_size=options.gan_batch_size,
-              num_steps=options.gan_steps,
-              eval_every=options.gan_eval_every,
-              checkpoint_every=options.gan_eval_every,
-              keep_checkpoints=1,
-              **{"gan.conditional": True},
-          ),
-          d,
-      ),
-  )
+  recipe.stage("generator", lambda d: train_gan(_gan_config(config, conditional=True), d))
   per_class = options.per_class or max(1, round(len(dataset.train.label) / dataset.num_classes))
   amplifier_dir = recipe.directory("amplifier")
   amplifier_results = recipe.stage(
@@ -146,33 +142,45 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           d,
       ),
   )
-  fit = {} if has_valid else {
-      "data.valid_fraction": options.holdout_fraction,
-      "data.valid_seed": options.holdout_seed,
-  }
+  fit = {}
+  if dataset.valid is None:  # Else the dataset's own validation split is held out.
+    fit = {
+        "data.valid_fraction": options.holdout_fraction,
+        "data.valid_seed": options.holdout_seed,
+    }
   shared = {**fit, "amplifier.workdir": str(amplifier_dir)}
-  trained = {}
-  for name, changes in candidates(config).items():
-    trained[name] = recipe.stage(
-        f"candidates/{name}",
-        lambda d, changes=changes: train_and_evaluate(
-            stage_config(config, **shared, **changes), d
-        ),
-    )
-  fit_data = stage_config(config, **fit).data
-  selection = recipe.computed(
-      "selection", lambda: _select(config, recipe, fit_data, amplifier_dir, trained)
+  changes = candidates(config)
+  train = lambda name: recipe.stage(
+      f"candidates/{name}",
+      lambda d: train_and_evaluate(stage_config(config, **shared, **changes[name]), d),
   )
+  trained = {name: train(name) for name in changes}
+  fit_data = stage_config(config, **fit).data
+  select = lambda: _select(config, recipe, fit_data, amplifier_dir, trained)
+  selection = recipe.computed("selection", select)
+  best = selection["scores"][selection["best_recipe_candidate"]]
+  pairs_report = {}
+  if options.synthetic_ratio:
+    needed = math.ceil(options.synthetic_ratio * len(dataset.train.label) / 2)
+    pairs_options = config.recipe.pairs.copy_and_resolve_references()
+    pairs_options.num_pairs = pairs_options.num_pairs or needed
+    pairs_report = _pairs(config, recipe, amplifier_dir, best, trained, pairs_options)
+  if pairs_report and "skipped" not in pairs_report:
+    changes[f"{best['run']}_pairs"] = {
+        **changes[best["run"]],
+        **_hparam_changes(best["hparams"]),
+        "data.added_pairs.path": str(recipe.directory("pairs") / "pairs.npz"),
+        "data.added_pairs.ratio": options.synthetic_ratio,
+    }
+    trained[f"{best['run']}_pairs"] = train(f"{best['run']}_pairs")
+    selection = recipe.computed("selection_with_pairs", select)
   _say_selection(selection)
   chosen = selection["chosen"]
-  changes = {
-      **candidates(config)[chosen["run"]],
-      **{HPARAM_FIELDS[k]: v for k, v in chosen["hparams"].items()},
-  }
+  final_changes = {**changes[chosen["run"]], **_hparam_changes(chosen["hparams"])}
   final = recipe.stage(
       "final",
       lambda d: train_and_evaluate(
-          stage_config(config, **{"amplifier.workdir": str(amplifier_dir)}, **changes), d
+          stage_config(config, **{"amplifier.workdir": str(amplifier_dir)}, **final_changes), d
       ),
   )
   diagnostics = recipe.computed(
@@ -182,12 +190,71 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       {
           "final": final,
           "selection": selection,
-          "diagnostics": {"amplifier_test": amplifier_results["test"], **diagnostics},
+          "diagnostics": {
+              "amplifier_test": amplifier_results["test"],
+              "pairs": pairs_report,
+              **diagnostics,
+          },
           "priors": {"gan.tinted": bool(config.gan.tinted)},
       }
   )
   runs.print_results(final)
   return results
+
+
+def _gan_config(config: ml_collections.ConfigDict, conditional: bool):
+  """A generator stage's run config: class-conditional (the amplifier's) or not (the pairs'; it
+  takes the opt-in tint prior, gan.tinted)."""
+  options = config.recipe
+  return stage_config(
+      config,
+      trainer="gan",
+      seed=options.generator_seed,
+      num_seeds=1,
+      batch_size=options.gan_batch_size,
+      num_steps=options.gan_steps,
+      eval_every=options.gan_eval_every,
+      checkpoint_every=options.gan_eval_every,
+      keep_checkpoints=1,
+      **{"gan.conditional": conditional, "gan.tinted": bool(config.gan.tinted and not conditional)},
+  )
+
+
+def _hparam_changes(hparams: dict[str, float]) -> dict[str, float]:
+  """A member's swept values as config changes (a run of that member alone)."""
+  return {HPARAM_FIELDS[k]: v for k, v in hparams.items()}
+
+
+def _pairs(config, recipe: Recipe, amplifier_dir, best, trained, options) -> dict[str, Any]:
+  """The pairs stages: an unconditional GAN, and pairs from it whose target is read by the best
+  amplified_groups candidate (its first seed) and whose protected class by the amplifier (the
+  bias as it reads it): no bias label. Returns their report ({'skipped': why} where none could
+  be made); the pairs are in pairs/pairs.npz."""
+  latent_dir = recipe.directory("latent_generator")
+  recipe.stage("latent_generator", lambda d: train_gan(_gan_config(config, conditional=False), d))
+  members = trained[best["run"]].get("members")
+  member = None
+  if members:
+    member = next(i for i, m in enumerate(members) if m["hparams"] == best["hparams"])
+  path = recipe.directory("pairs") / "pairs.npz"
+
+  def write() -> dict[str, Any]:
+    try:
+      return make_pairs.write(
+          str(latent_dir),
+          str(recipe.directory(f"candidates/{best['run']}")),
+          str(amplifier_dir),
+          path,
+          options,
+          target_member=member,
+      )
+    except InputError as e:
+      return {"skipped": str(e)}
+
+  report = recipe.computed("pairs", write)
+  if "skipped" in report and runs.is_main_process():
+    print(f"[recipe] no pairs: {report['skipped']} Continuing without them.")
+  return report
 
 
 def _check(config: ml_collections.ConfigDict) -> None:

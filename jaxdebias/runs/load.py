@@ -103,11 +103,11 @@ def load_classifier(workdir: str, batch_size: int = 1000, **kwargs):
   return models.on_host(classifier_fn(workdir, **kwargs), batch_size)
 
 
-def load_labeller(workdir: str) -> pairs.Labeller:
-  """The classifier of a finished run as a labeller of generated images; binary ones get the
-  F1-optimal threshold on their dataset's validation split (`data.valid_fraction`), or 0.5
-  without one."""
-  logits = load_classifier(workdir)
+def load_labeller(workdir: str, member: int | None = None) -> pairs.Labeller:
+  """The classifier of a finished run (`member` of a run of several) as a labeller of
+  generated images; binary ones get the F1-optimal threshold on their dataset's validation
+  split (`data.valid_fraction`), or 0.5 without one."""
+  logits = load_classifier(workdir, member=member)
   dataset = load_dataset(read_config(absolute(workdir)).data)
   if dataset.num_classes != 2:
     return pairs.Labeller(logits, dataset.num_classes)
