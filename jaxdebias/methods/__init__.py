@@ -17,7 +17,7 @@ import ml_collections
 from jaxdebias.errors import InputError
 from jaxdebias.methods.amplified import AmplifiedGroupDRO, AmplifiedGroups, AmplifiedLfF
 from jaxdebias.methods.erm import ERM
-from jaxdebias.methods.interface import Batch, Member, Method, TrainSet, members_of
+from jaxdebias.methods.interface import Batch, Member, Method, TrainSet, members_of, stack
 from jaxdebias.methods.lff import LfF
 
 METHODS = {

@@ -7,6 +7,7 @@ import numbers
 from typing import Any, Protocol
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxdebias.errors import InputError
@@ -85,3 +86,8 @@ def members_of(method: Method, seed: int, num_seeds: int) -> list[Member]:
       for k in range(num_seeds)
       for combination in itertools.product(*values)
   ]
+
+
+def stack(trees: list[Any]):
+  """The one tree of a single member, or the members' trees stacked along a leading axis."""
+  return trees[0] if len(trees) == 1 else jax.tree.map(lambda *xs: jnp.stack(xs), *trees)

@@ -85,13 +85,10 @@ def classifier_fn(
     raise InputError(f"{workdir} trained {len(members)} members; name one (member=...).")
   if member is not None and not 0 <= member < len(members):
     raise InputError(f"{workdir} trained {len(members)} members; member {member} is not one.")
-  rngs = [jax.random.key(m["seed"]) for m in members]
-  hparams = [{k: np.float32(v) for k, v in m["hparams"].items()} for m in members]
-  if len(members) == 1:
-    like = jax.eval_shape(method.init, rngs[0], hparams[0])
-  else:
-    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-    like = jax.eval_shape(jax.vmap(method.init), stack(rngs), stack(hparams))
+  rngs = methods.stack([jax.random.key(m["seed"]) for m in members])
+  hparams = methods.stack([{k: np.float32(v) for k, v in m["hparams"].items()} for m in members])
+  init = method.init if len(members) == 1 else jax.vmap(method.init)
+  like = jax.eval_shape(init, rngs, hparams)
   state = _restore(workdir, like, step or config.num_steps, config.keep_checkpoints)
   if len(members) > 1:
     state = jax.tree.map(lambda x: x[member], state)
@@ -99,7 +96,7 @@ def classifier_fn(
 
 
 def load_classifier(workdir: str, batch_size: int = 1000, **kwargs):
-  """`classifier_fn` (kwargs: step, model) on the host (`models.on_host`)."""
+  """`classifier_fn` (kwargs: step, model, member) on the host (`models.on_host`)."""
   return models.on_host(classifier_fn(workdir, **kwargs), batch_size)
 
 

@@ -6,17 +6,15 @@ Data lives on the device; each jit call runs the steps up to the next evaluation
 """
 
 import functools
-from typing import Any
 
 import jax
-import jax.numpy as jnp
 from jax.sharding import Mesh
 import ml_collections
 import numpy as np
 
 from jaxdebias import sharding
 from jaxdebias.data import sampler
-from jaxdebias.methods import Member, Method, members_of
+from jaxdebias.methods import Member, Method, members_of, stack
 
 def init_members(config: ml_collections.ConfigDict, method: Method, mesh: Mesh):
   """The members of a run and their initial state, born in its sharding.
@@ -37,11 +35,6 @@ def init_members(config: ml_collections.ConfigDict, method: Method, mesh: Mesh):
 def per_member(fn, num_members: int, in_axes=0):
   """`fn` for one member, or vmapped over a leading member axis when several train together."""
   return fn if num_members == 1 else jax.vmap(fn, in_axes=in_axes)
-
-
-def stack(trees: list[Any]):
-  """The one tree of a single member, or the trees stacked along a leading member axis."""
-  return trees[0] if len(trees) == 1 else jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def chunk_indices(
