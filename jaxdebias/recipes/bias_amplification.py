@@ -44,7 +44,7 @@ from jaxdebias.errors import InputError
 from jaxdebias.latent import pairs
 from jaxdebias.methods import amplified
 from jaxdebias.recipes import make_pairs
-from jaxdebias.recipes.graph import Recipe, stage_config
+from jaxdebias.recipes.graph import Recipe, say, stage_config
 from jaxdebias.trainers import train_and_evaluate, train_gan
 
 NAME = "bias_amplification"
@@ -252,8 +252,8 @@ def _pairs(config, recipe: Recipe, amplifier_dir, best, trained, options) -> dic
       return {"skipped": str(e)}
 
   report = recipe.computed("pairs", write)
-  if "skipped" in report and runs.is_main_process():
-    print(f"[recipe] no pairs: {report['skipped']} Continuing without them.")
+  if "skipped" in report:
+    say(f"no pairs: {report['skipped']} Continuing without them.")
   return report
 
 
@@ -329,15 +329,14 @@ def _say_selection(selection: dict[str, Any]) -> None:
   scores = selection["scores"]
   ranked = "; ".join(f"{n}: {100 * s['mean']:.2f}%" for n, s in scores.items())
   chosen = selection["chosen"]["name"]
-  if runs.is_main_process():
-    print(f"[recipe] held-out pseudo-group accuracy: {ranked}")
-    if selection["fell_back"]:
-      print(
-          f"[recipe] the recipe is unlikely to help here: {selection['best_recipe_candidate']}"
-          f" scores below {chosen} on the held-out part; falling back to {chosen}."
-      )
-    else:
-      print(f"[recipe] chosen: {chosen}")
+  say(f"held-out pseudo-group accuracy: {ranked}")
+  if selection["fell_back"]:
+    say(
+        f"the recipe is unlikely to help here: {selection['best_recipe_candidate']} scores"
+        f" below {chosen} on the held-out part; falling back to {chosen}."
+    )
+  else:
+    say(f"chosen: {chosen}")
 
 
 def _diagnostics(config, dataset: data.BiasedDataset, amplifier_dir, trained) -> dict[str, Any]:

@@ -62,11 +62,11 @@ class Recipe:
     reads them back: the trainers return a finished run's results as they are)."""
     directory = self.directory(name)
     reused = (directory / "results.json").exists()
-    _say(f"stage {name}: {'reusing the finished run' if reused else 'running'} in {directory}")
+    say(f"stage {name}: {'reusing the finished run' if reused else 'running'} in {directory}")
     start = time.perf_counter()
     results = run(str(directory))
     self.seconds[name] = round(time.perf_counter() - start, 2)
-    _say(f"stage {name}: {'reused' if reused else 'done'} in {self.seconds[name]:.0f} s")
+    say(f"stage {name}: {'reused' if reused else 'done'} in {self.seconds[name]:.0f} s")
     return results
 
   def computed(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -92,11 +92,11 @@ class Recipe:
         "total_seconds_this_run": round(time.perf_counter() - self.started, 2),
     }
     runs.write_json(self.results_path, results)
-    _say(f"recipe {self.config.trainer}: done in {results['total_seconds_this_run']:.0f} s")
+    say(f"recipe {self.config.trainer}: done in {results['total_seconds_this_run']:.0f} s")
     return results
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
   """A progress line on stdout (process 0)."""
   if runs.is_main_process():
     print(f"[recipe] {line}", file=sys.stdout, flush=True)
