@@ -44,7 +44,7 @@ from jaxdebias.data import load_dataset
 from jaxdebias.data import added
 from jaxdebias.latent import generator, pairs
 from jaxdebias.recipes import make_pairs
-from jaxdebias.recipes.latent_pipeline import fairness
+from jaxdebias.recipes.latent_debiasing import fairness
 from jaxdebias.trainers import train_gan
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01"], "Conflicting ratios (10 classes).")

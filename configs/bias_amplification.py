@@ -30,22 +30,30 @@ from jaxdebias.config import parse_arg
 from jaxdebias.recipes import bias_amplification
 
 
+# The arguments every recipe config takes (after `:`), with their defaults.
+RECIPE_ARGS = dict(
+    data="colored_mnist",
+    ratio=0.01,
+    severity=4,
+    path="",
+    target="Smiling",
+    protected="Male",
+    size=128,
+    resnet=18,
+    seeds=1,
+    tinted=False,
+    quick=False,
+)
+
+
 def get_config(arg: str | None = None):
-  args = parse_arg(
-      arg,
-      data="colored_mnist",
-      ratio=0.01,
-      severity=4,
-      path="",
-      target="Smiling",
-      protected="Male",
-      size=128,
-      resnet=18,
-      seeds=1,
-      tinted=False,
-      quick=False,
-  )
-  config = bias_amplification.default_config()
+  args = parse_arg(arg, **RECIPE_ARGS)
+  return apply_recipe_args(bias_amplification.default_config(), args)
+
+
+def apply_recipe_args(config, args: dict):
+  """A recipe config (its default_config) with RECIPE_ARGS applied: the dataset and its
+  classifier protocol, the seeds, the tint prior, the quick schedule."""
   config.data.name = args["data"]
   if args["data"] == "colored_mnist":
     config.data.update(ratio=args["ratio"], severity=args["severity"])

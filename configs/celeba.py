@@ -4,11 +4,10 @@ A classifier (ERM or LfF) for one attribute, the protected one another:
   python -m jaxdebias.main --config=configs/celeba.py:method=erm,target=Smiling,protected=Male \
       --workdir=workdirs/celeba_smiling
 
-The whole latent de-biasing pipeline with a Progressive GAN ported from the PyTorch model zoo
+The whole latent de-biasing recipe with a Progressive GAN ported from the PyTorch model zoo
 (`python -m jaxdebias.tools.port_pgan CHECKPOINT.pth workdirs/pgan_celeba`):
-  python -m jaxdebias.recipes.latent_pipeline \
-      --config=configs/celeba.py:target=Smiling,protected=Male \
-      --generator=workdirs/pgan_celeba --workdir=workdirs/celeba_latent_smiling
+  python -m jaxdebias.main --config=configs/latent_debiasing.py:data=celeb_a,target=Smiling,\
+protected=Male,generator=workdirs/pgan_celeba,bias_labels --workdir=workdirs/celeba_latent_smiling
 
 Arguments after `:`: method (erm | lff), target and protected (CelebA attribute names), size
 (image side after the central 178x178 crop; 128 as in the paper, matching the zoo's 128x128

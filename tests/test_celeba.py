@@ -1,4 +1,4 @@
-"""CelebA loading and the latent de-biasing pipeline on tiny synthetic CelebA-shaped data
+"""CelebA loading and the latent de-biasing recipe on tiny synthetic CelebA-shaped data
 (TFDS's mock of celeb_a: 218x178 images and attributes) with a tiny ported PGAN."""
 
 import json
@@ -14,10 +14,10 @@ import tensorflow_datasets as tfds
 import torch
 
 from configs import celeba as celeba_config
-from jaxdebias import data
+from configs import latent_debiasing as latent_debiasing_config
+from jaxdebias import data, recipes
 from jaxdebias.data import celeba
 from jaxdebias.errors import InputError
-from jaxdebias.recipes import latent_pipeline
 from jaxdebias.tools import port_pgan
 from tests.pgan_reference import ReferenceGenerator, zoo_config
 
@@ -70,14 +70,13 @@ def test_celeba_not_prepared_says_how_to_prepare_it(tmp_path):
     data.load_dataset(_tiny_config(tmp_path).data)
 
 
-def test_pipeline_command_exits_with_status_2_and_one_line_on_bad_input(tmp_path):
+def test_recipe_command_exits_with_status_2_and_one_line_on_bad_input(tmp_path):
   command = [
       sys.executable,
       "-m",
-      "jaxdebias.recipes.latent_pipeline",
-      "--config=configs/celeba.py",
+      "jaxdebias.main",
+      f"--config=configs/latent_debiasing.py:data=celeb_a,generator={tmp_path / 'pgan'}",
       f"--config.data.data_dir={tmp_path / 'tfds'}",
-      f"--generator={tmp_path / 'pgan'}",
       f"--workdir={tmp_path / 'run'}",
   ]
   done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -104,29 +103,47 @@ def _celeba_from(reference: ReferenceGenerator, num_examples: int):
   return lambda self, split, **kwargs: splits[split]
 
 
-def test_latent_pipeline_on_tiny_celeba_with_a_ported_pgan(tmp_path):
+def test_latent_debiasing_recipe_on_tiny_celeba_with_a_ported_pgan(tmp_path):
   torch.manual_seed(0)
   reference = ReferenceGenerator(8, (8, 4, 4)).eval()  # 16x16 images.
   torch.save({"config": zoo_config(alpha=0.0), "avgG": reference.state_dict()}, tmp_path / "g.pth")
   port_pgan.port(str(tmp_path / "g.pth"), str(tmp_path / "pgan"))
-  kwargs = dict(num_pairs=48, num_fit=200, synthetic_ratio=1.0, num_resamples=20)
-  config = _tiny_config(tmp_path)
+  # The paper's protocol: a ported generator, edits in z, the protected labeller on the labels.
+  config = latent_debiasing_config.get_config(
+      f"data=celeb_a,size=16,generator={tmp_path / 'pgan'},bias_labels"
+  )
+  tiny = _tiny_config(tmp_path)
+  for key in ("data", "model", "batch_size", "eval_batch_size"):
+    config[key] = tiny[key]
   config.update(num_steps=100, eval_every=50, checkpoint_every=100)
   config.optimizer.learning_rate = 3e-3
+  config.recipe.update(synthetic_ratio=1.0, fairness_resamples=20)
+  config.recipe.pairs.num_fit = 200
   splits = _celeba_from(reference, 96)
   mock = lambda: tfds.testing.mock_data(
       policy=tfds.testing.MockPolicy.USE_CODE, as_data_source_fn=splits
   )
   with mock():
-    report = latent_pipeline.run(config, str(tmp_path / "pgan"), str(tmp_path / "run"), **kwargs)
-  assert report["pairs"]["num_pairs"] == 48
+    results = recipes.run(config, str(tmp_path / "run"))
+  assert results["pairs"]["num_pairs"] == 48  # synthetic_ratio 1: one image per real one.
+  assert list(results["stage_seconds_this_run"]) == [
+      "protected",
+      "baseline",
+      "pairs",
+      "augmented",
+      "evaluation",
+  ]
+  assert results["priors"] == {"gan.tinted": False, "trained_on_bias_labels": True}
   for name in ("baseline", "augmented"):
-    run = report["runs"][name]
-    assert 0 <= run["test_accuracy"] <= 1
+    run = results["evaluation"][name]
+    assert 0 <= run["test"]["classifier"]["accuracy"] <= 1
     assert set(run["fairness"]) == {"ap", "deo", "ba", "kl"}
   augmented = json.loads((tmp_path / "run" / "augmented" / "config.json").read_text())
-  assert augmented["data"]["added_pairs"]["path"] == str(tmp_path / "run" / "pairs.npz")
-  assert (tmp_path / "run" / "pairs.png").exists()
+  assert augmented["data"]["added_pairs"]["path"] == str(tmp_path / "run" / "pairs" / "pairs.npz")
+  assert (tmp_path / "run" / "pairs" / "pairs.png").exists()
+  assert results["final"] == json.loads(
+      (tmp_path / "run" / "augmented" / "results.json").read_text()
+  )
   with mock():
-    again = latent_pipeline.run(config, str(tmp_path / "pgan"), str(tmp_path / "run"), **kwargs)
-  assert again["runs"] == report["runs"]  # Finished stages are reused, not retrained.
+    again = recipes.run(config, str(tmp_path / "run"))
+  assert again == results  # Finished: read back, nothing redone.

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxdebias import runs
+from jaxdebias import runs, trainers
 from jaxdebias.errors import InputError, NonFiniteLossError
-from jaxdebias.latent import generator
+from jaxdebias.latent import generator, pairs
+from jaxdebias.methods import amplified
+from jaxdebias.trainers import gan as gan_trainer
 from jaxdebias.trainers import train_gan
 
 
@@ -66,7 +68,7 @@ def test_conditional_gan_generates_the_class_it_is_given(gan_config, tmp_path):
   w_images = g_w.images(g_w.sample(np.random.default_rng(0), 6, labels=labels)).astype(int)
   assert np.abs(w_images - z_images).max() <= 1
   unconditional = generator.ImageGenerator(g.module, g.params, 8, (8, 8, 3))
-  with pytest.raises(InputError, match="not class-conditional"):
+  with pytest.raises(InputError, match="not conditional"):
     unconditional.sample(rng, 2, labels=np.zeros(2, int))
 
 
@@ -153,3 +155,57 @@ def test_generator_widths_follow_any_image_shape(shape, gan_config, tmp_path):
   g = runs.load_generator(str(tmp_path / "run"))
   images = g.images(g.sample(np.random.default_rng(1), 3, labels=np.arange(3)))
   assert images.shape == (3, *shape) and images.dtype == np.uint8
+
+
+def test_gan_conditioned_on_pseudo_bias_oversamples_conflicting_and_pairs_keep_the_class(
+    gan_config, tiny_config, tmp_path
+):
+  amplifier_config = tiny_config.copy_and_resolve_references()  # The same object as gan_config.
+  amplifier_config.update(trainer="classifier", method="erm", num_steps=60, batch_size=32)
+  amplifier_config.update(eval_every=60, checkpoint_every=60)
+  trainers.train_and_evaluate(amplifier_config, str(tmp_path / "amplifier"))
+  gan_config.gan.update(conditional=True, pseudo_bias=True)
+  gan_config.amplifier.workdir = str(tmp_path / "amplifier")
+  dataset = runs.load_dataset(gan_config.data)
+  factors, conditions, rows = gan_trainer._conditions(gan_config, dataset)
+  assert factors == [4, 4]
+  np.testing.assert_array_equal(conditions[:, 0], dataset.train.label)
+  logits = runs.load_classifier(str(tmp_path / "amplifier"))(dataset.train.images)
+  bias = amplified.pseudo_bias(logits, dataset.train.label)
+  np.testing.assert_array_equal(conditions[:, 1], 4 + bias)
+  conflicting = bias[rows] != dataset.train.label[rows]
+  assert 0 < (bias != dataset.train.label).mean() < 0.4  # Rare in the data, ...
+  assert abs(conflicting.mean() - 0.5) < 0.1  # ... half of the rows the GAN draws from.
+  train_gan(gan_config, str(tmp_path / "gan"))
+  g = runs.load_generator(str(tmp_path / "gan"), latent_space="z")
+  assert (g.num_classes, g.factors) == (8, (4, 4))
+  target = pairs.Labeller(lambda images: np.eye(4)[images[:, 0, 0, 0] % 4], 4)
+  protected = pairs.Labeller(lambda images: np.eye(4)[images[:, 0, 0, 1] % 4], 4)
+  options = pairs.default_config()
+  options.update(num_pairs=64, latent_space="z")
+  arrays, report = pairs.make_pairs_with(g, target, protected, options)  # By the conditioning.
+  assert report["edit"] == "condition" and report["num_pairs"] == 64
+  np.testing.assert_array_equal(arrays["z"][:, :8], arrays["z_pair"][:, :8])  # Same noise,
+  np.testing.assert_array_equal(arrays["z"][:, 8:12].argmax(-1), arrays["label"])  # same class,
+  np.testing.assert_array_equal(arrays["z"][:, 12:].argmax(-1), arrays["protected"])
+  np.testing.assert_array_equal(arrays["z_pair"][:, 12:].argmax(-1), arrays["protected_pair"])
+  assert (arrays["protected"] != arrays["protected_pair"]).all()  # another pseudo bias.
+  np.testing.assert_array_equal(arrays["image"], g.images(arrays["z"]))
+  np.testing.assert_array_equal(
+      arrays["labelled_protected_pair"], protected(arrays["image_pair"])
+  )
+  assert report["protected_moved_as_requested"] == np.mean(
+      arrays["labelled_protected_pair"] == arrays["protected_pair"]
+  )
+
+
+def test_gan_conditioned_on_pseudo_bias_needs_a_conditional_gan_and_an_amplifier(
+    gan_config, tmp_path
+):
+  gan_config.gan.pseudo_bias = True
+  with pytest.raises(InputError, match="set --config.gan.conditional and --config.amplifier"):
+    train_gan(gan_config, str(tmp_path / "run"))
+  gan_config.gan.conditional = True
+  with pytest.raises(InputError, match="--config.amplifier.workdir"):
+    train_gan(gan_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()

@@ -98,6 +98,13 @@ def test_load_dataset_mixes_pairs_into_train_and_swaps_the_target(tiny_config, t
   with pytest.raises(InputError, match="Unknown data.target"):
     data.load_dataset(tiny_config.data)
   tiny_config.data.target = "label"
+  # A protected label outside the bias classes (a pseudo bias, in class space) is unknown: -1.
+  arrays = _pair_arrays(num_pairs=300)
+  arrays["protected"][:3] = plain.num_bias_classes
+  added.save_pairs(str(tmp_path / "p.npz"), **arrays)
+  synthetic_bias = data.load_dataset(tiny_config.data).train.bias_label[512:]
+  np.testing.assert_array_equal(synthetic_bias[:3], -1)
+  np.testing.assert_array_equal(synthetic_bias[3:128], arrays["protected"][3:128])
   added.save_pairs(str(tmp_path / "p.npz"), **_pair_arrays(num_pairs=300, num_classes=9))
   with pytest.raises(InputError, match="outside 0..3"):
     data.load_dataset(tiny_config.data)

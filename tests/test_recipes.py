@@ -8,28 +8,23 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import bias_amplification as bias_amplification_config
+from configs import latent_debiasing as latent_debiasing_config
 from jaxdebias import recipes
 from jaxdebias.errors import InputError
 from tests import synthetic
 
 
-def _tiny_recipe(npz_path: str):
-  """The bias amplification recipe on the tiny dataset, every stage a few steps."""
-  config = bias_amplification_config.get_config(f"data=npz,path={npz_path}")
+def _tiny_recipe(npz_path: str, config_module=bias_amplification_config):
+  """A recipe (by its config module) on the tiny dataset, every stage a few steps."""
+  config = config_module.get_config(f"data=npz,path={npz_path}")
   config.model.hidden = (32, 32)
   config.update(batch_size=32, num_steps=40, eval_every=40, checkpoint_every=40)
   config.update(eval_batch_size=64, input_scaling="unit")
   config.mesh.data = 1
   config.gan.update(latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,))
-  config.recipe.update(
-      gan_steps=10,
-      gan_batch_size=16,
-      gan_eval_every=10,
-      per_class=16,
-      weight_decay=(0.0, 0.1),
-      min_loss=(0.0,),
-      holdout_fraction=0.25,
-  )
+  config.recipe.update(gan_steps=10, gan_batch_size=16, gan_eval_every=10, per_class=16)
+  if config_module is bias_amplification_config:
+    config.recipe.update(weight_decay=(0.0, 0.1), min_loss=(0.0,), holdout_fraction=0.25)
   config.recipe.pairs.num_fit = 256  # num_pairs: as many as synthetic_ratio 2 needs, 512.
   return config
 
@@ -45,7 +40,7 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   results = recipes.run(config, str(tmp_path / "recipe"))
   out = capsys.readouterr().out
   stages = ["generator", "amplifier", "candidates/erm", "candidates/lff"]
-  stages += ["candidates/amplified_groups_ml0", "selection", "latent_generator", "pairs"]
+  stages += ["candidates/amplified_groups_ml0", "selection", "group_generator", "pairs"]
   pairs = results["diagnostics"]["pairs"]
   if "skipped" not in pairs:  # The tiny GAN may never show some class: no pairs, said so.
     stages += ["candidates/amplified_groups_ml0_pairs", "selection_with_pairs"]
@@ -83,23 +78,52 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
     recipes.run(config, str(tmp_path / "recipe"))
 
 
-def test_shuffled_bias_labels_change_no_training_and_no_selection(tmp_path):
+def test_latent_debiasing_recipe_runs_every_stage_without_bias_labels(tiny_npz, tmp_path, capsys):
+  config = _tiny_recipe(tiny_npz, latent_debiasing_config)
+  results = recipes.run(config, str(tmp_path / "recipe"))
+  out = capsys.readouterr().out
+  stages = ["generator", "class_generator", "amplifier", "baseline", "pairs"]
+  if "skipped" not in results["pairs"]:  # The tiny GAN may never show some class: said so.
+    stages.append("augmented")
+    assert results["pairs"]["num_pairs"] == 512
+    assert results["final"] == json.loads(
+        (tmp_path / "recipe" / "augmented" / "results.json").read_text()
+    )
+  else:
+    assert "the final classifier is the baseline" in out
+  stages.append("evaluation")
+  assert list(results["stage_seconds_this_run"]) == stages
+  for stage in stages:
+    assert f"[recipe] stage {stage}: done in" in out
+  assert results["priors"] == {"gan.tinted": False, "trained_on_bias_labels": False}
+  trained = {"baseline", "augmented"} & set(stages)
+  assert set(results["evaluation"]) == trained  # A 4-class target: no fairness metrics.
+  for name in trained:
+    assert 0 <= results["evaluation"][name]["test"]["classifier"]["unbiased_accuracy"] <= 1
+  amplifier = json.loads((tmp_path / "recipe" / "amplifier" / "config.json").read_text())
+  assert amplifier["data"]["generated_train"]["generator"].endswith("class_generator")
+  config.recipe.protected = "labels"
+  with pytest.raises(InputError, match="recipe.protected is 'labels'"):
+    recipes.run(config, str(tmp_path / "other"))
+
+
+@pytest.mark.parametrize("config_module", [bias_amplification_config, latent_debiasing_config])
+def test_shuffled_bias_labels_change_no_training_and_no_selection(tmp_path, config_module):
   arrays = synthetic.biased_arrays()
   np.savez(tmp_path / "a.npz", **arrays)
   rng = np.random.default_rng(1)
   arrays["train_bias_label"] = rng.permutation(arrays["train_bias_label"])
   np.savez(tmp_path / "b.npz", **arrays)
   one, two = tmp_path / "one", tmp_path / "two"
-  first = recipes.run(_tiny_recipe(str(tmp_path / "a.npz")), str(one))
-  second = recipes.run(_tiny_recipe(str(tmp_path / "b.npz")), str(two))
-  assert first["selection"]["scores"] == second["selection"]["scores"]
-  assert first["selection"]["chosen"] == second["selection"]["chosen"]
-  stages = ["generator", "amplifier", "candidates/amplified_groups_ml0", "latent_generator"]
+  first = recipes.run(_tiny_recipe(str(tmp_path / "a.npz"), config_module), str(one))
+  second = recipes.run(_tiny_recipe(str(tmp_path / "b.npz"), config_module), str(two))
+  assert first.get("selection") == second.get("selection")
   if (one / "pairs" / "pairs.npz").exists():
-    stages.append("candidates/amplified_groups_ml0_pairs")
     with np.load(one / "pairs" / "pairs.npz") as a, np.load(two / "pairs" / "pairs.npz") as b:
       chex.assert_trees_all_equal(dict(a), dict(b))
-  for stage in stages + ["final"]:
+  trained = sorted(p.parent.relative_to(one) for p in one.glob("**/checkpoints"))
+  assert len(trained) >= 5
+  for stage in trained:
     chex.assert_trees_all_equal(_params(one / stage), _params(two / stage))  # Bit-identical.
-  # The diagnostics read the bias labels, so they see the shuffle.
-  assert first["diagnostics"] != second["diagnostics"]
+  if "diagnostics" in first:  # They read the training split's bias labels: they see the shuffle.
+    assert first["diagnostics"] != second["diagnostics"]

@@ -118,14 +118,20 @@ def add_pairs(dataset: BiasedDataset, options: ml_collections.ConfigDict) -> Bia
   """The training split followed by the pairs of `options.path` (`mix`, data.added_pairs); the
   other splits as they are."""
   arrays = load_pairs(options.path)
-  for name, count in (("label", dataset.num_classes), ("protected", dataset.num_bias_classes)):
-    if arrays[name].min() < 0 or arrays[name].max() >= count:
-      raise InputError(
-          f"{options.path}: `{name}` lies outside 0..{count - 1} of {dataset.name}; the pairs "
-          "were made for another dataset."
-      )
+  if arrays["label"].min() < 0 or arrays["label"].max() >= dataset.num_classes:
+    raise InputError(
+        f"{options.path}: `label` lies outside 0..{dataset.num_classes - 1} of {dataset.name}; "
+        "the pairs were made for another dataset."
+    )
   train = dataset.train
-  mixed = mix(train.images, train.label, train.bias_label, arrays, options.ratio, options.use)
+  images, label, bias_label = mix(
+      train.images, train.label, train.bias_label, arrays, options.ratio, options.use
+  )
+  # A protected label outside the dataset's bias classes (a pseudo bias read by the amplifier,
+  # in class space) is not a bias label: unknown (-1), like generated images'.
+  synthetic = bias_label[len(train.label) :]
+  synthetic[(synthetic < 0) | (synthetic >= dataset.num_bias_classes)] = -1
+  mixed = (images, label, bias_label)
   logging.info(
       "Training on %d real and %d synthetic images from %s.",
       len(train.label),

@@ -37,7 +37,8 @@ class ImageGenerator:
   latent_dim: int
   image_shape: tuple[int, int, int]
   latent_space: str = "z"
-  num_classes: int = 0
+  num_classes: int = 0  # Entries of the conditioning one-hots, all factors together.
+  factors: tuple[int, ...] = ()  # Their sizes: () unconditional, (classes,), (classes, bias).
 
   def __post_init__(self):
     if self.latent_space not in LATENT_SPACES:
@@ -56,14 +57,27 @@ class ImageGenerator:
   def sample(
       self, rng: np.random.Generator, num: int, labels: np.ndarray | None = None
   ) -> np.ndarray:
-    """`num` latents: z ~ N(0, I) (with the one-hot `labels` when conditional, uniformly drawn
-    classes by default), mapped for latent space 'w'."""
+    """`num` latents (`latents`) of z ~ N(0, I); a conditional generator's `labels` are drawn
+    uniformly (every factor) unless given."""
     z = rng.standard_normal((num, self.latent_dim)).astype(np.float32)
-    if self.num_classes:
-      labels = rng.integers(0, self.num_classes, num) if labels is None else labels
+    if self.factors and labels is None:
+      labels = np.stack([rng.integers(0, size, num) for size in self.factors], axis=1)
+      labels = labels[:, 0] if len(self.factors) == 1 else labels
+    return self.latents(z, labels)
+
+  def latents(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """The latents of z (N, latent_dim) in this generator's latent space: with a conditional
+    generator's `labels` ((N,) classes, or (N, F) one value per factor) after z, mapped for
+    latent space 'w'."""
+    if self.factors:
+      if labels is None:
+        raise InputError("this generator is conditional; give the labels to condition on.")
+      labels = np.asarray(labels)
+      if labels.ndim == 2:  # Factor f's values index its own entries of the one-hot table.
+        labels = labels + np.cumsum([0, *self.factors[:-1]])
       z = np.asarray(dcgan.conditional_latents(z, labels, self.num_classes))
     elif labels is not None:
-      raise InputError("this generator is not class-conditional; sample without labels.")
+      raise InputError("this generator is not conditional; sample without labels.")
     if self.latent_space == "z":
       return z
     return np.asarray(_jitted(self.module, "mapping")(self.params, z))

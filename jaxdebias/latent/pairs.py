@@ -57,7 +57,11 @@ def make_pairs_with(
     options: ml_collections.ConfigDict,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
   """`make_pairs` with `options` (`default_config`'s fields). A tinted generator (an opt-in
-  colour prior) has its protected boundary fitted on its tint alone and edited pairwise."""
+  colour prior) has its protected boundary fitted on its tint alone and edited pairwise; a
+  generator conditioned on (class, pseudo bias) makes its pairs by its conditioning
+  (`conditioned_pairs`)."""
+  if len(gen.factors) == 2:
+    return conditioned_pairs(gen, target, protected, options.num_pairs, options.seed)
   return make_pairs(
       gen,
       target,
@@ -159,18 +163,9 @@ def make_pairs(
       ]
   )
   image_pair, label_pair, g_pair = labelled(z_pair)
-  arrays = {
-      "z": z,
-      "z_pair": z_pair,
-      "image": image,
-      "image_pair": image_pair,
-      "label": label.astype(np.int32),
-      "protected": g.astype(np.int32),
-      "protected_pair": moved_to.astype(np.int32),
-      "labelled_label_pair": label_pair.astype(np.int32),
-      "labelled_protected_pair": g_pair.astype(np.int32),
-  }
-  flipped, kept = g_pair == moved_to, label_pair == label
+  arrays, quality = _records(
+      z, z_pair, image, image_pair, label, g, moved_to, g, label_pair, g_pair
+  )
   report = {
       "num_fit": num_fit,
       "num_pairs": num_pairs,
@@ -181,15 +176,82 @@ def make_pairs(
       "target_boundary_accuracy": float(np.mean(np.asarray(target_plane.predict(z)) == label)),
       "protected_boundary_accuracy": float(np.mean(source == g)),
       "generated_aligned_fraction": float(np.mean(g == label)),
-      "protected_moved_as_requested": float(np.mean(flipped)),
-      "protected_changed": float(np.mean(g_pair != g)),
-      "target_kept": float(np.mean(kept)),
-      "moved_and_kept": float(np.mean(flipped & kept)),
+      **quality,
       "median_latent_norm": float(np.median(np.linalg.norm(z, axis=-1))),
       "median_edit_norm": float(np.median(np.linalg.norm(z_pair - z, axis=-1))),
       "definitions": REPORT_DEFINITIONS,
   }
   return arrays, report
+
+
+def conditioned_pairs(
+    gen: generator.ImageGenerator,
+    target: Labeller,
+    protected: Labeller,
+    num_pairs: int,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """Pairs from a generator conditioned on (class, pseudo bias) (`gen.factors` (K, K'); the
+  GAN of gan.pseudo_bias): x(z) = G(z, y, b) and x(z') = G(z, y, b'), y, b and b' != b drawn
+  uniformly, z' = z with the pseudo bias moved: the class is kept by the conditioning, no
+  boundary is fitted. The arrays and report are `make_pairs`'s; `label` and the protected
+  fields are the conditioning's y, b and b', the labellers' readings of x(z') are kept beside
+  them and measured in the report."""
+  num_classes, num_bias = gen.factors
+  rng = np.random.default_rng(seed)
+  label = rng.integers(0, num_classes, num_pairs)
+  bias = rng.integers(0, num_bias, num_pairs)
+  bias_pair = (bias + rng.integers(1, num_bias, num_pairs)) % num_bias
+  noise = rng.standard_normal((num_pairs, gen.latent_dim)).astype(np.float32)
+  z = gen.latents(noise, np.stack([label, bias], axis=1))
+  z_pair = gen.latents(noise, np.stack([label, bias_pair], axis=1))
+  image, image_pair = gen.images(z), gen.images(z_pair)
+  label_read, g = target(image), protected(image)
+  label_pair, g_pair = target(image_pair), protected(image_pair)
+  arrays, quality = _records(
+      z, z_pair, image, image_pair, label, bias, bias_pair, g, label_pair, g_pair
+  )
+  report = {
+      "num_pairs": num_pairs,
+      "edit": "condition",
+      "latent_space": gen.latent_space,
+      "target_as_conditioned": float(np.mean(label_read == label)),
+      "protected_as_conditioned": float(np.mean(g == bias)),
+      **quality,
+      "definitions": {
+          "*_as_conditioned": "x(z) given the label it was generated for (class y, pseudo bias b)",
+          "protected_moved_as_requested": REPORT_DEFINITIONS["protected_moved_as_requested"],
+          "protected_changed": "x(z') given another protected label than x(z)",
+          "target_kept": "x(z') given the class y both images were generated for",
+          "moved_and_kept": REPORT_DEFINITIONS["moved_and_kept"],
+      },
+  }
+  return arrays, report
+
+
+def _records(z, z_pair, image, image_pair, label, protected, protected_pair, g, label_pair, g_pair):
+  """The pair arrays (`data.added.FIELDS` and the labellers' readings of x(z')) and how often
+  the pairs did what they were meant to: g, label_pair, g_pair are the labellers' readings of
+  x(z)'s protected class and of x(z')'s target and protected class."""
+  arrays = {
+      "z": z,
+      "z_pair": z_pair,
+      "image": image,
+      "image_pair": image_pair,
+      "label": label.astype(np.int32),
+      "protected": protected.astype(np.int32),
+      "protected_pair": protected_pair.astype(np.int32),
+      "labelled_label_pair": label_pair.astype(np.int32),
+      "labelled_protected_pair": g_pair.astype(np.int32),
+  }
+  flipped, kept = g_pair == protected_pair, label_pair == label
+  quality = {
+      "protected_moved_as_requested": float(np.mean(flipped)),
+      "protected_changed": float(np.mean(g_pair != g)),
+      "target_kept": float(np.mean(kept)),
+      "moved_and_kept": float(np.mean(flipped & kept)),
+  }
+  return arrays, quality
 
 
 REPORT_DEFINITIONS = {

@@ -4,7 +4,13 @@ then one generator update per step, as pure functions over a state pytree (`trai
 runs them).
 
 gan.conditional: class-conditional, the class as a one-hot after z in the latent and a
-projection discriminator; fake batches take the real batch's classes. gan.tinted: the generator
+projection discriminator; fake batches take the real batch's classes. gan.pseudo_bias (with
+gan.conditional): conditional on two factors, the class and the bias amplifier's pseudo bias
+label (`methods.amplified.pseudo_bias`), each a one-hot in the latent and an embedding in the
+projection, added; the trainer draws half of every batch from the examples whose pseudo bias
+differs from their class, so the rare combinations are learnt, and sampling any (class, pseudo
+bias) pair then makes the groups the data lacks, knowing only what the amplifier reads as the
+bias. gan.tinted: the generator
 draws a grey mask times a colour set by its own style part, the tint (an opt-in prior: it knows
 that the bias is a colour).
 """
@@ -35,6 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
           "learning_rate": 2e-4,
           "beta1": 0.5,
           "conditional": False,  # Module doc.
+          "pseudo_bias": False,  # Module doc; needs amplifier.workdir.
           "tinted": False,  # Module doc.
       }
   )
@@ -80,7 +87,8 @@ class GAN:
   def __init__(
       self, config: ml_collections.ConfigDict, image_shape: tuple[int, int, int], num_classes: int
   ):
-    """num_classes: of the dataset; the networks use it with gan.conditional only."""
+    """num_classes: the entries of the conditioning (with gan.conditional only): the dataset's
+    classes, or with gan.pseudo_bias the classes then the pseudo bias classes."""
     gan = config.gan
     if not gan.learning_rate > 0 or not 0 <= gan.beta1 < 1:
       raise InputError(

@@ -110,8 +110,10 @@ class Generator(nn.Module):
 
 
 def conditional_latents(z: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
-  """The latents of a class-conditional Generator: z followed by the one-hot class."""
-  return jnp.concatenate([z, jax.nn.one_hot(labels, num_classes, dtype=z.dtype)], axis=-1)
+  """The latents of a conditional Generator: z followed by the one-hot class, or for labels
+  (B, F) of F factors (indices into one table of num_classes entries), their multi-hot sum."""
+  one_hot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)
+  return jnp.concatenate([z, one_hot if one_hot.ndim == 2 else one_hot.sum(1)], axis=-1)
 
 
 class Discriminator(nn.Module):
@@ -133,7 +135,9 @@ class Discriminator(nn.Module):
     logits = nn.Dense(1)(features)[:, 0]
     if self.num_classes:
       embedding = nn.Embed(self.num_classes, features.shape[-1], name="class_embedding")
-      logits = logits + jnp.sum(embedding(labels) * features, axis=-1)
+      embedded = embedding(labels)  # (B, D), or (B, F, D) for F factors: their sum.
+      embedded = embedded if embedded.ndim == 2 else embedded.sum(1)
+      logits = logits + jnp.sum(embedded * features, axis=-1)
     return logits
 
 

@@ -1,5 +1,5 @@
 """Recipes: stage graphs of runs (`graph.Recipe`), chosen by `config.trainer` like a trainer;
-and commands made of finished runs (`make_pairs`, `latent_pipeline`)."""
+and a command made of finished runs (`make_pairs`)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -8,10 +8,11 @@ import ml_collections
 
 from jaxdebias import trainers
 from jaxdebias.errors import InputError
-from jaxdebias.recipes import bias_amplification
+from jaxdebias.recipes import bias_amplification, latent_debiasing
 
 RECIPES: dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]] = {
     bias_amplification.NAME: bias_amplification.run,
+    latent_debiasing.NAME: latent_debiasing.run,
 }
 
 

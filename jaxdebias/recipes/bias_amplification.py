@@ -16,12 +16,17 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    `recipe.min_loss`.
 4. selection: each candidate's members scored on the held-out part by their pseudo-group
    accuracy (`SELECTION_CRITERION`), no bias label read.
-5. latent_generator, pairs, candidates/NAME_pairs (unless `recipe.synthetic_ratio` is 0): an
-   unconditional GAN (gan.tinted, the opt-in colour prior, applies to it), latent de-biasing's
-   pairs from it (`recipe.pairs`), their target read by the best amplified_groups candidate and
-   their protected class by the amplifier (no bias label), and that candidate trained again
-   with `recipe.synthetic_ratio` pair images per real one; selection_with_pairs scores it too.
-   Pairs that cannot be made (a generator that never shows some class) are skipped, and said so.
+5. Pairs that break the bias, and the best amplified_groups candidate trained again with
+   `recipe.synthetic_ratio` pair images per real one (unless it is 0):
+   - by default, group_generator: a GAN conditioned on (class, the amplifier's pseudo bias at
+     that candidate's min_loss), the pseudo-conflicting examples half of its batches
+     (gan.pseudo_bias); pairs G(z, y, b), G(z, y, b') for every group (`latent.pairs.
+     conditioned_pairs`): the groups the data lacks, knowing only what the amplifier reads;
+   - with the opt-in colour prior gan.tinted, latent_generator: a tinted unconditional GAN, and
+     latent de-biasing's pairs from it (`recipe.pairs`), their target read by that candidate
+     and their protected class by the amplifier.
+   Then pairs, candidates/NAME_pairs, and selection_with_pairs scores it too. Pairs that cannot
+   be made (a generator that never shows some class) are skipped, and said so.
 6. The best amplified_groups candidate (mean over seeds) is chosen, unless a fallback scores
    higher: then that fallback is, and the output says so. final: the chosen candidate retrained
    on the whole training split, `num_seeds` seeds.
@@ -32,7 +37,6 @@ results.json: the final classifier's results (`final`), the selection, the diagn
 every stage's time.
 """
 
-import math
 from typing import Any
 
 import ml_collections
@@ -43,9 +47,9 @@ from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
 from jaxdebias.latent import pairs
 from jaxdebias.methods import amplified
-from jaxdebias.recipes import make_pairs
+from jaxdebias.recipes import stages
 from jaxdebias.recipes.graph import Recipe, say, stage_config
-from jaxdebias.trainers import train_and_evaluate, train_gan
+from jaxdebias.trainers import train_and_evaluate
 
 NAME = "bias_amplification"
 SELECTION_CRITERION = (
@@ -69,11 +73,8 @@ def default_config() -> ml_collections.ConfigDict:
           # The held-out part of the training split that scores the candidates.
           "holdout_fraction": 0.1,
           "holdout_seed": 0,
-          # The generator stage's schedule and seed (also the amplifier's seed).
-          "gan_steps": 6000,
-          "gan_batch_size": 64,
-          "gan_eval_every": 500,
-          "generator_seed": 0,
+          # The generator stages' schedule and seed (also the amplifier's seed).
+          **stages.gan_fields(),
           # Generated images per class for the amplifier; 0: the training split's mean.
           "per_class": 0,
           # Latent de-biasing's pairs for the best amplified_groups candidate, this many
@@ -121,27 +122,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return recipe.finished
   options = config.recipe
   dataset = runs.load_dataset(config.data)
-  gan_dir = recipe.directory("generator")
-  recipe.stage("generator", lambda d: train_gan(_gan_config(config, conditional=True), d))
-  per_class = options.per_class or max(1, round(len(dataset.train.label) / dataset.num_classes))
-  amplifier_dir = recipe.directory("amplifier")
-  amplifier_results = recipe.stage(
-      "amplifier",
-      lambda d: train_and_evaluate(
-          stage_config(
-              config,
-              method="erm",
-              seed=options.generator_seed,
-              num_seeds=1,
-              **{
-                  "optimizer.weight_decay": 0.0,
-                  "data.generated_train.generator": str(gan_dir),
-                  "data.generated_train.per_class": per_class,
-              },
-          ),
-          d,
-      ),
-  )
+  gan_dir = stages.generator(recipe, "generator", conditional=True)
+  amplifier_dir, amplifier_results = stages.amplifier(recipe, dataset, gan_dir)
   fit = {}
   if dataset.valid is None:  # Else the dataset's own validation split is held out.
     fit = {
@@ -161,16 +143,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   best = selection["scores"][selection["best_recipe_candidate"]]
   pairs_report = {}
   if options.synthetic_ratio:
-    needed = math.ceil(options.synthetic_ratio * len(dataset.train.label) / 2)
-    pairs_options = config.recipe.pairs.copy_and_resolve_references()
-    pairs_options.num_pairs = pairs_options.num_pairs or needed
-    pairs_report = _pairs(config, recipe, amplifier_dir, best, trained, pairs_options)
+    min_loss = changes[best["run"]].get("amplifier.min_loss", 0.0)
+    pairs_report = _pairs(recipe, amplifier_dir, best, trained, min_loss, len(dataset.train.label))
   if pairs_report and "skipped" not in pairs_report:
     changes[f"{best['run']}_pairs"] = {
         **changes[best["run"]],
         **_hparam_changes(best["hparams"]),
-        "data.added_pairs.path": str(recipe.directory("pairs") / "pairs.npz"),
-        "data.added_pairs.ratio": options.synthetic_ratio,
+        **stages.with_pairs(recipe),
     }
     trained[f"{best['run']}_pairs"] = train(f"{best['run']}_pairs")
     selection = recipe.computed("selection_with_pairs", select)
@@ -202,59 +181,38 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return results
 
 
-def _gan_config(config: ml_collections.ConfigDict, conditional: bool):
-  """A generator stage's run config: class-conditional (the amplifier's) or not (the pairs'; it
-  takes the opt-in tint prior, gan.tinted)."""
-  options = config.recipe
-  return stage_config(
-      config,
-      trainer="gan",
-      seed=options.generator_seed,
-      num_seeds=1,
-      batch_size=options.gan_batch_size,
-      num_steps=options.gan_steps,
-      eval_every=options.gan_eval_every,
-      checkpoint_every=options.gan_eval_every,
-      keep_checkpoints=1,
-      **{"gan.conditional": conditional, "gan.tinted": bool(config.gan.tinted and not conditional)},
-  )
-
-
 def _hparam_changes(hparams: dict[str, float]) -> dict[str, float]:
   """A member's swept values as config changes (a run of that member alone)."""
   return {HPARAM_FIELDS[k]: v for k, v in hparams.items()}
 
 
-def _pairs(config, recipe: Recipe, amplifier_dir, best, trained, options) -> dict[str, Any]:
-  """The pairs stages: an unconditional GAN, and pairs from it whose target is read by the best
-  amplified_groups candidate (its first seed) and whose protected class by the amplifier (the
-  bias as it reads it): no bias label. Returns their report ({'skipped': why} where none could
-  be made); the pairs are in pairs/pairs.npz."""
-  latent_dir = recipe.directory("latent_generator")
-  recipe.stage("latent_generator", lambda d: train_gan(_gan_config(config, conditional=False), d))
+def _pairs(
+    recipe: Recipe, amplifier_dir, best, trained, min_loss: float, num_train: int
+) -> dict[str, Any]:
+  """The pairs stages (module doc, 5), their labellers the best amplified_groups candidate (the
+  member of its hyperparameters) for the class and the amplifier for the bias: no bias label.
+  Returns their report (`stages.pairs`)."""
+  if recipe.config.gan.tinted:
+    generator_dir = stages.generator(recipe, "latent_generator", conditional=False)
+  else:
+    pseudo_bias = {
+        "gan.pseudo_bias": True,
+        "amplifier.workdir": str(amplifier_dir),
+        "amplifier.min_loss": min_loss,
+    }
+    generator_dir = stages.generator(recipe, "group_generator", conditional=True, **pseudo_bias)
   members = trained[best["run"]].get("members")
   member = None
   if members:
     member = next(i for i, m in enumerate(members) if m["hparams"] == best["hparams"])
-  path = recipe.directory("pairs") / "pairs.npz"
-
-  def write() -> dict[str, Any]:
-    try:
-      return make_pairs.write(
-          str(latent_dir),
-          str(recipe.directory(f"candidates/{best['run']}")),
-          str(amplifier_dir),
-          path,
-          options,
-          target_member=member,
-      )
-    except InputError as e:
-      return {"skipped": str(e)}
-
-  report = recipe.computed("pairs", write)
-  if "skipped" in report:
-    say(f"no pairs: {report['skipped']} Continuing without them.")
-  return report
+  return stages.pairs(
+      recipe,
+      generator_dir,
+      recipe.directory(f"candidates/{best['run']}"),
+      amplifier_dir,
+      stages.pairs_options(recipe.config, num_train),
+      target_member=member,
+  )
 
 
 def _check(config: ml_collections.ConfigDict) -> None:

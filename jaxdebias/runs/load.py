@@ -140,6 +140,7 @@ def load_generator(workdir: str, latent_space: str = "z") -> generator_lib.Image
   model = gan.GAN(config, image_shape, record.get("num_classes", 0))
   like = jax.eval_shape(model.init, jax.random.key(0))
   state = _restore(workdir, like, config.num_steps, config.keep_checkpoints, finished=True)
+  factors = record.get("factors", [model.num_classes] if model.num_classes else [])
   return generator_lib.ImageGenerator(
       model.generator,
       state.generator,
@@ -147,6 +148,7 @@ def load_generator(workdir: str, latent_space: str = "z") -> generator_lib.Image
       image_shape,
       latent_space,
       model.num_classes,
+      tuple(factors),
   )
 
 

@@ -4,8 +4,9 @@
 trains `methods.gan.GAN` on the dataset's training images through the shared loop (`loop.py`):
 config.json, metrics.jsonl, Orbax checkpoints, exact resume, a clear error on a non-finite loss,
 results.json at the end; every `eval_every` steps samples/step_N.png, a grid of images from
-fixed latents. generator.json records what builds the module; `runs.load_generator(DIR)` reads
-the trained generator back.
+fixed latents (conditional: row r shows class r; with gan.pseudo_bias, column c pseudo bias c).
+generator.json records what builds the module; `runs.load_generator(DIR)` reads the trained
+generator back.
 
 Steps run as one jit call each rather than in a `lax.scan`: XLA's CPU backend runs convolutions
 inside a while loop about 20x slower than outside one (measured: 1.0 s against 0.05 s per step).
@@ -21,8 +22,10 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from jaxdebias import runs, sharding
+from jaxdebias import data, runs, sharding
 from jaxdebias.data import sampler
+from jaxdebias.errors import InputError
+from jaxdebias.methods import amplified
 from jaxdebias.methods.gan import GAN
 from jaxdebias.trainers import loop, members
 
@@ -32,35 +35,45 @@ GRID = 10  # Sample grids are GRID x GRID images.
 def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains the GAN of `config` on its dataset's training images; returns results.json (the
   last evaluation's training metrics)."""
+  if config.gan.pseudo_bias and not (config.gan.conditional and config.amplifier.workdir):
+    raise InputError(
+        "gan.pseudo_bias conditions a class-conditional GAN on the bias amplifier's pseudo bias "
+        "labels; set --config.gan.conditional and --config.amplifier.workdir (a finished "
+        "amplifier run)."
+    )
   workdir, finished = loop.start(config, workdir)
   if finished is not None:
     return finished
   mesh = sharding.make_mesh(config.mesh)
   dataset = runs.load_dataset(config.data)
   split = dataset.train
-  gan = GAN(config, split.images.shape[1:], dataset.num_classes)
+  factors, conditions, rows = _conditions(config, dataset)
+  gan = GAN(config, split.images.shape[1:], sum(factors))
   started = time.perf_counter()
   state = jax.jit(gan.init, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
   table = sharding.shard_rows(split.images, mesh)
-  labels = sharding.global_array(split.label, sharding.replicated(mesh))
+  labels = sharding.global_array(conditions, sharding.replicated(mesh))
   step_fn = jax.jit(
       lambda state, table, labels, index: gan.train_step(
           state, sharding.gather_rows(table, index, mesh), labels[index]
       ),
       donate_argnums=0,
   )
-  # Conditional: row r of the grid shows class r % num_classes.
+  cell = np.arange(GRID * GRID)
+  if len(factors) == 2:  # Row r: class r % K; column c: pseudo bias c % K.
+    rows, columns = cell // GRID % factors[0], factors[0] + cell % GRID % factors[1]
+    grid_conditions = np.stack([rows, columns], axis=1)
+  else:  # Conditional: row r shows class r % K.
+    grid_conditions = cell // GRID % max(gan.num_classes, 1)
   fixed_z = gan.latents(
       jax.random.normal(jax.random.key(config.seed + 1), (GRID * GRID, gan.latent_dim)),
-      jnp.arange(GRID * GRID) // GRID % max(gan.num_classes, 1),
+      jnp.asarray(grid_conditions),
   )
 
   def run_chunk(state, step: int, num_steps: int):
-    indices = sampler.batch_indices(
-        config.seed, step, num_steps, config.batch_size, len(split.label)
-    )
+    positions = sampler.batch_indices(config.seed, step, num_steps, config.batch_size, len(rows))
     chunk = []
-    for index in indices:
+    for index in rows[positions]:
       state, metrics = step_fn(state, table, labels, members.place_indices(index, mesh))
       chunk.append(metrics)
     chunk = jax.device_get(chunk)
@@ -83,6 +96,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       "kind": "dcgan",
       "latent_dim": gan.latent_dim,
       "num_classes": gan.num_classes,
+      "factors": factors,  # Sizes of the conditioning's factors: [classes(, pseudo bias)].
       "image_shape": gan.image_shape,
   }
   workdir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +119,32 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   }
   runs.write_json(workdir / "results.json", results)
   return results
+
+
+def _conditions(config: ml_collections.ConfigDict, dataset: data.BiasedDataset):
+  """(factor sizes, per-example conditioning, training rows): unconditional: [], labels, all
+  rows; class-conditional: [K], the labels, all rows; with gan.pseudo_bias: [K, K], (label,
+  K + the amplifier's pseudo bias) per example, and every row plus the pseudo-conflicting ones
+  repeated until they are half of the rows (methods/gan.py)."""
+  split = dataset.train
+  rows = np.arange(len(split.label))
+  if not config.gan.conditional:
+    return [], split.label, rows
+  if not config.gan.pseudo_bias:
+    return [dataset.num_classes], split.label, rows
+  logits = runs.load_classifier(config.amplifier.workdir)(split.images)
+  if logits.shape[-1] != dataset.num_classes:
+    raise InputError(
+        f"the amplifier at {config.amplifier.workdir} has {logits.shape[-1]} classes, the data "
+        f"{dataset.num_classes}; set --config.amplifier.workdir to an amplifier of this data."
+    )
+  bias = amplified.pseudo_bias(logits, split.label, min_loss=config.amplifier.min_loss)
+  conflicting = np.flatnonzero(bias != split.label)
+  if len(conflicting):
+    repeats = max(1, round((len(rows) - len(conflicting)) / len(conflicting)))
+    rows = np.concatenate([rows, np.tile(conflicting, repeats - 1)])
+  conditions = np.stack([split.label, dataset.num_classes + bias], axis=1).astype(np.int32)
+  return [dataset.num_classes] * 2, conditions, rows
 
 
 def _write_grid(path: epath.Path, image_shape, images: jax.Array) -> None:

@@ -1,0 +1,163 @@
+r"""Latent de-biasing (Ramaswamy et al., CVPR 2021) as one command, on any dataset the loader reads.
+
+  python -m jaxdebias.main --config=configs/latent_debiasing.py:data=colored_mnist,ratio=0.01 \
+      --workdir=W
+
+Stages, each a workdir under W (finished ones are reused, interrupted ones resume):
+1. generator: `recipe.generator` (a finished GAN run, or a ported one: tools/port_pgan), or an
+   unconditional GAN trained here on the training images (its size from the image shape;
+   gan.tinted, a colour prior, is opt-in and recorded).
+2. The protected labeller, which reads the bias in the generated images:
+   `recipe.protected='amplifier'` (default, no bias label): class_generator, a class-conditional
+   GAN, and amplifier, ERM on its images only (as in synthetic bias amplification);
+   'bias_labels' (the paper's, opt-in: it trains on the bias labels, so results.json says so):
+   protected, ERM with the bias label as its target.
+3. baseline: the config's classifier on the real data; it also reads the target of the
+   generated images.
+4. pairs: complementary pairs from the generator (`recipe.pairs`, the settings every recipe
+   shares; num_pairs 0: `recipe.synthetic_ratio` synthetic images per real one).
+5. augmented: the config's classifier on the real images and the pairs; skipped, and said so,
+   where no pairs can be made.
+6. evaluation (reads bias labels): both runs' test metrics and, for a binary target with a
+   validation split, the fairness metrics (AP, DEO, BA, KL; bootstrap; DEO and BA at the
+   threshold calibrated on validation).
+No knob is chosen: every one is fixed in advance (the paper's values). results.json: the
+augmented classifier's results (`final`), the baseline's, the pairs' report, the evaluation and
+every stage's time.
+"""
+
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxdebias import metrics, runs
+from jaxdebias.config import base_config
+from jaxdebias.errors import InputError
+from jaxdebias.latent import pairs
+from jaxdebias.recipes import stages
+from jaxdebias.recipes.graph import Recipe, say, stage_config
+from jaxdebias.trainers import train_and_evaluate
+
+NAME = "latent_debiasing"
+PROTECTED_LABELLERS = ("amplifier", "bias_labels")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The recipe's fields: a run config (the classifier stages') with the `recipe` section."""
+  config = base_config()
+  config.trainer = NAME
+  config.method = "erm"  # The paper's classifier.
+  config.input_scaling = "lff_reference"  # The LfF protocol of every README number.
+  config.gan.update(generator_widths=None, discriminator_widths=None)  # From the image shape.
+  config.recipe = ml_collections.ConfigDict(
+      {
+          "generator": "",  # A finished generator's workdir; "": trained here.
+          **stages.gan_fields(),
+          "protected": "amplifier",  # Module doc, step 2.
+          "per_class": 0,  # The amplifier's images per class; 0: the training split's mean.
+          "synthetic_ratio": 2.0,  # Pair images per real one (the paper: about 2).
+          "pairs": pairs.default_config(),  # num_pairs 0: as many as synthetic_ratio needs.
+          "fairness_resamples": 500,
+      }
+  )
+  config.recipe.pairs.num_pairs = 0
+  return config
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Every stage (module doc) in `workdir`; returns the recipe's results.json."""
+  options = config.recipe
+  if options.protected not in PROTECTED_LABELLERS:
+    raise InputError(
+        f"recipe.protected is {options.protected!r}; set it to one of {PROTECTED_LABELLERS}."
+    )
+  if not options.synthetic_ratio > 0:
+    raise InputError(
+        f"recipe.synthetic_ratio must be > 0, got {options.synthetic_ratio}; set "
+        "--config.recipe.synthetic_ratio."
+    )
+  recipe = Recipe(config, workdir, default_config())
+  if recipe.finished is not None:
+    runs.print_results(recipe.finished["final"])
+    return recipe.finished
+  dataset = runs.load_dataset(config.data)
+  if options.generator:
+    generator_dir = runs.absolute(options.generator)
+    runs.load_generator(str(generator_dir), options.pairs.latent_space)  # Fails before training.
+  else:
+    generator_dir = stages.generator(recipe, "generator", conditional=False)
+  if options.protected == "amplifier":
+    protected_dir, _ = stages.amplifier(
+        recipe, dataset, stages.generator(recipe, "class_generator", conditional=True)
+    )
+  else:
+    protected_config = stage_config(config, method="erm", **{"data.target": "bias_label"})
+    recipe.stage("protected", lambda d: train_and_evaluate(protected_config, d))
+    protected_dir = recipe.directory("protected")
+  baseline = recipe.stage("baseline", lambda d: train_and_evaluate(stage_config(config), d))
+  report = stages.pairs(
+      recipe,
+      generator_dir,
+      recipe.directory("baseline"),
+      protected_dir,
+      stages.pairs_options(config, len(dataset.train.label)),
+  )
+  trained = {"baseline": baseline}
+  if "skipped" not in report:
+    augmented_config = stage_config(config, **stages.with_pairs(recipe))
+    trained["augmented"] = recipe.stage(
+        "augmented", lambda d: train_and_evaluate(augmented_config, d)
+    )
+  else:
+    say("the final classifier is the baseline: there are no pairs to add.")
+  evaluation = recipe.computed(
+      "evaluation", lambda: _evaluate(recipe, dataset, list(trained), options.fairness_resamples)
+  )
+  results = recipe.finish(
+      {
+          "final": trained.get("augmented", baseline),
+          "baseline": baseline,
+          "pairs": report,
+          "evaluation": evaluation,
+          "priors": {
+              "gan.tinted": bool(config.gan.tinted),
+              "trained_on_bias_labels": options.protected == "bias_labels",
+          },
+      }
+  )
+  runs.print_results(results["final"])
+  return results
+
+
+def fairness(config: ml_collections.ConfigDict, workdir: str, num_resamples: int = 500) -> dict:
+  """Bootstrap AP / DEO / BA / KL of a finished binary run on its test split, the threshold
+  calibrated on its validation split (metrics.FAIRNESS_DEFINITIONS)."""
+  dataset = runs.load_dataset(config.data)
+  if dataset.num_classes != 2 or dataset.valid is None:
+    raise InputError("fairness metrics need a binary target and a validation split.")
+  predict = runs.load_classifier(workdir)
+  score = lambda split: np.asarray(jax.nn.softmax(predict(split.images))[:, 1])
+  threshold = metrics.calibrated_threshold(score(dataset.valid), dataset.valid.label)
+  test = dataset.test
+  return metrics.bootstrap_fairness(
+      score(test), test.label, test.bias_label, threshold, num_resamples=num_resamples
+  )
+
+
+def _evaluate(recipe: Recipe, dataset, names: list[str], num_resamples: int) -> dict[str, Any]:
+  """Evaluation only (bias labels): each run's test metrics, and its fairness metrics where the
+  target is binary and there is a validation split."""
+  found = {}
+  for name in names:
+    directory = recipe.directory(name)
+    results = runs.read_json(directory / "results.json")
+    found[name] = {"test": results.get("test") or results.get("members")}
+    if dataset.num_classes == 2 and dataset.valid is not None:
+      found[name]["fairness"] = fairness(
+          runs.read_config(directory), str(directory), num_resamples
+      )
+  if any("fairness" in run for run in found.values()):
+    found["definitions"] = metrics.FAIRNESS_DEFINITIONS
+  return found
