@@ -12,7 +12,7 @@ knowledge of the bias) and `tinted` (the opt-in colour prior gan.tinted, which k
 bias is the colour of the strokes). ERM and LfF beside them are benchmarks/colored_mnist.py's
 runs on the whole training split with the same seeds (workdirs/colored_mnist, reused or
 trained): the LfF protocol, fixed knobs. Bias labels are read by evaluation and diagnostics
-only. Writes results/bias_amplification.{md,json}.
+only. Writes results/bias_amplification.{md,json} and puts the first table into README.md.
 """
 
 import json
@@ -23,6 +23,7 @@ from absl import flags
 import numpy as np
 
 from benchmarks import colored_mnist as plain_benchmark
+from benchmarks import readme
 from benchmarks.readme import machine, mean_std
 from configs import bias_amplification as recipe_config
 from jaxdebias import recipes
@@ -33,6 +34,7 @@ _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Confli
 _SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds 0..N-1, side by side in every classifier stage.")
 _PRIORS = flags.DEFINE_list("priors", ["none", "tinted"], "Columns: none, tinted.")
 _OUT = flags.DEFINE_string("out", "results", "Where the table and JSON go.")
+_README = flags.DEFINE_bool("readme", True, "Also put the first table into README.md.")
 
 ROOT = pathlib.Path("workdirs/bias_amplification")
 PAIR_QUALITY = ("protected_moved_as_requested", "target_kept", "moved_and_kept")
@@ -174,6 +176,8 @@ def main(argv):
   out.mkdir(parents=True, exist_ok=True)
   text = report(found, plain, ratios, _SEEDS.value, priors)
   (out / "bias_amplification.md").write_text(text)
+  if _README.value:  # The first table, without the page title.
+    readme.splice("bias_amplification", text.split("\n## ")[0].split("\n", 2)[2].lstrip())
   (out / "bias_amplification.json").write_text(
       json.dumps(
           {

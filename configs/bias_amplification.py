@@ -19,10 +19,11 @@ quick (a smoke test: 200 GAN steps, 200 classifier steps). Recipe knobs: --confi
 held-out fraction, the GAN's schedule, the candidate grid). Classifier stages use the
 LfF protocol (MLP, Adam 1e-3, batch 256, 23,500 steps, inputs in [0, 1/255]) except on CelebA.
 
-Expected runtime on a 2-core CPU (Colored MNIST): each of the two GANs 15-40 min, then about
-1.5-4 min per classifier run: the amplifier, 5 candidate runs (ERM, LfF, amplified_groups per
-min_loss with both weight decays side by side, the best with pairs) and the refit. Expected
-result: not measured yet (README "Synthetic bias amplification").
+Expected runtime on a 2-core CPU (Colored MNIST 1%, one seed): about 2 h (each of the two GANs
+35-45 min, then 2-7 min per classifier run: the amplifier, 4 candidate runs (ERM, LfF,
+amplified_groups per min_loss with both weight decays side by side), the best with pairs, the
+refit). Expected result there, seed 0: 80.13% unbiased accuracy, amplified_groups with pairs
+chosen (LfF 72.87%; README "Synthetic bias amplification").
 """
 
 from configs import celeba

@@ -35,6 +35,11 @@ GRID = 10  # Sample grids are GRID x GRID images.
 def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains the GAN of `config` on its dataset's training images; returns results.json (the
   last evaluation's training metrics)."""
+  if not 0 <= config.gan.pseudo_conflicting_share < 1:
+    raise InputError(
+        f"gan.pseudo_conflicting_share must lie in [0, 1), got "
+        f"{config.gan.pseudo_conflicting_share}; set --config.gan.pseudo_conflicting_share."
+    )
   if config.gan.pseudo_bias and not (config.gan.conditional and config.amplifier.workdir):
     raise InputError(
         "gan.pseudo_bias conditions a class-conditional GAN on the bias amplifier's pseudo bias "
@@ -59,15 +64,9 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       ),
       donate_argnums=0,
   )
-  cell = np.arange(GRID * GRID)
-  if len(factors) == 2:  # Row r: class r % K; column c: pseudo bias c % K.
-    rows, columns = cell // GRID % factors[0], factors[0] + cell % GRID % factors[1]
-    grid_conditions = np.stack([rows, columns], axis=1)
-  else:  # Conditional: row r shows class r % K.
-    grid_conditions = cell // GRID % max(gan.num_classes, 1)
   fixed_z = gan.latents(
       jax.random.normal(jax.random.key(config.seed + 1), (GRID * GRID, gan.latent_dim)),
-      jnp.asarray(grid_conditions),
+      jnp.asarray(_grid_conditions(factors)),
   )
 
   def run_chunk(state, step: int, num_steps: int):
@@ -125,7 +124,7 @@ def _conditions(config: ml_collections.ConfigDict, dataset: data.BiasedDataset):
   """(factor sizes, per-example conditioning, training rows): unconditional: [], labels, all
   rows; class-conditional: [K], the labels, all rows; with gan.pseudo_bias: [K, K], (label,
   K + the amplifier's pseudo bias) per example, and every row plus the pseudo-conflicting ones
-  repeated until they are half of the rows (methods/gan.py)."""
+  repeated until they are gan.pseudo_conflicting_share of the rows (methods/gan.py)."""
   split = dataset.train
   rows = np.arange(len(split.label))
   if not config.gan.conditional:
@@ -140,11 +139,24 @@ def _conditions(config: ml_collections.ConfigDict, dataset: data.BiasedDataset):
     )
   bias = amplified.pseudo_bias(logits, split.label, min_loss=config.amplifier.min_loss)
   conflicting = np.flatnonzero(bias != split.label)
-  if len(conflicting):
-    repeats = max(1, round((len(rows) - len(conflicting)) / len(conflicting)))
-    rows = np.concatenate([rows, np.tile(conflicting, repeats - 1)])
+  share = config.gan.pseudo_conflicting_share
+  extra = round(share * len(rows) / (1 - share)) - len(conflicting)
+  if len(conflicting) and extra > 0:
+    rows = np.concatenate([rows, np.resize(conflicting, extra)])
   conditions = np.stack([split.label, dataset.num_classes + bias], axis=1).astype(np.int32)
   return [dataset.num_classes] * 2, conditions, rows
+
+
+def _grid_conditions(factors: list[int]) -> np.ndarray:
+  """The conditioning of the sample grid's cells: row r shows class r % K; with a second
+  factor, column c its value c % K' (offset into its one-hot entries)."""
+  cell = np.arange(GRID * GRID)
+  if not factors:
+    return np.zeros_like(cell)  # Unused: unconditional.
+  grid_row = cell // GRID % factors[0]
+  if len(factors) == 1:
+    return grid_row
+  return np.stack([grid_row, factors[0] + cell % GRID % factors[1]], axis=1)
 
 
 def _write_grid(path: epath.Path, image_shape, images: jax.Array) -> None:
