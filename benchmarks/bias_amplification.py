@@ -22,11 +22,11 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks import colored_mnist as plain_benchmark
 from benchmarks import readme
 from benchmarks.readme import machine, mean_std
 from configs import bias_amplification as recipe_config
-from jaxdebias import recipes
+from configs import colored_mnist
+from jaxdebias import recipes, trainers
 from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION
 from jaxdebias.runs import quiet_library_logs
 
@@ -37,6 +37,7 @@ _OUT = flags.DEFINE_string("out", "results", "Where the table and JSON go.")
 _README = flags.DEFINE_bool("readme", True, "Also put the first table into README.md.")
 
 ROOT = pathlib.Path("workdirs/bias_amplification")
+PLAIN_ROOT = pathlib.Path("workdirs/colored_mnist")  # benchmarks/colored_mnist.py's runs.
 PAIR_QUALITY = ("protected_moved_as_requested", "target_kept", "moved_and_kept")
 PRIORS = {
     "none": "no prior (the default)",
@@ -52,6 +53,22 @@ def recipe_runs(ratios, num_seeds: int, priors) -> dict:
       arg = f"data=colored_mnist,ratio={ratio},seeds={num_seeds}"
       config = recipe_config.get_config(arg + (",tinted" if prior == "tinted" else ""))
       found[prior, ratio] = recipes.run(config, str(ROOT / f"{prior}_r{ratio}_s{num_seeds}"))
+  return found
+
+
+def plain_runs(ratios, seeds) -> dict:
+  """{(method, ratio): [results.json per seed]} of ERM and LfF, benchmarks/colored_mnist.py's
+  runs (same configs and workdirs: reused when that benchmark made them)."""
+  found = {}
+  for method in ("erm", "lff"):
+    for ratio in ratios:
+      for seed in seeds:
+        config = colored_mnist.get_config(f"method={method},ratio={ratio}")
+        config.seed = seed
+        workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
+        found.setdefault((method, ratio), []).append(
+            trainers.train_and_evaluate(config, str(workdir))
+        )
   return found
 
 
@@ -168,9 +185,7 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"Unknown priors {sorted(unknown)}; use {sorted(PRIORS)}.")
   seeds = list(range(_SEEDS.value))
-  plain = plain_benchmark.run_all(
-      ["erm", "lff"], ratios, seeds, "lff_reference", pathlib.Path("workdirs/colored_mnist")
-  )
+  plain = plain_runs(ratios, seeds)
   found = recipe_runs(ratios, _SEEDS.value, priors)
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
