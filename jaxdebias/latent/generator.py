@@ -73,8 +73,8 @@ class ImageGenerator:
       if labels is None:
         raise InputError("this generator is conditional; give the labels to condition on.")
       labels = np.asarray(labels)
-      if labels.ndim == 2:  # Factor f's values index its own entries of the one-hot table.
-        labels = labels + np.cumsum([0, *self.factors[:-1]])
+      if labels.ndim == 2:
+        labels = dcgan.factor_entries(labels, self.factors)
       z = np.asarray(dcgan.conditional_latents(z, labels, self.num_classes))
     elif labels is not None:
       raise InputError("this generator is not conditional; sample without labels.")

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
@@ -107,6 +108,12 @@ class Generator(nn.Module):
       return jnp.tanh(self.to_rgb(x))
     mask = nn.sigmoid(self.to_rgb(x))
     return 2 * mask * nn.sigmoid(t)[:, None, None] - 1
+
+
+def factor_entries(values: np.ndarray, factors) -> np.ndarray:
+  """Per-factor values (N, F) -> their entries of one one-hot table: factor f's values index
+  the entries after those of the factors before it (sizes `factors`)."""
+  return np.asarray(values) + np.cumsum([0, *factors[:-1]])
 
 
 def conditional_latents(z: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:

@@ -20,8 +20,9 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    `recipe.synthetic_ratio` pair images per real one (unless it is 0):
    - by default, group_generator: a GAN conditioned on (class, the amplifier's pseudo bias at
      that candidate's min_loss), the pseudo-conflicting examples 30% of its batches
-     (gan.pseudo_bias, gan.pseudo_conflicting_share); pairs G(z, y, b), G(z, y, b') for every group (`latent.pairs.
-     conditioned_pairs`): the groups the data lacks, knowing only what the amplifier reads;
+     (gan.pseudo_bias, gan.pseudo_conflicting_share); pairs G(z, y, b), G(z, y, b') for every
+     group (`latent.pairs.conditioned_pairs`): the groups the data lacks, knowing only what the
+     amplifier reads;
    - with the opt-in colour prior gan.tinted, latent_generator: a tinted unconditional GAN, and
      latent de-biasing's pairs from it (`recipe.pairs`), their target read by that candidate
      and their protected class by the amplifier.

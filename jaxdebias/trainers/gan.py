@@ -27,6 +27,7 @@ from jaxdebias.data import sampler
 from jaxdebias.errors import InputError
 from jaxdebias.methods import amplified
 from jaxdebias.methods.gan import GAN
+from jaxdebias.models import dcgan
 from jaxdebias.trainers import loop, members
 
 GRID = 10  # Sample grids are GRID x GRID images.
@@ -143,8 +144,9 @@ def _conditions(config: ml_collections.ConfigDict, dataset: data.BiasedDataset):
   extra = round(share * len(rows) / (1 - share)) - len(conflicting)
   if len(conflicting) and extra > 0:
     rows = np.concatenate([rows, np.resize(conflicting, extra)])
-  conditions = np.stack([split.label, dataset.num_classes + bias], axis=1).astype(np.int32)
-  return [dataset.num_classes] * 2, conditions, rows
+  factors = [dataset.num_classes] * 2
+  conditions = dcgan.factor_entries(np.stack([split.label, bias], axis=1), factors)
+  return factors, conditions.astype(np.int32), rows
 
 
 def _grid_conditions(factors: list[int]) -> np.ndarray:
@@ -156,7 +158,7 @@ def _grid_conditions(factors: list[int]) -> np.ndarray:
   grid_row = cell // GRID % factors[0]
   if len(factors) == 1:
     return grid_row
-  return np.stack([grid_row, factors[0] + cell % GRID % factors[1]], axis=1)
+  return dcgan.factor_entries(np.stack([grid_row, cell % GRID % factors[1]], axis=1), factors)
 
 
 def _write_grid(path: epath.Path, image_shape, images: jax.Array) -> None:
