@@ -27,7 +27,7 @@ from benchmarks.readme import machine, mean_std
 from configs import bias_amplification as recipe_config
 from configs import colored_mnist
 from jaxdebias import recipes, trainers
-from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION
+from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION, candidate_name
 from jaxdebias.runs import quiet_library_logs
 
 _RATIOS = flags.DEFINE_list("ratios", ["0.005", "0.01", "0.02", "0.05"], "Conflicting ratios.")
@@ -171,7 +171,7 @@ def _candidate_tests(results: dict) -> dict[str, float]:
   for run_name, run in results["diagnostics"]["candidates_test"].items():
     members = run if isinstance(run, list) else [{"hparams": {}, "test": run}]
     for m in members:
-      name = run_name + "".join(f", {k}={v:g}" for k, v in sorted(m["hparams"].items()))
+      name = candidate_name(run_name, m["hparams"])
       tests.setdefault(name, []).append(m["test"]["classifier"]["unbiased_accuracy"])
   return {name: float(np.mean(v)) for name, v in tests.items()}
 

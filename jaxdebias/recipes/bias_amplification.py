@@ -182,6 +182,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return results
 
 
+def candidate_name(run_name: str, hparams: dict[str, float]) -> str:
+  """A candidate's name in the selection: its run, then its member's swept values."""
+  return run_name + "".join(f", {k}={v:g}" for k, v in sorted(hparams.items()))
+
+
 def _hparam_changes(hparams: dict[str, float]) -> dict[str, float]:
   """A member's swept values as config changes (a run of that member alone)."""
   return {HPARAM_FIELDS[k]: v for k, v in hparams.items()}
@@ -263,7 +268,7 @@ def _select(config, recipe: Recipe, fit_data, amplifier_dir, trained) -> dict[st
       total, correct = metrics.group_counts(
           predicted, held.label, pseudo, num_classes, num_classes
       )
-      name = run_name + "".join(f", {k}={v:g}" for k, v in sorted(hparams.items()))
+      name = candidate_name(run_name, hparams)
       entry = scores.setdefault(name, {"run": run_name, "hparams": hparams, "members": []})
       entry["members"].append(metrics.summarize(total, correct)["unbiased_accuracy"])
   for entry in scores.values():
