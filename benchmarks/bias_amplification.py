@@ -24,9 +24,9 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import machine, mean_std
+from benchmarks.references import member_tests, plain_runs
 from configs import bias_amplification as recipe_config
-from configs import colored_mnist
-from jaxdebias import recipes, trainers
+from jaxdebias import recipes
 from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION, candidate_name
 from jaxdebias.runs import quiet_library_logs
 
@@ -37,7 +37,6 @@ _OUT = flags.DEFINE_string("out", "results", "Where the table and JSON go.")
 _README = flags.DEFINE_bool("readme", True, "Also put the first table into README.md.")
 
 ROOT = pathlib.Path("workdirs/bias_amplification")
-PLAIN_ROOT = pathlib.Path("workdirs/colored_mnist")  # benchmarks/colored_mnist.py's runs.
 PAIR_QUALITY = ("protected_moved_as_requested", "target_kept", "moved_and_kept")
 PRIORS = {
     "none": "no prior (the default)",
@@ -54,29 +53,6 @@ def recipe_runs(ratios, num_seeds: int, priors) -> dict:
       config = recipe_config.get_config(arg + (",tinted" if prior == "tinted" else ""))
       found[prior, ratio] = recipes.run(config, str(ROOT / f"{prior}_r{ratio}_s{num_seeds}"))
   return found
-
-
-def plain_runs(ratios, seeds) -> dict:
-  """{(method, ratio): [results.json per seed]} of ERM and LfF, benchmarks/colored_mnist.py's
-  runs (same configs and workdirs: reused when that benchmark made them)."""
-  found = {}
-  for method in ("erm", "lff"):
-    for ratio in ratios:
-      for seed in seeds:
-        config = colored_mnist.get_config(f"method={method},ratio={ratio}")
-        config.seed = seed
-        workdir = PLAIN_ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
-        found.setdefault((method, ratio), []).append(
-            trainers.train_and_evaluate(config, str(workdir))
-        )
-  return found
-
-
-def member_tests(results: dict) -> list[dict]:
-  """The test metrics of the classifier of each member (seed) of a run's results."""
-  if "members" in results:
-    return [m["test"]["classifier"] for m in results["members"]]
-  return [results["test"]["classifier"]]
 
 
 def report(found: dict, plain: dict, ratios, num_seeds: int, priors) -> str:
@@ -156,13 +132,7 @@ def report(found: dict, plain: dict, ratios, num_seeds: int, priors) -> str:
       )
       auroc = diagnostics.get("amplifier_finds_conflicting", {}).get("auroc", float("nan"))
       lines.append(f"| {prior} | {100 * ratio:g}% | {auroc:.3f} | {groups} | {pairs_text} |")
-  lines += ["", "## Wall time of each recipe run's stages (s; reused stages count ~0 s)", ""]
-  for (prior, ratio), results in found.items():
-    stages = ", ".join(f"{k} {v:.0f}" for k, v in results["stage_seconds_this_run"].items())
-    lines.append(
-        f"- {prior}, {100 * ratio:g}%: {results['total_seconds_this_run']:.0f} s ({stages})"
-    )
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + readme.recipe_times(found)) + "\n"
 
 
 def _candidate_tests(results: dict) -> dict[str, float]:

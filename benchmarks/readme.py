@@ -52,3 +52,14 @@ def stage_times(times: dict[str, float]) -> list[str]:
   """Report lines: the wall time of each stage (stages reused from earlier runs count ~0 s)."""
   lines = ["", "Wall time of each stage this invocation (reused stages count ~0 s):", ""]
   return lines + [f"- {k}: {v:.0f} s" for k, v in times.items()]
+
+
+def recipe_times(found: dict) -> list[str]:
+  """Report lines: each recipe run's total and stage wall times, {(column, ratio): results}."""
+  lines = ["", "## Wall time of each recipe run's stages (s; reused stages count ~0 s)", ""]
+  for (column, ratio), results in found.items():
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in results["stage_seconds_this_run"].items())
+    lines.append(
+        f"- {column}, {100 * ratio:g}%: {results['total_seconds_this_run']:.0f} s ({stages})"
+    )
+  return lines

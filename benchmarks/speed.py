@@ -74,7 +74,7 @@ def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> di
   config.num_seeds = num_seeds
   mesh = sharding.make_mesh(config.mesh)
   seeds, state = members.init_members(config, method, mesh)
-  run_chunk = members.chunk_runner(method, num_seeds, mesh, state)
+  run_chunk = members.chunk_runner(method, num_seeds, mesh, state, config.num_steps)
   indices = lambda chunk: members.place_indices(
       members.chunk_indices(seeds, chunk * CHUNK, CHUNK, config.batch_size, NUM_EXAMPLES), mesh
   )

@@ -1,6 +1,7 @@
 """Recipes end to end on a tiny .npz: every stage, reuse on rerun, label-free selection."""
 
 import json
+from unittest import mock
 
 import chex
 import numpy as np
@@ -11,6 +12,10 @@ from configs import bias_amplification as bias_amplification_config
 from configs import latent_debiasing as latent_debiasing_config
 from jaxdebias import recipes
 from jaxdebias.errors import InputError
+from jaxdebias.latent import pairs
+from jaxdebias.recipes import bias_amplification, make_pairs
+from jaxdebias.recipes import stages as recipe_stages
+from jaxdebias.recipes.graph import Recipe
 from tests import synthetic
 
 
@@ -80,17 +85,19 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
 
 def test_latent_debiasing_recipe_runs_every_stage_without_bias_labels(tiny_npz, tmp_path, capsys):
   config = _tiny_recipe(tiny_npz, latent_debiasing_config)
+  config.num_seeds = 2  # The baseline's first seed labels the pairs' target.
   results = recipes.run(config, str(tmp_path / "recipe"))
   out = capsys.readouterr().out
   stages = ["generator", "class_generator", "amplifier", "baseline", "pairs"]
-  if "skipped" not in results["pairs"]:  # The tiny GAN may never show some class: said so.
+  if "skipped" in results["pairs"]:  # The tiny GAN may never show some class: said so.
+    assert "the generator cannot show them" in results["pairs"]["skipped"]
+    assert "the final classifier is the baseline" in out
+  else:
     stages.append("augmented")
     assert results["pairs"]["num_pairs"] == 512
     assert results["final"] == json.loads(
         (tmp_path / "recipe" / "augmented" / "results.json").read_text()
     )
-  else:
-    assert "the final classifier is the baseline" in out
   stages.append("evaluation")
   assert list(results["stage_seconds_this_run"]) == stages
   for stage in stages:
@@ -99,12 +106,26 @@ def test_latent_debiasing_recipe_runs_every_stage_without_bias_labels(tiny_npz, 
   trained = {"baseline", "augmented"} & set(stages)
   assert set(results["evaluation"]) == trained  # A 4-class target: no fairness metrics.
   for name in trained:
-    assert 0 <= results["evaluation"][name]["test"]["classifier"]["unbiased_accuracy"] <= 1
+    members = results["evaluation"][name]["members"]
+    assert [m["seed"] for m in members] == [0, 1]
+    assert all(0 <= m["test"]["classifier"]["unbiased_accuracy"] <= 1 for m in members)
   amplifier = json.loads((tmp_path / "recipe" / "amplifier" / "config.json").read_text())
   assert amplifier["data"]["generated_train"]["generator"].endswith("class_generator")
   config.recipe.protected = "labels"
   with pytest.raises(InputError, match="recipe.protected is 'labels'"):
     recipes.run(config, str(tmp_path / "other"))
+
+
+def test_pairs_stage_skips_only_where_the_generator_cannot_reach_a_class(tiny_npz, tmp_path):
+  config = _tiny_recipe(tiny_npz)
+  recipe = Recipe(config, str(tmp_path / "recipe"), bias_amplification.default_config())
+  make = lambda: recipe_stages.pairs(recipe, tmp_path, tmp_path, tmp_path, pairs.default_config())
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(make_pairs, "write", mock.Mock(side_effect=InputError("bad settings")))
+    with pytest.raises(InputError, match="bad settings"):  # A mistake is not skipped.
+      make()
+    patch.setattr(make_pairs, "write", mock.Mock(side_effect=pairs.UnreachableClasses("none")))
+    assert make() == {"skipped": "none"}
 
 
 @pytest.mark.parametrize("config_module", [bias_amplification_config, latent_debiasing_config])

@@ -78,7 +78,7 @@ def test_split_batch_with_repeated_indices_updates_the_ema_like_one_device(tiny_
         "label": sharding.global_array(labels, sharding.replicated(mesh)),
     }
     assert placed["image"].addressable_shards[0].data.shape[0] == 64 // num_devices
-    run = members.chunk_runner(method, 1, mesh, state)
+    run = members.chunk_runner(method, 1, mesh, state, tiny_config.num_steps)
     placed_indices = members.place_indices(indices.astype(np.int32), mesh)
     assert len(placed_indices.addressable_shards) == num_devices
     assert placed_indices.addressable_shards[0].data.shape == (3, 16 // num_devices)

@@ -33,6 +33,10 @@ from jaxdebias.errors import InputError
 from jaxdebias.latent import edits, generator, hyperplanes
 
 
+
+class UnreachableClasses(InputError):
+  """The generator shows no image of some protected class: no edit can reach it, no pairs."""
+
 def default_config() -> ml_collections.ConfigDict:
   """How pairs are made, in one place: the make_pairs command's defaults, the recipes' and the
   benchmarks'. min_sin 0: nearly parallel boundaries are reported (`*_boundary_accuracy`,
@@ -124,7 +128,7 @@ def make_pairs(
   num_protected = protected.num_classes
   missing = np.setdiff1d(np.arange(num_protected), g_fit)
   if missing.size:
-    raise InputError(
+    raise UnreachableClasses(
         f"none of the {num_fit} generated images has protected class {missing.tolist()}: the "
         "generator cannot show them, so no edit can reach them; train the generator longer "
         "or raise num_fit."

@@ -25,7 +25,7 @@ import optax
 
 from jaxdebias import models
 from jaxdebias.errors import InputError
-from jaxdebias.models import dcgan
+from jaxdebias.models import dcgan, layers
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -134,7 +134,7 @@ class GAN:
     `labels` (B,); a conditional GAN generates the same classes as the real batch has."""
     real = models.to_signed(images)
     # The latents of step t depend on (seed, t) only: resuming redraws the same ones.
-    z = jax.random.normal(
+    z = layers.random_normal(
         jax.random.fold_in(jax.random.key(self.seed), state.step), (len(real), self.latent_dim)
     )
     z = self.latents(z, labels)

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdebias.models import layers
+
 
 def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
   """Scales each feature vector (last axis) to unit root mean square."""
@@ -62,14 +64,14 @@ class Generator(nn.Module):
 
   def setup(self):
     height, width = self.seed_shape
-    self.mapping_mlp = [nn.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
-    self.seed = nn.Dense(height * width * self.widths[0])
-    self.styles = [nn.Dense(2 * width) for width in self.widths]
-    self.upsamples = [nn.Conv(4 * width, (3, 3)) for width in self.widths[1:]]
-    self.to_rgb = nn.Conv(1 if self.tinted else self.image_shape[-1], (3, 3))
+    self.mapping_mlp = [layers.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
+    self.seed = layers.Dense(height * width * self.widths[0])
+    self.styles = [layers.Dense(2 * width) for width in self.widths]
+    self.upsamples = [layers.Conv(4 * width, (3, 3)) for width in self.widths[1:]]
+    self.to_rgb = layers.Conv(1 if self.tinted else self.image_shape[-1], (3, 3))
     if self.tinted:  # Hidden layers as wide as the mapping's: t must tell the digit from h.
-      hidden = [nn.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
-      self.tint_mlp = hidden + [nn.Dense(self.image_shape[-1])]
+      hidden = [layers.Dense(self.latent_dim) for _ in range(self.mapping_layers)]
+      self.tint_mlp = hidden + [layers.Dense(self.image_shape[-1])]
 
   @property
   def seed_shape(self) -> tuple[int, int]:
@@ -137,9 +139,9 @@ class Discriminator(nn.Module):
   def __call__(self, images: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     x = images
     for width in self.widths:
-      x = nn.leaky_relu(nn.Conv(width, (4, 4), strides=(2, 2))(x), 0.2)
+      x = nn.leaky_relu(layers.Conv(width, (4, 4), strides=(2, 2))(x), 0.2)
     features = x.reshape(len(x), -1)
-    logits = nn.Dense(1)(features)[:, 0]
+    logits = layers.Dense(1)(features)[:, 0]
     if self.num_classes:
       embedding = nn.Embed(self.num_classes, features.shape[-1], name="class_embedding")
       embedded = embedding(labels)  # (B, D), or (B, F, D) for F factors: their sum.

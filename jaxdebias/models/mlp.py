@@ -6,6 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdebias.models import layers
+
 
 def _torch_default_bias_init(fan_in: int):
   """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's nn.Linear bias default."""
@@ -20,7 +22,7 @@ def _torch_default_bias_init(fan_in: int):
 # PyTorch nn.Linear's default weight init (kaiming_uniform with a=sqrt(5)) is
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) = variance_scaling(1/3, fan_in, uniform).
 # The published LfF numbers were obtained with it, so we use it too.
-_torch_default_kernel_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+_torch_default_kernel_init = layers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
 class MLP(nn.Module):

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdebias.models import layers
 from jaxdebias.models.dcgan import pixel_norm
 
 
@@ -28,7 +29,7 @@ class EqualizedDense(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", nn.initializers.normal(1.0), (x.shape[-1], self.features))
+    kernel = self.param("kernel", layers.normal(1.0), (x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     return (x @ kernel + bias) * math.sqrt(2.0 / x.shape[-1])
 
@@ -81,7 +82,7 @@ class EqualizedConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     k, channels = self.kernel_size, x.shape[-1]
-    kernel = self.param("kernel", nn.initializers.normal(1.0), (k, k, channels, self.features))
+    kernel = self.param("kernel", layers.normal(1.0), (k, k, channels, self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     if not self.upsample:
       y = _conv(x, kernel, "SAME")

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
+from jaxdebias.models import layers
+
 
 def _norm(channels: int) -> nn.GroupNorm:
   return nn.GroupNorm(num_groups=min(32, channels))
@@ -33,13 +35,13 @@ class Block(nn.Module):
       kernels = ((3, self.width, self.strides), (3, out_channels, 1))
     y = x
     for i, (k, channels, strides) in enumerate(kernels):
-      y = nn.Conv(channels, (k, k), strides=strides, use_bias=False)(y)
+      y = layers.Conv(channels, (k, k), strides=strides, use_bias=False)(y)
       y = _norm(channels)(y)
       if i < len(kernels) - 1:
         y = nn.relu(y)
     if x.shape[-1] != out_channels or self.strides != 1:
       x = _norm(out_channels)(
-          nn.Conv(out_channels, (1, 1), strides=self.strides, use_bias=False)(x)
+          layers.Conv(out_channels, (1, 1), strides=self.strides, use_bias=False)(x)
       )
     return nn.relu(x + y)
 
@@ -54,10 +56,10 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
-    x = nn.Conv(self.width, (7, 7), strides=2, use_bias=False)(images)
+    x = layers.Conv(self.width, (7, 7), strides=2, use_bias=False)(images)
     x = nn.relu(_norm(self.width)(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for i, blocks in enumerate(self.stage_sizes):
       for j in range(blocks):
         x = Block(self.width * 2**i, 2 if i and not j else 1, self.bottleneck)(x)
-    return nn.Dense(self.num_classes)(x.mean(axis=(1, 2)))
+    return layers.Dense(self.num_classes)(x.mean(axis=(1, 2)))

@@ -12,8 +12,8 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    GAN, and amplifier, ERM on its images only (as in synthetic bias amplification);
    'bias_labels' (the paper's, opt-in: it trains on the bias labels, so results.json says so):
    protected, ERM with the bias label as its target.
-3. baseline: the config's classifier on the real data; it also reads the target of the
-   generated images.
+3. baseline: the config's classifier on the real data; it (its first seed, with several) also
+   reads the target of the generated images.
 4. pairs: complementary pairs from the generator (`recipe.pairs`, the settings every recipe
    shares; num_pairs 0: `recipe.synthetic_ratio` synthetic images per real one).
 5. augmented: the config's classifier on the real images and the pairs; skipped, and said so,
@@ -103,6 +103,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       recipe.directory("baseline"),
       protected_dir,
       stages.pairs_options(config, len(dataset.train.label)),
+      target_member=0 if "members" in baseline else None,  # Its first seed.
   )
   trained = {"baseline": baseline}
   if "skipped" not in report:
@@ -131,13 +132,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return results
 
 
-def fairness(config: ml_collections.ConfigDict, workdir: str, num_resamples: int = 500) -> dict:
-  """Bootstrap AP / DEO / BA / KL of a finished binary run on its test split, the threshold
-  calibrated on its validation split (metrics.FAIRNESS_DEFINITIONS)."""
+def fairness(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    num_resamples: int = 500,
+    member: int | None = None,
+) -> dict:
+  """Bootstrap AP / DEO / BA / KL of a finished binary run (`member` of a run of several) on its
+  test split, the threshold calibrated on its validation split (metrics.FAIRNESS_DEFINITIONS)."""
   dataset = runs.load_dataset(config.data)
   if dataset.num_classes != 2 or dataset.valid is None:
     raise InputError("fairness metrics need a binary target and a validation split.")
-  predict = runs.load_classifier(workdir)
+  predict = runs.load_classifier(workdir, member=member)
   score = lambda split: np.asarray(jax.nn.softmax(predict(split.images))[:, 1])
   threshold = metrics.calibrated_threshold(score(dataset.valid), dataset.valid.label)
   test = dataset.test
@@ -147,17 +153,20 @@ def fairness(config: ml_collections.ConfigDict, workdir: str, num_resamples: int
 
 
 def _evaluate(recipe: Recipe, dataset, names: list[str], num_resamples: int) -> dict[str, Any]:
-  """Evaluation only (bias labels): each run's test metrics, and its fairness metrics where the
-  target is binary and there is a validation split."""
+  """Evaluation only (bias labels): each run's test metrics (`test`, or per seed `members`), and
+  where the target is binary and there is a validation split its fairness metrics (a list: one
+  entry per seed)."""
   found = {}
   for name in names:
     directory = recipe.directory(name)
     results = runs.read_json(directory / "results.json")
-    found[name] = {"test": results.get("test") or results.get("members")}
+    found[name] = {k: results[k] for k in ("test", "members") if k in results}
     if dataset.num_classes == 2 and dataset.valid is not None:
-      found[name]["fairness"] = fairness(
-          runs.read_config(directory), str(directory), num_resamples
-      )
+      config = runs.read_config(directory)
+      members = [None] if "test" in results else range(len(results["members"]))
+      found[name]["fairness"] = [
+          fairness(config, str(directory), num_resamples, member) for member in members
+      ]
   if any("fairness" in run for run in found.values()):
     found["definitions"] = metrics.FAIRNESS_DEFINITIONS
   return found

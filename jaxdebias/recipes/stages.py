@@ -9,7 +9,7 @@ from etils import epath
 import ml_collections
 
 from jaxdebias import data
-from jaxdebias.errors import InputError
+from jaxdebias.latent import pairs as latent_pairs
 from jaxdebias.recipes import make_pairs
 from jaxdebias.recipes.graph import Recipe, say, stage_config
 from jaxdebias.trainers import train_and_evaluate, train_gan
@@ -85,7 +85,7 @@ def pairs(
   """The pairs stage: latent de-biasing's pairs (`options`: `latent.pairs.default_config`'s
   fields) from the generator, their target read by one classifier run (`target_member` of it)
   and their protected class by another. Returns the report, or {'skipped': why} where no pairs
-  can be made (a generator that never shows some class), said so; the pairs are in
+  can be made (a generator that never shows some protected class), said so; the pairs are in
   pairs/pairs.npz."""
   path = recipe.directory("pairs") / "pairs.npz"
 
@@ -94,7 +94,7 @@ def pairs(
       return make_pairs.write(
           str(generator_dir), str(target_dir), str(protected_dir), path, options, target_member
       )
-    except InputError as e:
+    except latent_pairs.UnreachableClasses as e:
       return {"skipped": str(e)}
 
   report = recipe.computed("pairs", write)

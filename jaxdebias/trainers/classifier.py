@@ -56,7 +56,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       "image": sharding.shard_rows(split.images, mesh),
       "label": sharding.global_array(split.label, sharding.replicated(mesh)),
   }
-  run = members.chunk_runner(method, num_members, mesh, state)
+  run = members.chunk_runner(method, num_members, mesh, state, config.num_steps)
 
   def run_chunk(state, step: int, num_steps: int):
     indices = members.chunk_indices(

@@ -27,7 +27,7 @@ from jaxdebias.data import sampler
 from jaxdebias.errors import InputError
 from jaxdebias.methods import amplified
 from jaxdebias.methods.gan import GAN
-from jaxdebias.models import dcgan
+from jaxdebias.models import dcgan, layers
 from jaxdebias.trainers import loop, members
 
 GRID = 10  # Sample grids are GRID x GRID images.
@@ -66,7 +66,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       donate_argnums=0,
   )
   fixed_z = gan.latents(
-      jax.random.normal(jax.random.key(config.seed + 1), (GRID * GRID, gan.latent_dim)),
+      layers.random_normal(jax.random.key(config.seed + 1), (GRID * GRID, gan.latent_dim)),
       jnp.asarray(_grid_conditions(factors)),
   )
 

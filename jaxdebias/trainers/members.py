@@ -53,28 +53,39 @@ def place_indices(indices: np.ndarray, mesh: Mesh) -> jax.Array:
   return sharding.global_array(indices, sharding.batch_axis(mesh, indices.ndim, -1))
 
 
-def chunk_runner(method: Method, num_members: int, mesh: Mesh, state):
-  """The jitted chunk of train steps (state donated, kept in its sharding).
+def chunk_runner(method: Method, num_members: int, mesh: Mesh, state, num_steps: int):
+  """The jitted chunk of train steps (state donated, kept in its sharding) of a run of
+  `num_steps` steps (which sets the scan's unrolling, `scan_unroll`).
 
   Takes (state, train data {'image', 'label'}, global indices from `place_indices`); returns
   (state, per-step metrics).
   """
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   return jax.jit(
-      functools.partial(_train_chunk, method, num_members, mesh),
+      functools.partial(_train_chunk, method, num_members, mesh, scan_unroll(num_steps)),
       out_shardings=(state_sharding, sharding.replicated(mesh)),
       donate_argnums=0,
   )
 
 
-# Steps per loop iteration of the training scan. Unrolling lets XLA overlap the end of one step
-# (the optimizer update of one model) with the start of the next; 5 divides the 235-step chunks
-# and measured fastest on CPU (benchmarks/speed.py: LfF 3.4 ms/step against 3.7 with 1).
-_SCAN_UNROLL = 5
+def scan_unroll(num_steps: int) -> int:
+  """Steps per loop iteration of the training scan. Unrolling lets XLA overlap the end of one
+  step (the optimizer update of one model) with the start of the next; 5 divides the 235-step
+  chunks and measured fastest on CPU (benchmarks/speed.py: LfF 3.4 ms/step against 3.7 with 1).
+  But it triples the chunk's compile time (LfF: about 3 s more on a 2-core CPU), which runs
+  under 1,000 steps (tests, smoke runs) do not win back: they do not unroll. (Unrolling changes
+  the float results in their last bits, so the rule is by length, fixed for a run.)"""
+  return 5 if num_steps >= 1000 else 1
 
 
 def _train_chunk(
-    method: Method, num_members: int, mesh: Mesh, state, train: dict[str, jax.Array], indices
+    method: Method,
+    num_members: int,
+    mesh: Mesh,
+    unroll: int,
+    state,
+    train: dict[str, jax.Array],
+    indices,
 ):
   """Runs one train step per row of `indices` ([member,] steps, batch) in one scan.
 
@@ -88,6 +99,6 @@ def _train_chunk(
       batch = {"image": images, "label": train["label"][index], "index": index}
       return method.train_step(state, batch)
 
-    return jax.lax.scan(step_fn, state, indices, unroll=_SCAN_UNROLL)
+    return jax.lax.scan(step_fn, state, indices, unroll=unroll)
 
   return per_member(one_member, num_members)(state, indices)
