@@ -16,16 +16,41 @@ class InputError(UserFacingError, ValueError):
   """Bad user input: config value, data, workdir or checkpoint."""
 
 
+class WriteError(UserFacingError, OSError):
+  """A file of the workdir could not be written (disk full, not a directory, permission);
+  everything complete before it is kept."""
+
+
 class NonFiniteLossError(UserFacingError, FloatingPointError):
   """The training loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+  """The run was stopped (Ctrl-C, or SIGTERM as a preemption sends); the message says where
+  and that the same command resumes. A KeyboardInterrupt, so whatever catches one catches it."""
+
+  def __init__(self, message: str, exit_code: int):
+    super().__init__(message)
+    self.exit_code = exit_code
 
 
 @contextlib.contextmanager
 def exit_on_user_error():
   """Inside: a UserFacingError prints `error: <message>` on stderr and exits with status 2, the
-  convention of every jaxdebias command."""
+  convention of every jaxdebias command; an interruption prints one line, not a traceback, and
+  exits with 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
   try:
     yield
   except UserFacingError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except Interrupted as e:
+    print(f"stopped: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
+  except KeyboardInterrupt:
+    print(
+        "stopped (Ctrl-C) outside training; finished runs and checkpoints are kept: the same "
+        "command goes on from them.",
+        file=sys.stderr,
+    )
+    sys.exit(130)

@@ -1,4 +1,5 @@
-"""Command line: `python -m jaxdebias.main --config=configs/colored_mnist.py:method=lff --workdir=DIR`.
+"""Command line:
+`python -m jaxdebias.main --config=configs/colored_mnist.py:method=lff --workdir=DIR`.
 
 Flags, logging and multi-process start-up only; the work is what `config.trainer` names
 (`recipes.run`: a recipe, or the classifier or GAN trainer of a single run).

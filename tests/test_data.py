@@ -7,6 +7,7 @@ import pickle
 import shutil
 import sys
 import types
+import zipfile
 
 import chex
 import jax
@@ -442,7 +443,20 @@ def _set(key, value):
             ),
             r"split `test` is empty; store at least one example",
         ),
-        (_set("num_classes", np.array([3])), r"`num_classes` must be a positive integer scalar"),
+        (_set("num_classes", np.array([3])), r"`num_classes` must be an integer scalar in 1\.\."),
+        (_set("num_classes", np.int64(10**12)), r"`num_classes` must be an integer scalar in 1"),
+        (
+            _set("train_label", np.full(30, 10**9)),
+            r"the training labels go up to 1000000000, so num_classes would be .* over the limit",
+        ),
+        (
+            lambda a: a.update(num_classes=np.int64(5000), num_bias_classes=np.int64(5000)),
+            r"5000 classes x 5000 bias classes is over the limit of 1000000 groups",
+        ),
+        (
+            _set("train_label", np.array([None] * 30, dtype=object)),
+            r"`train_label` cannot be read \(an object array, which is not read",
+        ),
     ],
 )
 def test_bad_npz(tmp_path, change, match):
@@ -451,6 +465,25 @@ def test_bad_npz(tmp_path, change, match):
   np.savez(tmp_path / "bad.npz", **arrays)
   with pytest.raises(InputError, match=match):
     data.load_dataset(npz_config(tmp_path / "bad.npz"))
+
+
+def test_npz_with_damaged_members_is_one_sentence(tmp_path):
+  np.savez(tmp_path / "good.npz", **good_npz_arrays())
+  with zipfile.ZipFile(tmp_path / "good.npz") as good:
+    members = {name: good.read(name) for name in good.namelist()}
+  header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.int64))
+  header["shape"] = (10**12,)  # A header that claims a terabyte.
+  huge = io.BytesIO()
+  np.lib.format.write_array_header_1_0(huge, header)
+  for name, content, match in [
+      ("train_label.npy", huge.getvalue(), r"`train_label` cannot be read \("),
+      ("test_images.npy", members["test_images.npy"][:200], r"`test_images` cannot be read \("),
+  ]:
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as bad:
+      for other, data_ in members.items():
+        bad.writestr(other, content if other == name else data_)
+    with pytest.raises(InputError, match=match + ".*write it again with np.savez"):
+      data.load_dataset(npz_config(tmp_path / "bad.npz"))
 
 
 def test_npz_missing_or_unset_file(tmp_path):

@@ -7,7 +7,9 @@ Required keys, for each split s in ('train', 'test'):
 Optional: `valid_images`, `valid_label`, `valid_bias_label` (all three or none),
 and scalars `num_classes`, `num_bias_classes`; without them each count is
 1 + the largest training label of its kind, and every split's labels must lie
-in 0..count-1.
+in 0..count-1. Counts are at most MAX_CLASSES, and their product (the number of
+(label, bias) groups the metrics count) at most MAX_GROUPS. Arrays are read
+without unpickling: object arrays are refused.
 
 Write one with, e.g.,
 `np.savez(path, train_images=..., train_label=..., train_bias_label=..., ...)`.
@@ -16,6 +18,7 @@ Write one with, e.g.,
 import os
 import pathlib
 import zipfile
+import zlib
 
 from absl import logging
 import ml_collections
@@ -29,6 +32,20 @@ OPTIONAL_SPLIT = "valid"
 FIELDS = ("images", "label", "bias_label")
 # Split name -> (images, label, bias_label).
 Arrays = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+MAX_CLASSES = 10_000
+MAX_GROUPS = 1_000_000
+
+
+def _array(data: np.lib.npyio.NpzFile, key: str, path: pathlib.Path) -> np.ndarray:
+  """data[key], a damaged or object member an InputError."""
+  try:
+    return data[key]
+  except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as e:
+    reason = "an object array, which is not read (no unpickling)" if "allow_pickle" in str(e) else e
+    raise InputError(
+        f"{path}: `{key}` cannot be read ({reason}); write it again with np.savez from a "
+        "numeric NumPy array."
+    ) from e
 
 
 def _count(
@@ -36,11 +53,17 @@ def _count(
 ) -> int:
   """The npz's scalar `key` if present, else 1 + the largest training label."""
   if key not in data:
-    return int(train_labels.max()) + 1
-  value = data[key]
-  if value.shape or not np.issubdtype(value.dtype, np.integer) or value < 1:
+    count = int(train_labels.max()) + 1
+    if count > MAX_CLASSES:
+      raise InputError(
+          f"{path}: the training labels go up to {count - 1}, so {key} would be {count}, over "
+          f"the limit of {MAX_CLASSES}; relabel them 0..K-1."
+      )
+    return count
+  value = _array(data, key, path)
+  if value.shape or not np.issubdtype(value.dtype, np.integer) or not 1 <= value <= MAX_CLASSES:
     raise InputError(
-        f"{path}: `{key}` must be a positive integer scalar; "
+        f"{path}: `{key}` must be an integer scalar in 1..{MAX_CLASSES}; "
         f"store it as e.g. np.int64(10) or leave it out."
     )
   return int(value)
@@ -101,8 +124,8 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
       )
     arrays = {}
     for split in splits:
-      images = data[f"{split}_images"]
-      labels = {field: data[f"{split}_{field}"] for field in FIELDS[1:]}
+      images = _array(data, f"{split}_images", path)
+      labels = {field: _array(data, f"{split}_{field}", path) for field in FIELDS[1:]}
       _check_split(path, split, images, labels)
       if split != "train" and images.shape[1:] != arrays["train"][0].shape[1:]:
         raise InputError(
@@ -113,6 +136,11 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
       arrays[split] = (images, labels["label"], labels["bias_label"])
     num_classes = _count(data, "num_classes", arrays["train"][1], path)
     num_bias_classes = _count(data, "num_bias_classes", arrays["train"][2], path)
+  if num_classes * num_bias_classes > MAX_GROUPS:
+    raise InputError(
+        f"{path}: {num_classes} classes x {num_bias_classes} bias classes is over the limit of "
+        f"{MAX_GROUPS} groups; merge classes or relabel them 0..K-1."
+    )
   for split, (images, label, bias_label) in arrays.items():
     for field, values, count in (
         ("label", label, num_classes),

@@ -114,6 +114,7 @@ HPARAM_FIELDS = {
 }
 
 
+@runs.locked
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Every stage (module doc) in `workdir`; returns the recipe's results.json."""
   _check(config)

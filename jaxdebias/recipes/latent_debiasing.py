@@ -66,6 +66,7 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
+@runs.locked
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Every stage (module doc) in `workdir`; returns the recipe's results.json."""
   options = config.recipe

@@ -1,5 +1,5 @@
-"""A workdir's life without training: claiming it, config.json and other JSON, the metrics
-log, process-0 printing, Orbax checkpoints, and loading a finished run as a function.
+"""A workdir's life without training: claiming and locking it, config.json and other JSON, the
+metrics log, process-0 printing, Orbax checkpoints, and loading a finished run as a function.
 
 Layout of a workdir: config.json, metrics.jsonl (one line per evaluation), results.json (the
 final evaluation; its presence means the run finished), checkpoints/ (Orbax), and for a
@@ -25,4 +25,5 @@ from jaxdebias.runs.load import (
     load_labeller,
     method_for,
 )
+from jaxdebias.runs.lock import locked
 from jaxdebias.runs.workdir import absolute, claim_workdir, read_config

@@ -1,12 +1,16 @@
 """Orbax checkpoints of the whole training state, with resume and clear errors."""
 
+import logging as logging_std
+import os
+import re
 from typing import Any
 
+from absl import logging
 from etils import epath
 import jax
 import orbax.checkpoint as ocp
 
-from jaxdebias.errors import InputError
+from jaxdebias.errors import InputError, WriteError
 
 
 class Checkpointer:
@@ -19,10 +23,19 @@ class Checkpointer:
 
   def __init__(self, directory: epath.PathLike, keep: int):
     self.directory = epath.Path(directory)
+    if self.directory.exists() and not self.directory.is_dir():
+      raise InputError(
+          f"{self.directory} is a file, where the checkpoints go; move it away to resume."
+      )
+    # Synchronous saves: when Orbax's background save fails (a full disk), its threads wait out
+    # a 5-minute timeout before the process can end. A save of the classifiers here takes
+    # milliseconds, once every checkpoint_every steps.
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=True
+            preservation_policy=ocp.checkpoint_managers.LatestN(keep),
+            create=True,
+            enable_async_checkpointing=False,
         ),
     )
 
@@ -30,7 +43,26 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step: int, tree: Any) -> None:
-    self.manager.save(step, args=ocp.args.StandardSave(tree))
+    """Saves `tree` as step `step`; a write that fails is a WriteError (the last complete
+    checkpoint is kept), said once: Orbax's and asyncio's own reports of it are dropped."""
+    echoes = _HeldErrors()
+    handlers = {*logging_std.getLogger().handlers, logging.get_absl_handler()}
+    handlers.add(logging_std.lastResort)
+    for handler in handlers:
+      handler.addFilter(echoes)
+    try:
+      self.manager.save(step, args=ocp.args.StandardSave(tree))
+    except Exception as e:  # Orbax raises OSError, or tensorstore's ValueError naming it.
+      reason = _os_error(e)
+      if reason is None:
+        echoes.release(handlers)
+        raise
+      raise WriteError(  # The filter stays: the echoes go on as Orbax's threads end.
+          f"writing the checkpoint of step {step} in {self.directory} failed ({reason}); the "
+          f"last complete one (step {self.latest_step() or 0}) is kept: free space or fix the "
+          "permissions, then rerun the same command to resume from it."
+      ) from e
+    echoes.release(handlers)
 
   def restore(self, step: int, like: Any) -> Any:
     """Restores `step` into the structure, shapes and dtypes of `like` (abstract or concrete)."""
@@ -66,6 +98,36 @@ class Checkpointer:
 def _zip_with_path(tree, other):
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
   return [(path, leaf, want) for (path, leaf), want in zip(leaves, jax.tree.leaves(other))]
+
+
+def _os_error(e: Exception) -> str | None:
+  """The operating system's reason for a failed write, or None for other failures."""
+  if isinstance(e, OSError):
+    return e.strerror or str(e)
+  code = re.search(r"os_error_code='(\d+)'", str(e))
+  return os.strerror(int(code.group(1))) if code else None
+
+
+class _HeldErrors(logging_std.Filter):
+  """Holds back the ERROR records of Orbax and asyncio (their reports of a failed write)."""
+
+  def __init__(self):
+    super().__init__()
+    self.held: dict[int, logging_std.LogRecord] = {}
+
+  def filter(self, record: logging_std.LogRecord) -> bool:
+    echo = record.name == "asyncio" or "/orbax/" in record.pathname
+    if echo and record.levelno >= logging_std.ERROR:
+      self.held[id(record)] = record
+      return False
+    return True
+
+  def release(self, handlers) -> None:
+    """Removes the filter and lets the held records through (no write failed)."""
+    for handler in handlers:
+      handler.removeFilter(self)
+    for record in self.held.values():
+      logging_std.getLogger(record.name).handle(record)
 
 
 def _first_line(e: Exception) -> str:

@@ -1,6 +1,7 @@
 """The files of a workdir and who writes them: JSON written atomically, metrics.jsonl, and the
 results printed, all by process 0 alone in a multi-process run."""
 
+import contextlib
 import json
 import logging as logging_std
 from typing import Any
@@ -10,7 +11,7 @@ from etils import epath
 import jax
 
 from jaxdebias import metrics
-from jaxdebias.errors import InputError
+from jaxdebias.errors import InputError, WriteError
 
 
 def is_main_process() -> bool:
@@ -32,8 +33,21 @@ def write_json(path: epath.Path, obj: Any) -> None:
   if not is_main_process():
     return
   tmp = path.parent / (path.name + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-  tmp.replace(path)
+  with failed_writes_said(path):
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+@contextlib.contextmanager
+def failed_writes_said(path: epath.Path):
+  """Inside, an OSError (disk full, permission, not a directory) is a WriteError naming `path`."""
+  try:
+    yield
+  except OSError as e:
+    raise WriteError(
+        f"writing {path} failed ({e.strerror or e}); free space or fix the permissions, then "
+        "rerun the same command: it resumes from the last complete checkpoint."
+    ) from e
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -48,27 +62,79 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+  """{'a/b': 1} -> {'a': {'b': 1}}: the inverse of `flatten` (but for lists, made tuples)."""
+  tree: dict[str, Any] = {}
+  for name, value in flat.items():
+    *parents, key = name.split("/")
+    section = tree
+    for parent in parents:
+      section = section.setdefault(parent, {})
+    section[key] = value
+  return tree
+
+
 def _hashable(value):
   return tuple(map(_hashable, value)) if isinstance(value, list) else value
 
 
 class MetricsLog:
-  """metrics.jsonl: one JSON object per evaluation; on resume, drops lines past the checkpoint."""
+  """metrics.jsonl: one JSON object per evaluation (each member's), appended as it comes.
 
-  def __init__(self, path: epath.Path, keep_up_to_step: int):
+  Read back on resume: a torn last line (a kill in the middle of its write) is dropped with a
+  warning, any other damage is refused in one sentence; `keep_up_to` then drops the lines past
+  the checkpoint, rewriting the log through a temp file and a rename (a kill never loses a kept
+  line).
+  """
+
+  def __init__(self, path: epath.Path):
     self.path = path
-    if not is_main_process():
-      return
-    lines = path.read_text().splitlines() if path.exists() else []
-    kept = [line for line in lines if line and json.loads(line)["step"] <= keep_up_to_step]
-    if len(kept) != len(lines):
-      path.write_text("".join(line + "\n" for line in kept))
+    self.lines: list[str] = []  # The good lines, and parsed (read by every process):
+    self.records: list[dict[str, Any]] = []
+    if path.is_dir():
+      raise InputError(f"{path} is a directory, not the metrics log; move it away to resume.")
+    self.text = path.read_text() if path.exists() else ""
+    lines = self.text.splitlines()
+    for number, line in enumerate(lines, 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+        problem = None if isinstance(record.get("step"), int) else "no integer step"
+      except (ValueError, AttributeError) as e:
+        problem = str(e)
+      if problem and number == len(lines) and not self.text.endswith("\n"):
+        logging.warning("Dropped the torn last line of %s (a kill in mid-write).", path)
+        break
+      if problem:
+        raise InputError(
+            f"line {number} of {path} is damaged ({problem}); repair or remove that line to "
+            "resume, or use a new --workdir."
+        )
+      self.lines.append(line)
+      self.records.append(record)
+
+  def keep_up_to(self, step: int) -> None:
+    """Drops the records past `step` (and a torn line) from the file."""
+    kept = [(l, r) for l, r in zip(self.lines, self.records) if r["step"] <= step]
+    self.lines, self.records = [l for l, _ in kept], [r for _, r in kept]
+    text = "".join(line + "\n" for line in self.lines)
+    if text != self.text and is_main_process():
+      tmp = self.path.parent / (self.path.name + ".tmp")
+      with failed_writes_said(self.path):
+        tmp.write_text(text)
+        tmp.replace(self.path)
+    self.text = text
 
   def write(self, record: dict[str, Any]) -> None:
     if not is_main_process():
       return
-    with self.path.open("a") as f:
+    with failed_writes_said(self.path), self.path.open("a") as f:
       f.write(json.dumps(flatten(record)) + "\n")
+
+  def records_at(self, step: int) -> list[dict[str, Any]]:
+    """The kept records of evaluation `step`, nested again (as the evaluation returned them)."""
+    return [unflatten(r) for r in self.records if r["step"] == step]
 
 
 def print_results(results: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import ml_collections
 
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
-from jaxdebias.runs.files import flatten, read_json
+from jaxdebias.runs.files import flatten, read_json, unflatten
 
 # Flattened config.json field prefixes renamed since runs were first written: old -> new.
 _RENAMED = {
@@ -22,7 +22,10 @@ _RENAMED = {
 
 
 def absolute(workdir: str) -> epath.Path:
-  """Orbax needs absolute paths; URLs (gs://...) are left as they are."""
+  """Orbax needs absolute paths; URLs (gs://...) are left as they are. An empty path (it would
+  be the current directory) is refused."""
+  if not str(workdir).strip():
+    raise InputError("the workdir is empty; give --workdir the directory the run writes to.")
   return epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
 
 
@@ -60,14 +63,7 @@ def read_config(
   """The config.json of a run over today's defaults (fields added since keep their defaults);
   `defaults`: a recipe's, for a recipe workdir (default: `base_config()`)."""
   config = base_config() if defaults is None else defaults.copy_and_resolve_references()
-  saved = {}
-  for key, value in _saved_config(workdir, config).items():
-    *parents, name = key.split("/")
-    section = saved
-    for parent in parents:
-      section = section.setdefault(parent, {})
-    section[name] = value
-  config.update(saved)
+  config.update(unflatten(_saved_config(workdir, config)))
   return config
 
 

@@ -18,6 +18,7 @@ from jaxdebias.trainers import loop, members
 from jaxdebias.trainers.evaluator import Evaluator
 
 
+@runs.locked
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains `config.method` on `config.data`, evaluating every `config.eval_every` steps;
   returns the content of results.json (a finished run's as it is)."""

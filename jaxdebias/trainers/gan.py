@@ -33,6 +33,7 @@ from jaxdebias.trainers import loop, members
 GRID = 10  # Sample grids are GRID x GRID images.
 
 
+@runs.locked
 def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains the GAN of `config` on its dataset's training images; returns results.json (the
   last evaluation's training metrics)."""

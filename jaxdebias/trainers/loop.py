@@ -3,23 +3,27 @@
 A trainer hands the loop its initial state and two functions: `run_chunk`, the steps up to the
 next evaluation, and `evaluate`, the records of one evaluation (one per member). The loop
 resumes from the latest checkpoint, runs the chunks, stops on a non-finite loss, appends the
-records to metrics.jsonl, and saves a checkpoint when one is due. A rerun with the same workdir
-resumes and ends exactly where an uninterrupted run would.
+records to metrics.jsonl, and saves a checkpoint when one is due (and on SIGTERM, then stops). A
+rerun with the same workdir resumes and ends exactly where an uninterrupted run would.
 """
 
 from collections.abc import Callable
+import contextlib
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
 from absl import logging
 from etils import epath
+import jax
 import ml_collections
 import numpy as np
 import tqdm
 
 from jaxdebias import runs
-from jaxdebias.errors import InputError, NonFiniteLossError
+from jaxdebias.errors import InputError, Interrupted, NonFiniteLossError
 
 # run_chunk(state, first step, number of steps) -> (state, {name: per-step values on the host,
 # shape ([member,] steps)}); must report "loss".
@@ -68,16 +72,28 @@ def train(
 
   name: what trains, on the progress bar; progress(records) -> the few numbers shown live;
   learning_rate_key: the config field to lower when the loss is not finite. With no step left
-  (finished, but results.json was lost), the restored state is evaluated once.
+  (finished, but results.json was lost), the last evaluation is read back from metrics.jsonl.
   """
   ckpt = runs.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   started = time.perf_counter()
+  step = 0
   try:  # Also on errors and interruptions: finish writing the checkpoints already started.
     step = ckpt.latest_step() or 0
+    if step > config.num_steps:
+      raise InputError(
+          f"{ckpt.directory} holds a checkpoint at step {step}, past num_steps "
+          f"{config.num_steps}: it is not this run's; move it away, or use a new --workdir."
+      )
+    log = runs.MetricsLog(workdir / "metrics.jsonl")
+    if step and not log.records_at(step):  # Each checkpoint is saved after its evaluation.
+      raise InputError(
+          f"{log.path} has no evaluation at step {step}, where the latest checkpoint is: the "
+          "log was cut or replaced; restore it, or use a new --workdir."
+      )
     if step:
       state = ckpt.restore(step, state)
       logging.info("Resuming from the checkpoint at step %d.", step)
-    log = runs.MetricsLog(workdir / "metrics.jsonl", keep_up_to_step=step)
+    log.keep_up_to(step)
     runs.write_json(workdir / "config.json", config.to_dict())
     records = None
     bar = tqdm.tqdm(
@@ -89,7 +105,7 @@ def train(
         dynamic_ncols=True,
         disable=None if runs.is_main_process() else True,
     )
-    with bar:
+    with bar, _sigterm_requests_stop() as terminate:
       while step < config.num_steps:
         num_steps = steps_to_next_evaluation(config, step)
         state, chunk = run_chunk(state, step, num_steps)
@@ -98,20 +114,51 @@ def train(
         records = evaluate(state, step, {k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()})
         for record in records:
           log.write(record)
-        if checkpoint_due(config, previous, step):
+        if checkpoint_due(config, previous, step) or terminate.is_set():
           ckpt.save(step, state)
+        if terminate.is_set():
+          raise Interrupted(
+              f"SIGTERM at step {step} of {config.num_steps} of {workdir}, saved there; the "
+              "same command resumes it.",
+              exit_code=128 + signal.SIGTERM,
+          )
         live = progress(records)
         bar.update(num_steps)
         bar.set_postfix(live)
         if bar.disable and runs.is_main_process():  # No terminal: one log line per evaluation.
           seconds = time.perf_counter() - started
           logging.info("step %d/%d (%.0f s): %s", step, config.num_steps, seconds, live)
-    if records is None:
-      records = evaluate(state, step, None)
+    if records is None:  # Finished before, but results.json was lost: the logged evaluation.
+      records = log.records_at(step)
+  except KeyboardInterrupt as e:
+    if isinstance(e, Interrupted):
+      raise
+    raise Interrupted(
+        f"Ctrl-C after step {step} of {config.num_steps} of {workdir}; the same command resumes "
+        f"it from its last checkpoint (step {ckpt.latest_step() or 0}).",
+        exit_code=128 + signal.SIGINT,
+    ) from None
   finally:
     ckpt.wait_until_finished()
     ckpt.close()
   return records
+
+
+@contextlib.contextmanager
+def _sigterm_requests_stop():
+  """Inside, SIGTERM (what preemptions and `scancel` send) sets the returned event instead of
+  killing the process: the loop saves a checkpoint after the chunk in flight and stops. Only in
+  the main thread of a single-process run: a save is collective over processes, which would
+  not all see the signal at the same step."""
+  requested = threading.Event()
+  if threading.current_thread() is not threading.main_thread() or jax.process_count() > 1:
+    yield requested
+    return
+  previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.set())
+  try:
+    yield requested
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def steps_to_next_evaluation(config: ml_collections.ConfigDict, step: int) -> int:
