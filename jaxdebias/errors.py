@@ -5,6 +5,7 @@ Every command prints the message and exits with status 2 instead of showing a tr
 """
 
 import contextlib
+import os
 import sys
 
 
@@ -37,10 +38,18 @@ class Interrupted(KeyboardInterrupt):
 @contextlib.contextmanager
 def exit_on_user_error():
   """Inside: a UserFacingError prints `error: <message>` on stderr and exits with status 2, the
-  convention of every jaxdebias command; an interruption prints one line, not a traceback, and
-  exits with 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+  convention of every jaxdebias command (after a failed write at once, skipping shutdown); an
+  interruption prints one line, not a traceback, and exits with 128 + the signal's number (130
+  for Ctrl-C, 143 for SIGTERM)."""
   try:
     yield
+  except WriteError as e:
+    print(f"error: {e}", file=sys.stderr)
+    # Straight out: Orbax's threads and asyncio's tasks of the failed write would print
+    # tracebacks of their own as the interpreter shuts down. Every complete file is closed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)  # pylint: disable=protected-access
   except UserFacingError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -1,8 +1,12 @@
 """Orbax checkpoints of the whole training state, with resume and clear errors."""
 
+import contextlib
 import logging as logging_std
 import os
 import re
+import sys
+import tempfile
+import time
 from typing import Any
 
 from absl import logging
@@ -44,25 +48,26 @@ class Checkpointer:
 
   def save(self, step: int, tree: Any) -> None:
     """Saves `tree` as step `step`; a write that fails is a WriteError (the last complete
-    checkpoint is kept), said once: Orbax's and asyncio's own reports of it are dropped."""
-    echoes = _HeldErrors()
-    handlers = {*logging_std.getLogger().handlers, logging.get_absl_handler()}
-    handlers.add(logging_std.lastResort)
-    for handler in handlers:
-      handler.addFilter(echoes)
+    checkpoint is kept), said once: what Orbax, tensorstore and asyncio print about the same
+    failure is dropped."""
     try:
-      self.manager.save(step, args=ocp.args.StandardSave(tree))
-    except Exception as e:  # Orbax raises OSError, or tensorstore's ValueError naming it.
-      reason = _os_error(e)
-      if reason is None:
-        echoes.release(handlers)
+      with _stderr_held() as failed:
+        try:
+          self.manager.save(step, args=ocp.args.StandardSave(tree))
+        except Exception as e:  # Orbax raises OSError, or tensorstore's ValueError naming it.
+          reason = failed.reason = _os_error(e)
+          raise
+    except Exception as e:
+      if failed.reason is None:
         raise
-      raise WriteError(  # The filter stays: the echoes go on as Orbax's threads end.
+      # Orbax's threads and asyncio log the failure again as they end.
+      for handler in {*logging_std.getLogger().handlers, logging.get_absl_handler()}:
+        handler.addFilter(_drop_write_failure_echoes)
+      raise WriteError(
           f"writing the checkpoint of step {step} in {self.directory} failed ({reason}); the "
           f"last complete one (step {self.latest_step() or 0}) is kept: free space or fix the "
           "permissions, then rerun the same command to resume from it."
       ) from e
-    echoes.release(handlers)
 
   def restore(self, step: int, like: Any) -> Any:
     """Restores `step` into the structure, shapes and dtypes of `like` (abstract or concrete)."""
@@ -108,26 +113,41 @@ def _os_error(e: Exception) -> str | None:
   return os.strerror(int(code.group(1))) if code else None
 
 
-class _HeldErrors(logging_std.Filter):
-  """Holds back the ERROR records of Orbax and asyncio (their reports of a failed write)."""
+# How long a failed save keeps stderr held: tensorstore's threads print the failures of the
+# writes still in flight (from C++, to fd 2) within a few milliseconds of the first.
+_ECHO_SECONDS = 1.0
 
-  def __init__(self):
-    super().__init__()
-    self.held: dict[int, logging_std.LogRecord] = {}
 
-  def filter(self, record: logging_std.LogRecord) -> bool:
-    echo = record.name == "asyncio" or "/orbax/" in record.pathname
-    if echo and record.levelno >= logging_std.ERROR:
-      self.held[id(record)] = record
-      return False
-    return True
+class _Failure:
+  reason: str | None = None
 
-  def release(self, handlers) -> None:
-    """Removes the filter and lets the held records through (no write failed)."""
-    for handler in handlers:
-      handler.removeFilter(self)
-    for record in self.held.values():
-      logging_std.getLogger(record.name).handle(record)
+
+@contextlib.contextmanager
+def _stderr_held():
+  """Inside, file descriptor 2 goes to a temporary file, given back to stderr at the end
+  unless the yielded object's `reason` was set (a write failed: its echoes are dropped)."""
+  failed = _Failure()
+  sys.stderr.flush()
+  stderr = os.dup(2)
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    try:
+      yield failed
+    finally:
+      if failed.reason is not None:  # The write's other threads fail a moment later: wait.
+        time.sleep(_ECHO_SECONDS)
+      sys.stderr.flush()
+      os.dup2(stderr, 2)
+      os.close(stderr)
+      if failed.reason is None:
+        held.seek(0)
+        os.write(2, held.read())
+
+
+def _drop_write_failure_echoes(record: logging_std.LogRecord) -> bool:
+  """False for the ERROR records of Orbax and asyncio (a checkpoint write failed: said once)."""
+  echo = record.name == "asyncio" or "/orbax/" in record.pathname
+  return not (echo and record.levelno >= logging_std.ERROR)
 
 
 def _first_line(e: Exception) -> str:
