@@ -51,14 +51,11 @@ class Checkpointer:
     checkpoint is kept), said once: what Orbax, tensorstore and asyncio print about the same
     failure is dropped."""
     try:
-      with _stderr_held() as failed:
-        try:
-          self.manager.save(step, args=ocp.args.StandardSave(tree))
-        except Exception as e:  # Orbax raises OSError, or tensorstore's ValueError naming it.
-          reason = failed.reason = _os_error(e)
-          raise
-    except Exception as e:
-      if failed.reason is None:
+      with _stderr_held():
+        self.manager.save(step, args=ocp.args.StandardSave(tree))
+    except Exception as e:  # Orbax raises OSError, or tensorstore's ValueError naming it.
+      reason = _os_error(e)
+      if reason is None:
         raise
       # Orbax's threads and asyncio log the failure again as they end.
       for handler in {*logging_std.getLogger().handlers, logging.get_absl_handler()}:
@@ -118,28 +115,27 @@ def _os_error(e: Exception) -> str | None:
 _ECHO_SECONDS = 1.0
 
 
-class _Failure:
-  reason: str | None = None
-
-
 @contextlib.contextmanager
 def _stderr_held():
   """Inside, file descriptor 2 goes to a temporary file, given back to stderr at the end
-  unless the yielded object's `reason` was set (a write failed: its echoes are dropped)."""
-  failed = _Failure()
+  unless a write failed inside (`_os_error`): then what it holds are echoes of the failure."""
   sys.stderr.flush()
   stderr = os.dup(2)
+  failed = False
   with tempfile.TemporaryFile() as held:
     os.dup2(held.fileno(), 2)
     try:
-      yield failed
-    finally:
-      if failed.reason is not None:  # The write's other threads fail a moment later: wait.
+      yield
+    except Exception as e:
+      failed = _os_error(e) is not None
+      if failed:  # The write's other threads fail a moment later: wait for them.
         time.sleep(_ECHO_SECONDS)
+      raise
+    finally:
       sys.stderr.flush()
       os.dup2(stderr, 2)
       os.close(stderr)
-      if failed.reason is None:
+      if not failed:
         held.seek(0)
         os.write(2, held.read())
 
