@@ -8,6 +8,7 @@ Flags, logging and multi-process start-up only; the work is what `config.trainer
 import os
 import re
 import sys
+import traceback
 
 from absl import app
 from absl import flags
@@ -50,9 +51,17 @@ def parse_flags(argv: list[str]) -> list[str]:
         f"the config has no field {str(e).strip(chr(34))}; check the spelling of the "
         "--config.KEY override against the config file"
     )
+  except SyntaxError as e:  # In the config file.
+    reason = f"{e.filename}, line {e.lineno}: {e.msg}; fix the config file"
   except (flags.Error, OSError) as e:
     reason = str(e.__cause__ or e).strip().splitlines()[-1].strip()  # The cause comes last.
     reason = re.sub(r"^\w+Error: ", "", reason)
+  except Exception as e:  # pylint: disable=broad-except  # The config file's own code failed.
+    where = traceback.extract_tb(e.__traceback__)[-1]
+    reason = (
+        f"the config file raised {type(e).__name__}: {e} ({where.filename}, line "
+        f"{where.lineno}); fix it"
+    )
   print(f"error: {reason} (see --helpshort).", file=sys.stderr)
   sys.exit(2)
 
@@ -67,8 +76,8 @@ def main(argv):
   runs.quiet_library_logs()
   start_processes()
   config = flags.FLAGS.config
-  logging.info("Config:\n%s", config)
-  with exit_on_user_error():
+  with exit_on_user_error(), runs.held_until_work_starts():
+    logging.info("Config:\n%s", config)
     recipes.run(config, _WORKDIR.value)
 
 

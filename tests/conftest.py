@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny biased .npz dataset and a fast config that trains on it."""
 
 import os
+import subprocess
 import tempfile
 
 import jax
@@ -18,7 +19,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 # pylint: disable=g-import-not-at-top
 from jaxdebias import runs, trainers
 from jaxdebias.config import base_config
-from tests import synthetic
+from tests import cli, synthetic
 
 
 @pytest.fixture
@@ -40,6 +41,14 @@ def tiny_config(tiny_npz):
   config.mesh.data = 1
   config.eval_batch_size = 64
   return config
+
+
+@pytest.fixture(scope="session")
+def commands():
+  """`commands.run(args)`: `python -m jaxdebias.main ARGS` in a fresh process (tests/cli.py)."""
+  server = cli.Commands()
+  yield server
+  server.close()
 
 
 @pytest.fixture
@@ -78,3 +87,25 @@ def _interrupt_after_metrics_of(step: int, run) -> None:
     patch.setattr(runs.MetricsLog, "write", write_then_die)
     with pytest.raises(KeyboardInterrupt):
       run()
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+  """mount(options) -> a directory on a new tmpfs mounted with `options` ("size=400k", "ro"),
+  unmounted after the test; skips it where this machine lets no one mount."""
+  mounted = []
+
+  def mount(options: str):
+    disk = tmp_path / f"disk{len(mounted)}"
+    disk.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], capture_output=True
+    )
+    if done.returncode:
+      pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
+    mounted.append(disk)
+    return disk
+
+  yield mount
+  for disk in mounted:
+    subprocess.run(["umount", str(disk)], check=True)

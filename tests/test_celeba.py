@@ -56,8 +56,8 @@ def test_celeba_loads_attributes_by_name_and_caches_decoded_images(tmp_path, moc
     chex.assert_shape(split.images, (NUM_EXAMPLES, 16, 16, 3))
     assert set(np.unique(split.label)) <= {0, 1} and set(np.unique(split.bias_label)) <= {0, 1}
   cache = tmp_path / "tfds" / "celeb_a" / "decoded_16"
-  names = np.load(cache / "attribute_names.npy").tolist()
-  attributes = np.load(cache / "train_attributes.npy")
+  names = np.load(cache / "attribute_names.npy", allow_pickle=False).tolist()
+  attributes = np.load(cache / "train_attributes.npy", allow_pickle=False)
   np.testing.assert_array_equal(dataset.train.label, attributes[:, names.index("Smiling")])
   np.testing.assert_array_equal(dataset.train.bias_label, attributes[:, names.index("Male")])
   config.target_attribute = "Smiles"

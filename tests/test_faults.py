@@ -2,12 +2,10 @@
 log write, a damaged log or a foreign checkpoint. Each stops with one line, or is repaired and
 said so, and leaves a workdir the same command resumes exactly."""
 
-import os
+import json
 import pathlib
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from unittest import mock
 
@@ -15,27 +13,24 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import npz as npz_config
 from jaxdebias import trainers
 from jaxdebias.errors import InputError, WriteError
+from tests import kills, synthetic
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-# A run long enough to be caught in the middle: 100 evaluations of a tiny model.
+# A run long enough to be caught in the middle (75 evaluations of a tiny model); its command's
+# arguments (run by tests/cli.py: `python -m jaxdebias.main ARGS`).
 OVERRIDES = {
-    "num_steps": 5000,
-    "eval_every": 50,
-    "checkpoint_every": 2500,
+    "num_steps": 1500,
+    "eval_every": 20,
+    "checkpoint_every": 100,
     "batch_size": 32,
     "eval_batch_size": 64,
     "mesh.data": 1,
 }
 
 
-def _command(npz: str, workdir: pathlib.Path, extra=()) -> list[str]:
+def _args(npz: str, workdir: pathlib.Path, extra=()) -> list[str]:
   return [
-      sys.executable,
-      "-m",
-      "jaxdebias.main",
       f"--config=configs/npz.py:method=lff,path={npz}",
       f"--workdir={workdir}",
       "--config.model.hidden=(32,32)",
@@ -44,88 +39,83 @@ def _command(npz: str, workdir: pathlib.Path, extra=()) -> list[str]:
   ]
 
 
-def _run(npz: str, workdir: pathlib.Path, stop_with: int | None = None, extra=(), after_lines=3):
-  """The command in a subprocess; with `stop_with`, that signal once metrics.jsonl has
-  `after_lines` lines. Returns (exit status, stderr)."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  proc = subprocess.Popen(
-      _command(npz, workdir, extra), cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
-  )
-  if stop_with is not None:
-    metrics = workdir / "metrics.jsonl"
-    while proc.poll() is None and (
-        not metrics.exists() or len(metrics.read_text().splitlines()) < after_lines
-    ):
-      time.sleep(0.02)
-    proc.send_signal(stop_with)
-  _, stderr = proc.communicate(timeout=300)
-  return proc.returncode, stderr
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, commands):
+  """The uninterrupted run: (its .npz, its workdir)."""
+  root = tmp_path_factory.mktemp("straight")
+  npz = synthetic.write_npz(root / "tiny.npz")
+  commands.run_to_the_end(_args(npz, root / "run"))
+  return npz, root / "run"
 
 
-def test_sigterm_saves_where_it_stopped_and_the_rerun_ends_as_one_uninterrupted_run(
-    tiny_npz, tmp_path
+def _same_as(workdir: pathlib.Path, straight_workdir: pathlib.Path) -> None:
+  """The same results (but for timing) and a byte-identical metrics.jsonl."""
+  results = lambda d: _without_time(json.loads((d / "results.json").read_text()))
+  assert results(workdir) == results(straight_workdir)
+  metrics = lambda d: (d / "metrics.jsonl").read_text()
+  assert metrics(workdir) == metrics(straight_workdir)
+
+
+@pytest.mark.parametrize(
+    "signum, code, said",
+    [
+        (signal.SIGTERM, 143, "stopped: SIGTERM at step "),
+        (signal.SIGINT, 130, "stopped: Ctrl-C after step "),
+    ],
+)
+def test_a_signal_stops_in_one_line_and_the_rerun_ends_as_one_uninterrupted_run(
+    commands, straight, tmp_path, signum, code, said
 ):
+  """SIGTERM (a preemption) saves a checkpoint where it stopped; Ctrl-C keeps the last one."""
+  npz, straight_workdir = straight
   workdir = tmp_path / "run"
-  code, stderr = _run(tiny_npz, workdir, stop_with=signal.SIGTERM)
-  assert code == 143, stderr
-  last = stderr.strip().splitlines()[-1]
-  assert last.startswith("stopped: SIGTERM at step ") and "Traceback" not in stderr, stderr
+  stop = f"from tests import kills; kills.during_training(3, 0.01, {int(signum)})"
+  got, stdout, stderr = commands.run(_args(npz, workdir), before=stop)
+  assert (got, stdout) == (code, ""), stderr
+  assert "Traceback" not in stderr, stderr  # The run's logs, then one line:
+  last = stderr.splitlines()[-1]
+  assert last.startswith(said) and "the same command resumes" in last, last
   step = int(last.split("step ")[1].split()[0])
-  assert 0 < step < 5000 and step % 50 == 0
-  assert (workdir / "checkpoints" / str(step)).is_dir()  # Saved where it stopped.
-  code, stderr = _run(tiny_npz, workdir)  # Resumed from there, to the end.
-  assert code == 0, stderr
-
-  config = _config(tiny_npz)
-  straight = trainers.train_and_evaluate(config, str(tmp_path / "straight"))
-  resumed = trainers.train_and_evaluate(config, str(workdir))  # Finished: read back.
-  assert _without_time(resumed) == _without_time(straight)
-  metrics = lambda d: (d / "metrics.jsonl").read_text()
-  assert metrics(workdir) == metrics(tmp_path / "straight")
+  assert 0 < step < OVERRIDES["num_steps"] and step % OVERRIDES["eval_every"] == 0
+  if signum == signal.SIGTERM:  # Saved where it stopped.
+    assert (workdir / "checkpoints" / str(step)).is_dir()
+  commands.run_to_the_end(_args(npz, workdir))  # Resumed, to the end.
+  _same_as(workdir, straight_workdir)
 
 
-def test_sigkills_at_random_moments_resume_to_the_uninterrupted_run(tiny_npz, tmp_path):
-  """Kills (SIGKILL: no handler runs) after a random number of evaluations, some inside a
-  checkpoint write (every 250 steps here), then the same command to the end."""
+# The kills of `test_twenty_sigkills_...` (tests/kills.py): 15 at random moments (5 in the first
+# second: reading data, compiling, restoring), 5 inside writes.
+KILLS = ["start"] * 5 + ["training"] * 10 + ["checkpoint_write"] * 2 + ["log_line"] * 2 + [
+    "log_rewrite"
+]
+
+
+def test_twenty_sigkills_resume_to_the_uninterrupted_run(commands, straight, tmp_path):
+  """SIGKILLs (no handler runs) in a random order: at random moments, and inside a checkpoint
+  write, a metrics line and the log's rewrite on resume; then the same command to the end gives
+  the uninterrupted run's results and a byte-identical metrics.jsonl. Each kill leaves at most
+  a few hundred steps done, so that the run is still going at the twentieth."""
+  npz, straight_workdir = straight
   workdir, rng = tmp_path / "run", np.random.default_rng(0)
-  extra = ["--config.checkpoint_every=250"]
-  for _ in range(4):
-    lines = _lines(workdir)
-    code, _ = _run(tiny_npz, workdir, stop_with=signal.SIGKILL, extra=extra,
-                   after_lines=lines + int(rng.integers(1, 15)))
-    if code == 0:
-      break
-    assert code == -signal.SIGKILL
-  code, stderr = _run(tiny_npz, workdir, extra=extra)
-  assert code == 0, stderr
-  config = _config(tiny_npz)
-  config.checkpoint_every = 250
-  straight = trainers.train_and_evaluate(config, str(tmp_path / "straight"))
-  assert _without_time(trainers.train_and_evaluate(config, str(workdir))) == _without_time(straight)
-  metrics = lambda d: (d / "metrics.jsonl").read_text()
-  assert metrics(workdir) == metrics(tmp_path / "straight")
-
-
-def _lines(workdir: pathlib.Path) -> int:
-  metrics = workdir / "metrics.jsonl"
-  return len(metrics.read_text().splitlines()) if metrics.exists() else 0
-
-
-def _config(npz: str):
-  """The config the command of `_command` runs."""
-  config = npz_config.get_config(f"method=lff,path={npz}")
-  config.model.hidden = (32, 32)
-  config.update({k: v for k, v in OVERRIDES.items() if "." not in k})
-  config.mesh.data = 1
-  return config
-
-
-def test_ctrl_c_stops_with_one_line_naming_the_step_and_the_checkpoint(tiny_npz, tmp_path):
-  code, stderr = _run(tiny_npz, tmp_path / "run", stop_with=signal.SIGINT)
-  assert code == 130, stderr
-  assert "Traceback" not in stderr, stderr
-  last = stderr.strip().splitlines()[-1]
-  assert last.startswith("stopped: Ctrl-C after step ") and "the same command resumes" in last
+  checkpoints = str(workdir / "checkpoints")
+  for kind in rng.permutation(KILLS):
+    before = {
+        "start": f"kills.after({rng.uniform(0.0, 1.0):.3f})",
+        "training": f"kills.during_training({rng.integers(1, 8)}, {rng.uniform(0, 0.05):.3f})",
+        "checkpoint_write": f"kills.inside_checkpoint_write({checkpoints!r})",
+        "log_line": f"kills.inside_log_line({rng.integers(1, 6)})",
+        "log_rewrite": "kills.inside_log_rewrite()",
+    }[kind]
+    if kind == "log_rewrite":  # First a log with lines past the checkpoint (resume drops them).
+      before_that = "from tests import kills; kills.inside_log_line(3)"
+      assert commands.run(_args(npz, workdir), before=before_that)[0] == -signal.SIGKILL
+    left = kills.temporary_checkpoints(checkpoints)
+    code, _, stderr = commands.run(_args(npz, workdir), before="from tests import kills; " + before)
+    assert code == -signal.SIGKILL, (kind, code, stderr)
+    if kind == "checkpoint_write":  # Killed with a save of its own half done.
+      assert kills.temporary_checkpoints(checkpoints) - left
+  commands.run_to_the_end(_args(npz, workdir))
+  _same_as(workdir, straight_workdir)
 
 
 def _without_time(results: dict) -> dict:
@@ -191,23 +181,12 @@ def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
   }
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-  """A directory on a 400 KB tmpfs (where this machine lets us mount one), unmounted after."""
-  disk = tmp_path / "disk"
-  disk.mkdir()
-  mount = subprocess.run(
-      ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)], capture_output=True
-  )
-  if mount.returncode:
-    pytest.skip(f"cannot mount a tmpfs here ({mount.stderr.decode().strip()})")
-  yield disk
-  subprocess.run(["umount", str(disk)], check=True)
-
-
-def test_a_full_disk_fails_fast_in_one_sentence_keeping_the_last_checkpoint(tiny_npz, small_disk):
+def test_a_full_disk_fails_fast_in_one_sentence_keeping_the_last_checkpoint(
+    commands, straight, tmpfs
+):
+  small_disk = tmpfs("size=400k")
   start = time.perf_counter()
-  code, stderr = _run(tiny_npz, small_disk / "run", extra=["--config.checkpoint_every=50"])
+  code, _, stderr = commands.run(_args(straight[0], small_disk / "run"))
   assert code == 2 and time.perf_counter() - start < 60, stderr
   assert "Traceback" not in stderr, stderr
   last = stderr.strip().splitlines()[-1]

@@ -140,7 +140,9 @@ def test_shuffled_bias_labels_change_no_training_and_no_selection(tmp_path, conf
   second = recipes.run(_tiny_recipe(str(tmp_path / "b.npz"), config_module), str(two))
   assert first.get("selection") == second.get("selection")
   if (one / "pairs" / "pairs.npz").exists():
-    with np.load(one / "pairs" / "pairs.npz") as a, np.load(two / "pairs" / "pairs.npz") as b:
+    with np.load(one / "pairs" / "pairs.npz", allow_pickle=False) as a, np.load(
+        two / "pairs" / "pairs.npz", allow_pickle=False
+    ) as b:
       chex.assert_trees_all_equal(dict(a), dict(b))
   trained = sorted(p.parent.relative_to(one) for p in one.glob("**/checkpoints"))
   assert len(trained) >= 5

@@ -16,6 +16,7 @@ import pytest
 
 from jaxdebias import methods, models, runs, sharding, trainers
 from jaxdebias.errors import InputError
+from jaxdebias.runs import lock
 from jaxdebias.trainers import members
 from tests import synthetic
 
@@ -146,8 +147,9 @@ def test_model_axis_splits_parameters_and_trains_the_same(tiny_config, tmp_path)
   chex.assert_trees_all_close(split["test"], one["test"], atol=1e-6)
 
 
-def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path):
-  one = trainers.train_and_evaluate(tiny_config, str(tmp_path / "one"))
+def _two_processes(config, workdir: pathlib.Path) -> tuple[list[int], list[str]]:
+  """The command of `config` (the tiny one) as two processes on localhost, 4 CPU devices each:
+  (exit statuses, outputs)."""
   with socket.socket() as s:  # A free port for the coordinator.
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
@@ -156,8 +158,8 @@ def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path
       sys.executable,
       "-m",
       "jaxdebias.main",
-      f"--config=configs/npz.py:method=lff,path={tiny_config.data.path}",
-      f"--workdir={tmp_path / 'two'}",
+      f"--config=configs/npz.py:method=lff,path={config.data.path}",
+      f"--workdir={workdir}",
       "--config.model.hidden=(32,32)",
       "--config.batch_size=32",
       "--config.num_steps=40",
@@ -180,9 +182,16 @@ def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path
       for i in range(2)
   ]
   outputs = [p.communicate(timeout=300)[0] for p in processes]
-  assert [p.returncode for p in processes] == [0, 0], outputs
+  return [p.returncode for p in processes], outputs
+
+
+def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path):
+  one = trainers.train_and_evaluate(tiny_config, str(tmp_path / "one"))
+  codes, outputs = _two_processes(tiny_config, tmp_path / "two")
+  assert codes == [0, 0], outputs
   assert "Process 1 of 2; 4 local of 8 devices" in outputs[1]
-  num_train = len(np.load(tiny_config.data.path)["train_label"])  # Each reads half its rows:
+  num_train = len(np.load(tiny_config.data.path, allow_pickle=False)["train_label"])
+  # Each process reads half the rows:
   assert f"Process 1 reads rows {num_train // 2}-{num_train} of {num_train}." in outputs[1]
   two = json.loads((tmp_path / "two" / "results.json").read_text())
   chex.assert_trees_all_close(two["test"], one["test"], atol=1e-6)
@@ -190,6 +199,16 @@ def test_two_processes_on_localhost_agree_with_one_process(tiny_config, tmp_path
   chex.assert_trees_all_close(_final_checkpoint(tmp_path / "two", like=single), single, atol=1e-5)
   table_row = re.compile(r"^classifier +\d", re.MULTILINE)  # The results table's row.
   assert table_row.search(outputs[0]) and not table_row.search(outputs[1])  # Process 0 reports.
+
+
+def test_two_processes_in_a_held_workdir_both_stop_in_one_line(tiny_config, tmp_path):
+  with lock.workdir_lock(tmp_path / "held"):  # Another run holds it.
+    codes, outputs = _two_processes(tiny_config, tmp_path / "held")
+  assert codes == [2, 2], outputs
+  last = [output.strip().splitlines()[-1] for output in outputs]
+  assert last[0].startswith("error: the workdir") and "in use by another run" in last[0]
+  assert last[1].startswith("error: process 0 could not lock the workdir")
+  assert not (tmp_path / "held").exists()  # Nothing written; the holder removed what it made.
 
 
 def test_row_sharded_table_pads_and_gathers_like_numpy():

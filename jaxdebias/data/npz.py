@@ -39,13 +39,18 @@ MAX_GROUPS = 1_000_000
 def _array(data: np.lib.npyio.NpzFile, key: str, path: pathlib.Path) -> np.ndarray:
   """data[key], a damaged or object member an InputError."""
   try:
-    return data[key]
+    array = data[key]
   except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as e:
     reason = "an object array, which is not read (no unpickling)" if "allow_pickle" in str(e) else e
-    raise InputError(
-        f"{path}: `{key}` cannot be read ({reason}); write it again with np.savez from a "
-        "numeric NumPy array."
-    ) from e
+    cause = e
+  else:
+    if isinstance(array, np.ndarray):
+      return array
+    reason, cause = "its bytes are not in NumPy's .npy format", None
+  raise InputError(
+      f"{path}: `{key}` cannot be read ({reason}); write it again with np.savez from a "
+      "numeric NumPy array."
+  ) from cause
 
 
 def _count(
@@ -108,8 +113,13 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
     )
   try:
     data = np.load(path, allow_pickle=False)
-  except (OSError, ValueError, zipfile.BadZipFile) as e:
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     raise InputError(f"{path} is not a readable .npz ({e}); write it with np.savez.") from e
+  if not isinstance(data, np.lib.npyio.NpzFile):
+    raise InputError(
+        f"{path} holds a single array, not the named arrays of an .npz; write them with "
+        "np.savez (layout in jaxdebias/data/npz.py)."
+    )
   with data:
     splits = SPLITS + (
         (OPTIONAL_SPLIT,) if any(key.startswith(OPTIONAL_SPLIT + "_") for key in data) else ()

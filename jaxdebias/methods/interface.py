@@ -3,6 +3,7 @@
 from collections.abc import Callable
 import dataclasses
 import itertools
+import math
 import numbers
 from typing import Any, Protocol
 
@@ -11,6 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdebias.errors import InputError
+
+# The most members (seeds x swept values) one run trains side by side.
+MAX_MEMBERS = 1024
 
 Batch = dict[str, jax.Array]  # {'image': uint8 (B,H,W,C), 'label': int32 (B,), 'index': int32 (B,)}
 
@@ -81,6 +85,12 @@ def members_of(method: Method, seed: int, num_seeds: int) -> list[Member]:
   """What trains side by side in one run: each seed (seed, seed + 1, ... num_seeds of them)
   with each combination of the method's swept hyperparameter values, seeds outermost."""
   names, values = zip(*method.hparam_grid.items()) if method.hparam_grid else ((), ())
+  count = num_seeds * math.prod(len(v) for v in values)
+  if count > MAX_MEMBERS:
+    raise InputError(
+        f"{count} members (num_seeds x the swept values) is over the limit of {MAX_MEMBERS} "
+        "trained side by side; lower --config.num_seeds or the swept values, or split the sweep."
+    )
   return [
       {"seed": seed + k, "hparams": dict(zip(names, combination))}
       for k in range(num_seeds)

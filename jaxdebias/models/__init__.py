@@ -48,6 +48,12 @@ def create(model_config: ml_collections.ConfigDict, num_classes: int) -> nn.Modu
     )
   model = MODELS[model_config.name]
   kwargs = {k: v for k, v in model_config.items() if k in fields(model)}
+  for key, value in kwargs.items():  # Sizes: widths, depths, stage sizes.
+    sizes = value if isinstance(value, (tuple, list)) else (value,)
+    if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in sizes):
+      raise InputError(
+          f"model.{key} is {value!r}; sizes must be positive integers: set --config.model.{key}."
+      )
   return model(num_classes=num_classes, **kwargs)
 
 

@@ -50,7 +50,7 @@ from jaxdebias.latent import pairs
 from jaxdebias.methods import amplified
 from jaxdebias.recipes import stages
 from jaxdebias.recipes.graph import Recipe, say, stage_config
-from jaxdebias.trainers import train_and_evaluate
+from jaxdebias.trainers import loop, train_and_evaluate
 
 NAME = "bias_amplification"
 SELECTION_CRITERION = (
@@ -118,12 +118,12 @@ HPARAM_FIELDS = {
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Every stage (module doc) in `workdir`; returns the recipe's results.json."""
   _check(config)
+  dataset = runs.load_dataset(config.data)  # Bad data stops the recipe before it writes.
   recipe = Recipe(config, workdir, default_config())
   if recipe.finished is not None:
     runs.print_results(recipe.finished["final"])
     return recipe.finished
   options = config.recipe
-  dataset = runs.load_dataset(config.data)
   gan_dir = stages.generator(recipe, "generator", conditional=True)
   amplifier_dir, amplifier_results = stages.amplifier(recipe, dataset, gan_dir)
   fit = {}
@@ -223,6 +223,7 @@ def _pairs(
 
 
 def _check(config: ml_collections.ConfigDict) -> None:
+  loop.check_schedule(config)
   options = config.recipe
   if not 0 < options.holdout_fraction < 1:
     raise InputError(

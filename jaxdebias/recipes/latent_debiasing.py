@@ -38,7 +38,7 @@ from jaxdebias.errors import InputError
 from jaxdebias.latent import pairs
 from jaxdebias.recipes import stages
 from jaxdebias.recipes.graph import Recipe, say, stage_config
-from jaxdebias.trainers import train_and_evaluate
+from jaxdebias.trainers import loop, train_and_evaluate
 
 NAME = "latent_debiasing"
 PROTECTED_LABELLERS = ("amplifier", "bias_labels")
@@ -79,11 +79,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         f"recipe.synthetic_ratio must be > 0, got {options.synthetic_ratio}; set "
         "--config.recipe.synthetic_ratio."
     )
+  loop.check_schedule(config)
+  dataset = runs.load_dataset(config.data)  # Bad data stops the recipe before it writes.
   recipe = Recipe(config, workdir, default_config())
   if recipe.finished is not None:
     runs.print_results(recipe.finished["final"])
     return recipe.finished
-  dataset = runs.load_dataset(config.data)
   if options.generator:
     generator_dir = runs.absolute(options.generator)
     runs.load_generator(str(generator_dir), options.pairs.latent_space)  # Fails before training.

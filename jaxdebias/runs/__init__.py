@@ -12,7 +12,6 @@ from jaxdebias.runs.files import (
     flatten,
     is_main_process,
     print_results,
-    quiet_library_logs,
     read_json,
     write_json,
 )
@@ -26,4 +25,5 @@ from jaxdebias.runs.load import (
     method_for,
 )
 from jaxdebias.runs.lock import locked
+from jaxdebias.runs.logs import held_until_work_starts, quiet_library_logs, work_starts
 from jaxdebias.runs.workdir import absolute, claim_workdir, read_config

@@ -3,7 +3,6 @@ results printed, all by process 0 alone in a multi-process run."""
 
 import contextlib
 import json
-import logging as logging_std
 from typing import Any
 
 from absl import logging
@@ -146,16 +145,3 @@ def print_results(results: dict[str, Any]) -> None:
       swept = "".join(f", {k}={v:g}" for k, v in one["hparams"].items())
       print(f"seed {one['seed']}{swept}:")
     print(metrics.format_table(one["test"]))
-
-
-class _QuietLibraryInfo(logging_std.Filter):
-  """Drops INFO records of orbax and TFDS (dozens per checkpoint); keeps their warnings."""
-
-  def filter(self, record: logging_std.LogRecord) -> bool:
-    noisy = any(f"/{lib}/" in record.pathname for lib in ("orbax", "tensorflow_datasets"))
-    return record.levelno >= logging_std.WARNING or not noisy
-
-
-def quiet_library_logs() -> None:
-  """Keeps jaxdebias' own INFO logs readable: call once at program start."""
-  logging.get_absl_handler().addFilter(_QuietLibraryInfo())

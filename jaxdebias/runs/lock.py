@@ -4,8 +4,9 @@ The lock is an exclusive `fcntl.flock` on WORKDIR/lock, which holds who has it (
 time). The kernel releases a flock when its process ends, however it ends, so a lock left by a
 killed run is free for the next one: there is no stale lock to guess about. The holder removes
 the file when it is done; a run that found the workdir missing and wrote nothing removes the
-directory too, so a refused command leaves no trace. Multi-process runs lock once (process 0);
-remote workdirs (gs://...) are not locked (no flock there).
+directory too, so a refused command leaves no trace. Multi-process runs lock once (process 0,
+which tells the others whether it could); remote workdirs (gs://...) are not locked (no flock
+there).
 """
 
 import contextlib
@@ -19,6 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from etils import epath
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
 
 from jaxdebias.errors import InputError
 from jaxdebias.runs.files import failed_writes_said, is_main_process
@@ -29,10 +33,33 @@ LOCK_FILE = "lock"
 
 @contextlib.contextmanager
 def workdir_lock(workdir: epath.Path) -> Iterator[None]:
-  """Holds WORKDIR/lock inside; another holder is an InputError naming it."""
-  if not is_main_process() or "://" in str(workdir):
+  """Holds WORKDIR/lock inside; another holder is an InputError naming it. In a multi-process
+  run process 0 takes the lock and every process learns whether it did: all go on, or all stop
+  (none waits forever for a process that stopped)."""
+  if "://" in str(workdir):
     yield
     return
+  if jax.process_count() == 1:
+    with _held(workdir):
+      yield
+    return
+  with contextlib.ExitStack() as stack:
+    refused = None
+    if is_main_process():
+      try:
+        stack.enter_context(_held(workdir))
+      except InputError as e:
+        refused = e
+    if not multihost_utils.broadcast_one_to_all(np.int32(refused is None)):
+      raise refused or InputError(
+          f"process 0 could not lock the workdir {workdir}; its error line says why."
+      )
+    yield
+
+
+@contextlib.contextmanager
+def _held(workdir: epath.Path) -> Iterator[None]:
+  """WORKDIR/lock held by this process inside."""
   if workdir.exists() and not workdir.is_dir():
     raise InputError(f"the workdir {workdir} is a file, not a directory; use another --workdir.")
   created = not workdir.exists()

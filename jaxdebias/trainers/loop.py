@@ -45,16 +45,21 @@ _POSITIVE = (
 def start(config: ml_collections.ConfigDict, workdir: str) -> tuple[epath.Path, dict | None]:
   """Checks the schedule, claims the workdir (refusing another config's run); returns the
   absolute workdir and the results of the run if it finished earlier (None otherwise)."""
+  check_schedule(config)
+  workdir = runs.absolute(workdir)
+  runs.claim_workdir(workdir, config)
+  results_path = workdir / "results.json"
+  return workdir, runs.read_json(results_path) if results_path.exists() else None
+
+
+def check_schedule(config: ml_collections.ConfigDict) -> None:
+  """Step counts, sizes and seeds: positive integers (the seed >= 0)."""
   for key in _POSITIVE:
     value = config[key]
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
       raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
   if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
     raise InputError(f"seed must be an integer >= 0, got {config.seed!r}; set --config.seed.")
-  workdir = runs.absolute(workdir)
-  runs.claim_workdir(workdir, config)
-  results_path = workdir / "results.json"
-  return workdir, runs.read_json(results_path) if results_path.exists() else None
 
 
 def train(
@@ -94,6 +99,7 @@ def train(
       state = ckpt.restore(step, state)
       logging.info("Resuming from the checkpoint at step %d.", step)
     log.keep_up_to(step)
+    runs.work_starts()
     runs.write_json(workdir / "config.json", config.to_dict())
     records = None
     bar = tqdm.tqdm(
