@@ -48,6 +48,21 @@ for line in sys.stdin:
 """
 
 
+def tiny_args(npz: str, workdir) -> list[str]:
+  """`python -m jaxdebias.main` arguments of the `tiny_config` fixture's run (conftest.py), but
+  for its mesh."""
+  return [
+      f"--config=configs/npz.py:method=lff,path={npz}",
+      f"--workdir={workdir}",
+      "--config.model.hidden=(32,32)",
+      "--config.batch_size=32",
+      "--config.num_steps=40",
+      "--config.eval_every=10",
+      "--config.checkpoint_every=10",
+      "--config.eval_batch_size=64",
+  ]
+
+
 class Commands:
   """A server for `run(args, cwd)`; close it with `close()`."""
 

@@ -187,7 +187,7 @@ def test_a_full_disk_fails_fast_in_one_sentence_keeping_the_last_checkpoint(
   small_disk = tmpfs("size=400k")
   start = time.perf_counter()
   code, _, stderr = commands.run(_args(straight[0], small_disk / "run"))
-  assert code == 2 and time.perf_counter() - start < 60, stderr
+  assert code == 2 and time.perf_counter() - start < 20, stderr  # Start, train, fail: no hang.
   assert "Traceback" not in stderr, stderr
   last = stderr.strip().splitlines()[-1]
   assert "failed (No space left on device)" in last and "is kept" in last, last

@@ -10,6 +10,7 @@ import pytest
 from jaxdebias import runs, trainers
 from jaxdebias.errors import InputError
 from jaxdebias.runs import lock
+from tests import cli
 
 HOLD = """
 import sys, time
@@ -62,3 +63,25 @@ def test_refused_workdirs_leave_no_trace(tiny_config, tmp_path):
     trainers.train_and_evaluate(tiny_config, "")
   with pytest.raises(InputError, match="the workdir is empty"):
     runs.absolute("  ")
+
+
+def test_two_runs_started_together_one_trains_the_other_stops_in_one_line(tiny_config, tmp_path):
+  """The same command twice at once (a sweep launched twice): one run trains to the end, the
+  other stops at once with one line; the workdir ends as one run's."""
+  command = [sys.executable, "-m", "jaxdebias.main"]
+  command += [*cli.tiny_args(tiny_config.data.path, tmp_path / "run"), "--config.mesh.data=1"]
+  both = [
+      subprocess.Popen(command, cwd=cli.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+      for _ in range(2)
+  ]
+  outputs = [run.communicate(timeout=300) for run in both]
+  codes = sorted(run.returncode for run in both)
+  assert codes == [0, 2], outputs
+  refused = [stderr for run, (_, stderr) in zip(both, outputs) if run.returncode == 2][0]
+  assert len(refused.splitlines()) == 1 and "in use by another run" in refused, refused
+  straight = trainers.train_and_evaluate(tiny_config, str(tmp_path / "straight"))
+  results = json.loads((tmp_path / "run" / "results.json").read_text())
+  assert results["test"] == straight["test"]
+  log = lambda d: (tmp_path / d / "metrics.jsonl").read_text()
+  assert log("run") == log("straight")

@@ -18,7 +18,7 @@ from jaxdebias import methods, models, runs, sharding, trainers
 from jaxdebias.errors import InputError
 from jaxdebias.runs import lock
 from jaxdebias.trainers import members
-from tests import synthetic
+from tests import cli, synthetic
 
 NUM_DEVICES = 8
 
@@ -153,27 +153,13 @@ def _two_processes(config, workdir: pathlib.Path) -> tuple[list[int], list[str]]
   with socket.socket() as s:  # A free port for the coordinator.
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
-  repo = pathlib.Path(__file__).resolve().parents[1]
-  command = [
-      sys.executable,
-      "-m",
-      "jaxdebias.main",
-      f"--config=configs/npz.py:method=lff,path={config.data.path}",
-      f"--workdir={workdir}",
-      "--config.model.hidden=(32,32)",
-      "--config.batch_size=32",
-      "--config.num_steps=40",
-      "--config.eval_every=10",
-      "--config.checkpoint_every=10",
-      "--config.eval_batch_size=64",
-      f"--coordinator_address=localhost:{port}",
-      "--num_processes=2",
-  ]
+  command = [sys.executable, "-m", "jaxdebias.main", *cli.tiny_args(config.data.path, workdir)]
+  command += [f"--coordinator_address=localhost:{port}", "--num_processes=2"]
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
   processes = [
       subprocess.Popen(
           [*command, f"--process_id={i}"],
-          cwd=repo,
+          cwd=cli.REPO,
           env=env,
           stdout=subprocess.PIPE,
           stderr=subprocess.STDOUT,
