@@ -7,6 +7,7 @@ Every command prints the message and exits with status 2 instead of showing a tr
 import contextlib
 import os
 import sys
+import traceback
 
 
 class UserFacingError(Exception):
@@ -33,6 +34,15 @@ class Interrupted(KeyboardInterrupt):
   def __init__(self, message: str, exit_code: int):
     super().__init__(message)
     self.exit_code = exit_code
+
+
+def where_user_code_failed(e: Exception) -> str:
+  """'what (file, line N)' for an exception raised by a user's Python file (a config file, a
+  sweep file): enough to fix it, in one line."""
+  if isinstance(e, SyntaxError):
+    return f"{e.msg} ({e.filename}, line {e.lineno})"
+  where = traceback.extract_tb(e.__traceback__)[-1]
+  return f"{type(e).__name__}: {e} ({where.filename}, line {where.lineno})"
 
 
 @contextlib.contextmanager

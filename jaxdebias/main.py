@@ -8,7 +8,6 @@ Flags, logging and multi-process start-up only; the work is what `config.trainer
 import os
 import re
 import sys
-import traceback
 
 from absl import app
 from absl import flags
@@ -18,7 +17,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from jaxdebias import recipes, runs
-from jaxdebias.errors import exit_on_user_error
+from jaxdebias.errors import exit_on_user_error, where_user_code_failed
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints.")
 config_flags.DEFINE_config_file(
@@ -51,17 +50,11 @@ def parse_flags(argv: list[str]) -> list[str]:
         f"the config has no field {str(e).strip(chr(34))}; check the spelling of the "
         "--config.KEY override against the config file"
     )
-  except SyntaxError as e:  # In the config file.
-    reason = f"{e.filename}, line {e.lineno}: {e.msg}; fix the config file"
   except (flags.Error, OSError) as e:
     reason = str(e.__cause__ or e).strip().splitlines()[-1].strip()  # The cause comes last.
     reason = re.sub(r"^\w+Error: ", "", reason)
   except Exception as e:  # pylint: disable=broad-except  # The config file's own code failed.
-    where = traceback.extract_tb(e.__traceback__)[-1]
-    reason = (
-        f"the config file raised {type(e).__name__}: {e} ({where.filename}, line "
-        f"{where.lineno}); fix it"
-    )
+    reason = f"the config file failed: {where_user_code_failed(e)}; fix it"
   print(f"error: {reason} (see --helpshort).", file=sys.stderr)
   sys.exit(2)
 

@@ -28,6 +28,8 @@ import runpy
 import sys
 from typing import Any, Callable
 
+from jaxdebias.errors import where_user_code_failed
+
 Overrides = dict[str, Any]
 
 _KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -139,7 +141,10 @@ def load(path: str) -> list[Run]:
   """The runs of the sweep file at `path`."""
   if not os.path.isfile(path):
     raise SweepError(f"no sweep file {path}; pass a .py file that defines CONFIG and runs().")
-  namespace = runpy.run_path(path)
+  try:
+    namespace = runpy.run_path(path)
+  except Exception as e:  # pylint: disable=broad-except  # The sweep file's own code failed.
+    raise SweepError(f"the sweep file failed: {where_user_code_failed(e)}; fix it.") from e
   config = namespace.get("CONFIG")
   if not isinstance(config, str) or not config:
     raise SweepError(
@@ -147,7 +152,10 @@ def load(path: str) -> list[Run]:
     )
   if not callable(namespace.get("runs")):
     raise SweepError(f"{path} defines no runs(); add one that returns a list of override dicts.")
-  overrides = namespace["runs"]()
+  try:
+    overrides = namespace["runs"]()
+  except Exception as e:  # pylint: disable=broad-except
+    raise SweepError(f"runs() of {path} failed: {where_user_code_failed(e)}; fix it.") from e
   if not isinstance(overrides, list) or not overrides:
     raise SweepError(f"runs() of {path} returned {overrides!r}, not a non-empty list of dicts.")
   return expand(config, overrides)

@@ -185,6 +185,7 @@ CASES = [
     ("blank --workdir", lambda c: [c.args()[0], "--workdir=  "]),
     ("config file missing", lambda c: c.args(config="configs/nope.py")),
     ("config file not Python", lambda c: c.args(config=c.file("bad.py", "def get_config(:\n"))),
+    ("config file raises", lambda c: c.args(config=c.file("raises.py", "import nope\n"))),
     ("config file without get_config", lambda c: c.args(config=c.file("empty.py", "x = 1\n"))),
     ("unknown config argument", lambda c: c.args(config="configs/npz.py:methd=lff")),
     ("unknown config field", lambda c: c.args("--config.num_stepz=5")),

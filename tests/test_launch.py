@@ -163,6 +163,12 @@ def test_command_lines_parse_back_to_the_overrides():
         ("CONFIG = 'c.py'\ndef runs():\n  return [{'data ratio': 1}]\n", r"not a config field"),
         ("CONFIG = 'c.py'\ndef runs():\n  return [{'seed': None}]\n", r"cannot pass None"),
         (None, r"no sweep file"),
+        ("CONFIG = (\n", r"the sweep file failed: .* \(.*sweep.py, line 1\); fix it"),
+        ("import nope\n", r"failed: ModuleNotFoundError: No module named 'nope' \(.*, line 1\)"),
+        (
+            "CONFIG = 'c.py'\ndef runs():\n  return 1 / 0\n",
+            r"runs\(\) of .* failed: ZeroDivisionError: division by zero \(.*sweep.py, line 3\)",
+        ),
     ],
 )
 def test_bad_sweep_files_fail_with_one_line(tmp_path, capsys, content, message):
