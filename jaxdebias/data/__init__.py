@@ -2,20 +2,26 @@
 
 `load_dataset(config.data)` returns a `BiasedDataset` (data/records.py); every split's rows are
 sorted by their stable example index, so row i is example i. Sources (`SOURCES`): Colored MNIST
-(a TFDS builder), CelebA (TFDS) and a user's .npz; the first two read through one decoded cache
-(data/cache.py). Then, as the config asks: the training split replaced by generated images or
-synthetic pairs added to it (data/added.py), the binary variant, a validation split cut from the
-training split, the bias attribute as the target (data/transforms.py).
+and Biased MNIST (TFDS builders, data/mnist_tfds.py), CelebA (TFDS) and a user's .npz; the TFDS
+ones read through one decoded cache (data/cache.py). Then, as the config asks: the training
+split replaced by generated images or synthetic pairs added to it (data/added.py), the binary
+variant, a validation split cut from the training split, the bias attribute as the target
+(data/transforms.py).
 """
 
 import ml_collections
 
-from jaxdebias.data import added, celeba, colored_mnist, npz, transforms
+from jaxdebias.data import added, biased_mnist, celeba, colored_mnist, npz, transforms
 from jaxdebias.data.records import BiasedDataset, Split
 from jaxdebias.errors import InputError
 
 # config.data.name -> the function that reads it (config.data -> BiasedDataset).
-SOURCES = {"colored_mnist": colored_mnist.load, "celeb_a": celeba.load, "npz": npz.load}
+SOURCES = {
+    "colored_mnist": colored_mnist.load,
+    "celeb_a": celeba.load,
+    "npz": npz.load,
+    "biased_mnist": biased_mnist.load,
+}
 TARGETS = ("label", "bias_label")
 
 
@@ -25,14 +31,19 @@ def default_config() -> ml_collections.ConfigDict:
   config.name = "colored_mnist"  # One of SOURCES.
   config.ratio = 0.01  # colored_mnist: fraction of bias-conflicting train examples.
   config.severity = 4  # colored_mnist: 1..4, higher = cleaner colour.
+  # biased_mnist: the training colour-label correlation (0.999, 0.997, 0.995, 0.99); the test
+  # split is the unbiased one (rho 0.1), or with biased_test the one with the training rho.
+  config.rho = 0.997
+  config.biased_test = False
   # celeb_a: the binary target and protected attributes by name, and the image side after the
   # central 178x178 crop (128 as in the latent de-biasing paper).
   config.target_attribute = "Smiling"
   config.protected_attribute = "Male"
   config.image_size = 128
-  # colored_mnist, celeb_a: TFDS data dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  # colored_mnist, biased_mnist, celeb_a: TFDS data dir; None = $TFDS_DATA_DIR or
+  # ~/tensorflow_datasets.
   config.data_dir = ml_collections.config_dict.placeholder(str)
-  # colored_mnist: raw MNIST, 'auto' or a path (see data/mnist_source.py).
+  # colored_mnist, biased_mnist: raw MNIST, 'auto' or a path (see data/mnist_source.py).
   config.mnist_source = "auto"
   config.path = ml_collections.config_dict.placeholder(str)  # npz: the file.
   # Binary variant: class y -> y >= num_classes // 2, bias b -> b >= num_bias_classes // 2 (for

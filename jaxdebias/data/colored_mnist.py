@@ -11,25 +11,19 @@ std, (N, 3))` once, row i for example i, so a dataset is a pure function of
 (raw MNIST, split, ratio, severity), and configs share the same standard-normal
 draws scaled by their std.
 
-`load(config.data)` builds the TFDS dataset once per (ratio, severity) and reads it through the
-decoded cache (data/cache.py); TFDS stores records shuffled, and every split is sorted by `index`.
+`load(config.data)` builds the TFDS dataset once per (ratio, severity) and reads it back as arrays
+(data/mnist_tfds.py).
 """
 
 import dataclasses
-import hashlib
-import os
-import pathlib
-import time
 
-from absl import logging
 from etils import epath
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxdebias.data import cache
-from jaxdebias.data import mnist_source as mnist_source_lib
-from jaxdebias.data.records import BiasedDataset, make_split as split_of
+from jaxdebias.data import mnist_tfds
+from jaxdebias.data.records import BiasedDataset
 from jaxdebias.errors import InputError
 
 # RGB in [0, 1]; colour c is the colour aligned with digit c.
@@ -135,17 +129,9 @@ class ColoredMnistConfig(tfds.core.BuilderConfig):
   severity: int = 4
 
 
-class ColoredMnist(tfds.core.GeneratorBasedBuilder):
-  """Colored MNIST of LfF; build with file_format='array_record' to read without TF.
+class ColoredMnist(mnist_tfds.MnistDerived):
+  """Colored MNIST of LfF (data/mnist_tfds.py: built from raw MNIST, read without TF)."""
 
-  `index` is the example's position in the MNIST split; TFDS stores records
-  shuffled, so sort by it after reading. The raw MNIST source is a constructor
-  argument, not part of the dataset identity: the sha256 of the raw digits used
-  is recorded in `info.metadata['mnist_sha256']`.
-  """
-
-  # TFDS derives this from the package via `importlib_resources`, which it only
-  # declares as a dependency for Python < 3.9; set it directly instead.
   code_path = epath.Path(__file__)
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "LfF protocol: milestone colours, one noise offset per image."}
@@ -161,11 +147,6 @@ class ColoredMnist(tfds.core.GeneratorBasedBuilder):
       for severity, std in NOISE_STD.items()
   ]
 
-  def __init__(self, *, mnist_source: str | os.PathLike[str] = "auto", **kwargs):
-    """`mnist_source` is passed to `mnist_source_lib.load` when building."""
-    self._mnist_source = mnist_source
-    super().__init__(**kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
@@ -175,35 +156,15 @@ class ColoredMnist(tfds.core.GeneratorBasedBuilder):
             "and is balanced (10% per colour and digit) on the test set. "
             'Protocol of Nam et al., "Learning from Failure", NeurIPS 2020.'
         ),
-        features=tfds.features.FeaturesDict(
-            {
-                "image": tfds.features.Tensor(shape=(28, 28, 3), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(num_classes=10),
-                "bias_label": tfds.features.ClassLabel(num_classes=NUM_COLORS),
-                "index": np.int64,
-            }
-        ),
+        features=self.features(NUM_COLORS),
         supervised_keys=("image", "label"),
         homepage="https://arxiv.org/abs/2007.02561",
         metadata=tfds.core.MetadataDict(),
     )
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    del dl_manager  # Nothing is downloaded.
-    raw = mnist_source_lib.load(self._mnist_source, str(self.data_dir_root))
-    self.info.metadata["mnist_sha256"] = raw.sha256
-    self.info.metadata["mnist_origin"] = raw.origin
-    return {
-        "train": self._generate_examples(raw.train_images, raw.train_labels, "train"),
-        "test": self._generate_examples(raw.test_images, raw.test_labels, "test"),
-    }
-
-  def _generate_examples(self, grey: np.ndarray, labels: np.ndarray, split: str):
-    images, colors = make_split(
-        grey, labels, split, self.builder_config.ratio, self.builder_config.severity
-    )
-    for i, (image, label, color) in enumerate(zip(images, labels, colors)):
-      yield i, {"image": image, "label": label, "bias_label": color, "index": i}
+  def make_split(self, grey, labels, split):
+    config = self.builder_config
+    return make_split(grey, labels, split, config.ratio, config.severity)
 
 
 def load(config: ml_collections.ConfigDict) -> BiasedDataset:
@@ -224,70 +185,4 @@ def load(config: ml_collections.ConfigDict) -> BiasedDataset:
       file_format="array_record",
       mnist_source=config.mnist_source,
   )
-  if not builder.is_prepared():
-    logging.info(
-        "Building %s into %s (once, about 20 s on 2 cores).",
-        builder.info.full_name,
-        builder.data_dir,
-    )
-    start = time.perf_counter()
-    builder.download_and_prepare()
-    logging.info("Built %s in %.1f s.", builder.info.full_name, time.perf_counter() - start)
-  sha256 = builder.info.metadata["mnist_sha256"]
-  logging.info(
-      "Reading %s from %s (raw MNIST sha256 %s).", builder.info.full_name, builder.data_dir, sha256
-  )
-  if sha256 != mnist_source_lib.MNIST_SHA256:
-    logging.warning(
-        "%s was built from %s, not the full official MNIST.",
-        builder.data_dir,
-        builder.info.metadata["mnist_origin"],
-    )
-  start = time.perf_counter()
-  arrays = cache.cached(
-      cache_dir(builder),
-      hashlib.sha256((builder.data_path / "dataset_info.json").read_bytes()).hexdigest(),
-      lambda directory: cache.write_arrays(directory, _decode(builder)),
-  )
-  train, test = (
-      split_of(*(arrays[f"{name}_{k}"] for k in ("images", "label", "bias_label")))
-      for name in ("train", "test")
-  )
-  logging.info(
-      "Read %s in %.1f s: %d train, %d test examples.",
-      builder.info.full_name,
-      time.perf_counter() - start,
-      len(train.index),
-      len(test.index),
-  )
-  return BiasedDataset(
-      name=builder.info.full_name.rsplit("/", 1)[0],
-      train=train,
-      test=test,
-      valid=None,
-      num_classes=10,
-      num_bias_classes=NUM_COLORS,
-  )
-
-
-def cache_dir(builder) -> pathlib.Path:
-  """Where the decoded splits of `builder` live (data/cache.py)."""
-  return cache.location(f"{builder.data_dir}/decoded", f"{builder.info.full_name}/decoded")
-
-
-def _decode(builder) -> dict[str, np.ndarray]:
-  """Every split's records as arrays {split}_{images,label,bias_label}, sorted by index."""
-  arrays = {}
-  for name, source in builder.as_data_source().items():
-    records = mnist_source_lib.read_records(source)
-    index = np.array([record["index"] for record in records])
-    order = np.argsort(index)
-    if not np.array_equal(index[order], np.arange(len(index))):
-      raise InputError(
-          f"{builder.data_dir} has a corrupt `{name}` split; "
-          f"delete that directory and rerun to rebuild it."
-      )
-    arrays[f"{name}_images"] = np.stack([records[i]["image"] for i in order])
-    for field in ("label", "bias_label"):
-      arrays[f"{name}_{field}"] = np.array([records[i][field] for i in order])
-  return arrays
+  return mnist_tfds.read_dataset(builder)
