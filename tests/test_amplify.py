@@ -1,4 +1,5 @@
-"""Synthetic bias amplification: generated training data and the amplifier recipes."""
+"""Synthetic bias amplification: generated training data and the amplifier recipes; and the
+GroupDRO oracle, which shares amplified_dro's update."""
 
 import json
 
@@ -7,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdebias import losses, runs, trainers
+from jaxdebias import losses, methods, runs, trainers
 from jaxdebias.data import added
 from jaxdebias.errors import InputError
 from jaxdebias.methods import amplified
@@ -117,11 +118,51 @@ def test_amplified_dro_moves_weight_to_the_groups_with_the_highest_loss(
   tiny_config.amplifier.update(workdir=str(amplifier_dirs[1]), dro_step_size=0.5)
   dataset = runs.load_dataset(tiny_config.data)
   method = runs.method_for(tiny_config, dataset)
-  groups, index = np.unique(method.pseudo_groups, return_inverse=True, axis=0)
+  one_dro_step_is_the_hand_computed_one(method, method.pseudo_groups, dataset, 0.5)
+  tiny_config.amplifier.dro_step_size = -1.0
+  with pytest.raises(InputError, match="amplifier.dro_step_size is -1.0; set it to a number >= 0"):
+    runs.method_for(tiny_config, dataset)
+
+
+def test_group_dro_oracle_weighs_the_true_groups_and_alone_reads_bias_labels(
+    tiny_config, tmp_path, monkeypatch
+):
+  """GroupDRO (Sagawa et al.) over (class, bias label): the oracle baseline; every other method
+  is built without the training bias labels."""
+  tiny_config.method = "group_dro_oracle"
+  tiny_config.group_dro.step_size = 0.5
+  dataset = runs.load_dataset(tiny_config.data)
+  method = runs.method_for(tiny_config, dataset)
+  groups = np.stack([dataset.train.label, dataset.train.bias_label], axis=1)
+  one_dro_step_is_the_hand_computed_one(method, groups, dataset, 0.5)
+  handed, build = {}, methods.build
+
+  def build_and_record(config, model, train, *rest):
+    handed[config.method] = train
+    return build(config, model, train, *rest)
+
+  monkeypatch.setattr(methods, "build", build_and_record)
+  for name in ("erm", "lff", "group_dro_oracle"):
+    tiny_config.method = name
+    runs.method_for(tiny_config, dataset)
+  assert handed["erm"].bias_labels is None and handed["lff"].bias_labels is None
+  np.testing.assert_array_equal(handed["group_dro_oracle"].bias_labels, dataset.train.bias_label)
+  results = trainers.train_and_evaluate(tiny_config, str(tmp_path / "oracle"))
+  assert results["uses_training_bias_labels"] is True
+  tiny_config.group_dro.step_size = -1.0
+  with pytest.raises(InputError, match="group_dro.step_size is -1.0; set it to a number >= 0"):
+    runs.method_for(tiny_config, dataset)
+
+
+def one_dro_step_is_the_hand_computed_one(method, groups, dataset, step_size):
+  """GroupDRO's weights start uniform over the distinct rows of `groups`; after one step they
+  and the loss are Sagawa et al.'s update with the importance-weighted group losses
+  (methods/group_dro.py), computed here in NumPy."""
+  distinct, index = np.unique(groups, return_inverse=True, axis=0)
   index = index.reshape(-1)
   np.testing.assert_array_equal(method.group_index, index)
   state = method.init(jax.random.key(0), {})
-  chex.assert_trees_all_close(state.group_weights, np.full(len(groups), 1 / len(groups)))
+  chex.assert_trees_all_close(state.group_weights, np.full(len(distinct), 1 / len(distinct)))
   batch = {
       "image": dataset.train.images[:16],
       "label": dataset.train.label[:16],
@@ -129,18 +170,15 @@ def test_amplified_dro_moves_weight_to_the_groups_with_the_highest_loss(
   }
   logits = method.model.apply(state.params, method.to_float(batch["image"]))
   ce = np.asarray(losses.cross_entropy(logits, batch["label"]))
-  # Hand-computed: each group's loss estimate sum_i loss_i N / (16 |g|) over its batch
-  # examples (0 if absent), then q ~ exp(0.5 L_g).
+  # Each group's loss estimate sum_i loss_i N / (16 |g|) over its batch examples (0 if
+  # absent), then q ~ exp(step_size L_g).
   size = np.bincount(index)
   scaled = ce * len(dataset.train.label) / (16 * size[index[:16]])
-  group_loss = np.array([scaled[index[:16] == g].sum() for g in range(len(groups))])
-  q = np.exp(0.5 * group_loss) / np.exp(0.5 * group_loss).sum()
+  group_loss = np.array([scaled[index[:16] == g].sum() for g in range(len(distinct))])
+  q = np.exp(step_size * group_loss) / np.exp(step_size * group_loss).sum()
   new_state, metrics = method.train_step(state, batch)
   chex.assert_trees_all_close(new_state.group_weights, q, rtol=1e-5)
   chex.assert_trees_all_close(metrics["loss"], group_loss @ q, rtol=1e-5)
-  tiny_config.amplifier.dro_step_size = -1.0
-  with pytest.raises(InputError, match="amplifier.dro_step_size is -1.0; set it to a number >= 0"):
-    runs.method_for(tiny_config, dataset)
 
 
 def test_amplified_groups_with_latent_pairs_scores_the_pairs_too(tiny_config, amplifier_dirs):

@@ -1,6 +1,7 @@
 """Classifier training methods behind one interface (`interface.Method`), chosen by
 `config.method`, each built by `build` from the config, a classifier network and the training
-split (`interface.TrainSet`: images and labels, never bias labels).
+split (`interface.TrainSet`: images and labels, never bias labels but for the oracle baselines
+of USES_BIAS_LABELS).
 
 A method's defaults sit beside it (`lff.default_config` is `config.lff`, ...); frozen models it
 reads (the bias amplifier of the amplified_* methods) are handed in as functions. The GAN of
@@ -17,6 +18,7 @@ import ml_collections
 from jaxdebias.errors import InputError
 from jaxdebias.methods.amplified import AmplifiedGroupDRO, AmplifiedGroups, AmplifiedLfF
 from jaxdebias.methods.erm import ERM
+from jaxdebias.methods.group_dro import GroupDROOracle
 from jaxdebias.methods.interface import Batch, Member, Method, TrainSet, members_of, stack
 from jaxdebias.methods.lff import LfF
 
@@ -26,9 +28,13 @@ METHODS = {
     "amplified_lff": AmplifiedLfF,
     "amplified_groups": AmplifiedGroups,
     "amplified_dro": AmplifiedGroupDRO,
+    "group_dro_oracle": GroupDROOracle,
 }
 # Methods built with a frozen bias amplifier (config.amplifier.workdir).
 USES_AMPLIFIER = frozenset({"amplified_lff", "amplified_groups", "amplified_dro"})
+# Oracle baselines: built with the training split's bias labels (TrainSet.bias_labels), marked
+# in results.json (`uses_training_bias_labels`). Every other method trains without them.
+USES_BIAS_LABELS = frozenset({"group_dro_oracle"})
 
 
 def get(name: str) -> type[Method]:

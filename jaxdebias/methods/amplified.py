@@ -20,31 +20,24 @@ A mistake counts only where the amplifier's cross-entropy on the class exceeds
 that the generator's images did not cover than conflicting ones.
 Step 2, amplified_groups: cross-entropy with each example weighted by |its pseudo-group|^-power,
 scaled to mean 1 (`amplifier.power`; 1: every non-empty pseudo-group weighs the same).
-Step 2, amplified_dro: online GroupDRO over the pseudo-groups (Sagawa et al., ICLR 2020,
-Algorithm 1): group weights q on the simplex, q_g <- q_g exp(eta L_g), and the loss
-sum_g q_g L_g (`amplifier.dro_step_size` = eta). Batches are uniform, not group-balanced as in
-Algorithm 1 (balanced sampling repeats the few conflicting examples until they are memorised),
-so L_g is the importance-weighted estimate of group g's mean loss, sum over its batch examples
-of loss N / (B |g|) (unbiased; 0 where the batch has none of it). With q uniform and eta 0 the
-expected loss is amplified_groups' at power 1. No bias labels.
+Step 2, amplified_dro: online GroupDRO over the pseudo-groups (methods/group_dro.py;
+`amplifier.dro_step_size` = its eta). With eta 0 the expected loss is amplified_groups' at
+power 1. No bias labels.
 """
 
 from collections.abc import Callable
 from typing import Any
 
-import flax
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxdebias import losses, models
 from jaxdebias.errors import InputError
 from jaxdebias.methods.erm import ERM
+from jaxdebias.methods.group_dro import GroupDRO
 from jaxdebias.methods.interface import TrainSet
 from jaxdebias.methods.lff import LfF
-from jaxdebias.metrics import batch_accuracy
 
 Amplifier = Callable[[jax.Array], jax.Array]  # uint8 images (B, H, W, C) -> logits (B, classes)
 
@@ -99,108 +92,45 @@ def pseudo_bias(
   return np.where(mistaken, predicted, labels) if groups == "prediction" else mistaken
 
 
-class PseudoGrouped(ERM):
-  """ERM's model and optimizer, with the amplifier's pseudo-group of every training example
-  (module doc, step 1) in `pseudo_groups` (N, 2); the subclasses weigh them (step 2)."""
-
-  def __init__(
-      self,
-      config: ml_collections.ConfigDict,
-      model,
-      train: TrainSet,
-      amplifier: Amplifier,
-      batch_size: int = 1000,
-  ):
-    super().__init__(config, model, train)
-    labels = np.asarray(train.labels)
-    if train.images is None:  # Built to predict only: every example in its class's group.
-      bias = labels
-    else:
-      logits = models.on_host(amplifier, batch_size)(train.images)
-      options = config.amplifier
-      bias = pseudo_bias(logits, labels, options.groups, options.min_loss)
-    self.pseudo_groups = np.stack([labels, bias], axis=1)
+def pseudo_groups(config: ml_collections.ConfigDict, train: TrainSet, amplifier: Amplifier):
+  """(N, 2): every training example's pseudo-group (class, `pseudo_bias`) from the amplifier
+  (module doc, step 1); built to predict only (no images), every example in its class's group."""
+  labels = np.asarray(train.labels)
+  if train.images is None:
+    bias = labels
+  else:
+    logits = models.on_host(amplifier, 1000)(train.images)
+    bias = pseudo_bias(logits, labels, config.amplifier.groups, config.amplifier.min_loss)
+  return np.stack([labels, bias], axis=1)
 
 
-class AmplifiedGroups(PseudoGrouped):
+class AmplifiedGroups(ERM):
   """Group-balanced ERM over the amplifier's pseudo-groups (module doc)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, *args):
+  def __init__(
+      self, config: ml_collections.ConfigDict, model, train: TrainSet, amplifier: Amplifier
+  ):
     if not config.amplifier.power >= 0:
       raise InputError(
           f"amplifier.power is {config.amplifier.power}; set it to a number >= 0 (1: balanced "
           "pseudo-groups, 0: plain ERM)."
       )
-    super().__init__(config, *args)
+    super().__init__(config, model, train)
+    self.pseudo_groups = pseudo_groups(config, train, amplifier)
     self.example_weights = group_balanced_weights(self.pseudo_groups, config.amplifier.power)
 
 
-@flax.struct.dataclass
-class GroupDROState:
-  step: jax.Array
-  params: Any
-  opt_state: Any
-  group_weights: jax.Array  # (G,) q, on the simplex: the adversary's weight of each group.
+class AmplifiedGroupDRO(GroupDRO):
+  """Online GroupDRO (methods/group_dro.py) over the amplifier's pseudo-groups (module doc)."""
 
-
-class AmplifiedGroupDRO(PseudoGrouped):
-  """Online GroupDRO over the amplifier's pseudo-groups (module doc), on uniform batches."""
-
-  sized_by_images = True  # Its state holds a weight per non-empty pseudo-group.
-
-  def __init__(self, config: ml_collections.ConfigDict, *args):
-    self.step_size = config.amplifier.dro_step_size
-    if not self.step_size >= 0:
-      raise InputError(
-          f"amplifier.dro_step_size is {self.step_size}; set it to a number >= 0 (0: the "
-          "group weights stay uniform)."
-      )
-    super().__init__(config, *args)
-    _, group_index, counts = np.unique(
-        self.pseudo_groups, return_inverse=True, return_counts=True, axis=0
+  def __init__(
+      self, config: ml_collections.ConfigDict, model, train: TrainSet, amplifier: Amplifier
+  ):
+    self.pseudo_groups = pseudo_groups(config, train, amplifier)
+    step_size = config.amplifier.dro_step_size
+    super().__init__(
+        config, model, train, self.pseudo_groups, step_size, "amplifier.dro_step_size"
     )
-    self.group_index = group_index.reshape(-1).astype(np.int32)
-    self.num_groups = len(counts)
-    # N / |group of i|: batch mean of loss * this over group g's examples estimates its mean loss.
-    self.group_scale = (len(self.group_index) / counts[self.group_index]).astype(np.float32)
-
-  def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> GroupDROState:
-    state = super().init(rng, hparams)
-    return GroupDROState(
-        step=state.step,
-        params=state.params,
-        opt_state=state.opt_state,
-        group_weights=jnp.full((self.num_groups,), 1 / self.num_groups, jnp.float32),
-    )
-
-  def train_step(self, state: GroupDROState, batch):
-    images, labels = self.to_float(batch["image"]), batch["label"]
-    index = batch["index"]
-    in_group = jax.nn.one_hot(jnp.asarray(self.group_index)[index], self.num_groups)
-    scale = jnp.asarray(self.group_scale)[index] / len(index)
-
-    def loss_fn(params):
-      logits = self.model.apply(params, images)
-      ce = losses.cross_entropy(logits, labels)
-      group_loss = (ce * scale) @ in_group  # Module doc; 0 for groups absent from the batch.
-      q = state.group_weights * jnp.exp(self.step_size * jax.lax.stop_gradient(group_loss))
-      q = q / q.sum()
-      return group_loss @ q, (logits, q)
-
-    (loss, (logits, q)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state,
-        group_weights=q,
-    )
-    metrics = {
-        "loss": loss,
-        "accuracy": batch_accuracy(logits, labels),
-        "max_group_weight": q.max(),
-    }
-    return state, metrics
 
 
 class AmplifiedLfF(LfF):

@@ -21,7 +21,8 @@ Batch = dict[str, jax.Array]  # {'image': uint8 (B,H,W,C), 'label': int32 (B,), 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSet:
-  """The training split as a method sees it when built: labels, sizes and no bias labels.
+  """The training split as a method sees it when built: labels, sizes and no bias labels (but
+  for the oracle baselines, methods.USES_BIAS_LABELS).
 
   The last `num_synthetic` rows are generated (latent de-biasing's pairs); rows are indexed by
   the stable example index that batches carry.
@@ -34,6 +35,8 @@ class TrainSet:
   # (N, H, W, C) uint8, for methods that score the images once when built (amplified_groups);
   # None when the method is built only to predict (a finished run loaded as a function).
   images: np.ndarray | None = None
+  # (N,) int32: given only to the oracle baselines (methods.USES_BIAS_LABELS); None otherwise.
+  bias_labels: np.ndarray | None = None
 
 
 class Method(Protocol):

@@ -37,6 +37,7 @@ def method_for(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -
       image_shape=dataset.train.images.shape[1:],
       num_synthetic=dataset.num_synthetic,
       images=dataset.train.images,
+      bias_labels=dataset.train.bias_label if config.method in methods.USES_BIAS_LABELS else None,
   )
   return _build(config, train)
 

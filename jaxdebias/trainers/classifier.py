@@ -97,6 +97,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     del results["hparams"]  # config.json has them.
   results.update(
       method=config.method,
+      uses_training_bias_labels=config.method in methods.USES_BIAS_LABELS,
       dataset=dataset.name,
       # What sizes the method's state, so that loading the run needs no data (runs.load).
       train_set={
