@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdebias import methods, models
+from jaxdebias import methods, models, trainers
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
 
@@ -20,8 +20,8 @@ def _frozen_amplifier(images):
   return images.reshape(len(images), -1)[:, :NUM_CLASSES].astype(jnp.float32) / 255
 
 
-def _train_set(labels, images=None, num_synthetic=0) -> methods.TrainSet:
-  return methods.TrainSet(labels, NUM_CLASSES, SHAPE, num_synthetic, images)
+def _train_set(labels, images=None, num_synthetic=0, bias_labels=None) -> methods.TrainSet:
+  return methods.TrainSet(labels, NUM_CLASSES, SHAPE, num_synthetic, images, bias_labels)
 
 
 def _setup(method_name: str):
@@ -32,8 +32,11 @@ def _setup(method_name: str):
   labels = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32)
   images = rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8)
   model = models.create(config.model, NUM_CLASSES)
-  amplifier = _frozen_amplifier if method_name in methods.USES_AMPLIFIER else None
-  method = methods.build(config, model, _train_set(labels, images), amplifier)
+  frozen = _frozen_amplifier if method_name in methods.FROZEN_RUNS else None
+  bias_labels = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32)
+  if method_name not in methods.USES_BIAS_LABELS:
+    bias_labels = None
+  method = methods.build(config, model, _train_set(labels, images, 0, bias_labels), frozen)
   return config, model, method, images, labels
 
 
@@ -101,6 +104,29 @@ def test_every_method_follows_the_interface(name):
     chex.assert_shape(logits, (NUM_EXAMPLES, NUM_CLASSES))
   if name == "amplified_lff":  # Its biased model is the frozen amplifier.
     np.testing.assert_allclose(predictions["biased"], _frozen_amplifier(images))
+
+
+def test_jtt_upweights_the_identification_models_errors_by_lambda():
+  """JTT (Liu et al.): the error set is what the identification model (here the frozen
+  function of `_setup`) misclassifies; each of its examples weighs lambda, the others 1,
+  normalised to mean 1; a step's loss is the weighted mean cross-entropy of the batch."""
+  config, model, method, images, labels = _setup("jtt")
+  errors = np.asarray(_frozen_amplifier(images)).argmax(-1) != labels
+  assert 0 < errors.sum() < len(errors)
+  np.testing.assert_array_equal(method.error_set, errors)
+  weights = np.where(errors, config.jtt.upweight, 1.0)
+  np.testing.assert_allclose(method.example_weights, weights / weights.mean(), rtol=1e-6)
+  state = method.init(jax.random.key(0), {})
+  batch = {"image": images[:6], "label": labels[:6], "index": np.arange(6, dtype=np.int32)}
+  logits = model.apply(state.params, method.to_float(batch["image"]))
+  expected = np.mean(method.example_weights[:6] * np.asarray(_ce(logits, batch["label"])))
+  _, metrics = method.train_step(state, batch)
+  np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
+  config.jtt.upweight = 0.5
+  with pytest.raises(InputError, match=r"jtt.upweight is 0.5; set it to a number >= 1"):
+    methods.build(config, model, _train_set(labels, images), _frozen_amplifier)
+  with pytest.raises(InputError, match=r"needs the identification model: .*config.jtt.identifier"):
+    methods.build(config, model, _train_set(labels, images))
 
 
 @pytest.mark.parametrize(
@@ -183,3 +209,14 @@ def test_lff_synthetic_weight_replaces_relative_difficulty_on_generated_examples
   )
   assert weight_of(np.arange(16, 24, dtype=np.int32)) == pytest.approx(0.25, abs=1e-7)
   assert weight_of(np.arange(0, 8, dtype=np.int32)) != pytest.approx(0.25, abs=1e-3)
+
+
+def test_jtt_trains_end_to_end_from_an_identification_run(tiny_config, tmp_path):
+  identifier = tiny_config.copy_and_resolve_references()
+  identifier.update(method="erm", num_steps=10)
+  trainers.train_and_evaluate(identifier, str(tmp_path / "identifier"))
+  tiny_config.method = "jtt"
+  tiny_config.jtt.identifier = str(tmp_path / "identifier")
+  results = trainers.train_and_evaluate(tiny_config, str(tmp_path / "jtt"))
+  assert results["uses_training_bias_labels"] is False
+  assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1

@@ -19,6 +19,7 @@ from jaxdebias.errors import InputError
 from jaxdebias.methods.amplified import AmplifiedGroupDRO, AmplifiedGroups, AmplifiedLfF
 from jaxdebias.methods.erm import ERM
 from jaxdebias.methods.group_dro import GroupDROOracle
+from jaxdebias.methods.jtt import JTT
 from jaxdebias.methods.interface import Batch, Member, Method, TrainSet, members_of, stack
 from jaxdebias.methods.lff import LfF
 
@@ -29,9 +30,21 @@ METHODS = {
     "amplified_groups": AmplifiedGroups,
     "amplified_dro": AmplifiedGroupDRO,
     "group_dro_oracle": GroupDROOracle,
+    "jtt": JTT,
 }
-# Methods built with a frozen bias amplifier (config.amplifier.workdir).
-USES_AMPLIFIER = frozenset({"amplified_lff", "amplified_groups", "amplified_dro"})
+# Methods built with the frozen classifier of a finished run: the config field that names the
+# run's workdir, and what the run must be.
+_AMPLIFIER = (
+    "amplifier.workdir",
+    "a bias amplifier: a finished classifier run trained on generated images "
+    "(data.generated_train)",
+)
+FROZEN_RUNS = {
+    "amplified_lff": _AMPLIFIER,
+    "amplified_groups": _AMPLIFIER,
+    "amplified_dro": _AMPLIFIER,
+    "jtt": ("jtt.identifier", "the identification model: a finished ERM run of T steps"),
+}
 # Oracle baselines: built with the training split's bias labels (TrainSet.bias_labels), marked
 # in results.json (`uses_training_bias_labels`). Every other method trains without them.
 USES_BIAS_LABELS = frozenset({"group_dro_oracle"})
@@ -48,19 +61,25 @@ def build(
     config: ml_collections.ConfigDict,
     model: nn.Module,
     train: TrainSet,
-    amplifier: Callable[[jax.Array], jax.Array] | None = None,
+    frozen: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Method:
   """The method `config.method` (hyperparameters from its config section) for `train`.
 
-  amplifier: uint8 images -> logits, a frozen bias amplifier; given exactly to the methods in
-  USES_AMPLIFIER.
+  frozen: uint8 images -> logits, the frozen classifier of the run `frozen_run(config)` names;
+  given exactly to the methods of FROZEN_RUNS.
   """
   cls = get(config.method)
-  if config.method not in USES_AMPLIFIER:
+  if config.method not in FROZEN_RUNS:
     return cls(config, model, train)
-  if amplifier is None:
-    raise InputError(
-        f"method {config.method} needs a bias amplifier: set --config.amplifier.workdir to a "
-        "finished classifier run trained on generated images (data.generated_train)."
-    )
-  return cls(config, model, train, amplifier)
+  if frozen is None:
+    field, what = FROZEN_RUNS[config.method]
+    raise InputError(f"method {config.method} needs {what}: set --config.{field} to its workdir.")
+  return cls(config, model, train, frozen)
+
+
+def frozen_run(config: ml_collections.ConfigDict) -> str | None:
+  """The workdir of the finished run whose classifier `config.method` reads (FROZEN_RUNS)."""
+  if config.method not in FROZEN_RUNS:
+    return None
+  section, field = FROZEN_RUNS[config.method][0].split(".")
+  return config[section][field]

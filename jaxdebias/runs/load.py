@@ -30,7 +30,7 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> data.BiasedDataset:
 
 def method_for(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -> methods.Method:
   """The configured method with its classifier network, sized for `dataset`, and the frozen
-  amplifier of `config.amplifier.workdir` where the method reads one."""
+  classifier it reads (methods.FROZEN_RUNS: the bias amplifier, JTT's identification model)."""
   train = methods.TrainSet(
       labels=dataset.train.label,
       num_classes=dataset.num_classes,
@@ -43,12 +43,11 @@ def method_for(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -
 
 
 def _build(config: ml_collections.ConfigDict, train: methods.TrainSet) -> methods.Method:
-  """The method of `config` for `train`, with the amplifier it reads (if any)."""
+  """The method of `config` for `train`, with the frozen classifier it reads (if any)."""
   methods.get(config.method)
-  amplifier = None
-  if config.method in methods.USES_AMPLIFIER and config.amplifier.workdir:
-    amplifier = classifier_fn(config.amplifier.workdir)
-  return methods.build(config, models.create(config.model, train.num_classes), train, amplifier)
+  frozen = methods.frozen_run(config)
+  frozen_fn = classifier_fn(frozen) if frozen else None
+  return methods.build(config, models.create(config.model, train.num_classes), train, frozen_fn)
 
 
 def classifier_fn(
