@@ -9,6 +9,7 @@ import optax
 import pytest
 
 from jaxdebias import methods, models, trainers
+from jaxdebias.methods import optimizer
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
 
@@ -165,11 +166,54 @@ def test_resnet_classifies_images_and_refuses_unknown_fields(bottleneck):
     models.create(ml_collections.ConfigDict({**fields, "widht": 4}), NUM_CLASSES)
 
 
+def test_simple_convnet_is_the_rebias_network_with_he_fan_out_kernels():
+  model = models.create(ml_collections.ConfigDict({"name": "simple_convnet"}), 10)
+  params = models.init_params(model, jax.random.key(0), (28, 28, 3))["params"]
+  kernels = [params[f"Conv_{i}"]["kernel"] for i in range(4)]
+  chex.assert_shape(kernels, [(7, 7, 3, 16), (7, 7, 16, 32), (7, 7, 32, 64), (7, 7, 64, 128)])
+  for kernel in kernels[1:]:  # N(0, 2 / fan_out), fan_out = 7 * 7 * out channels.
+    np.testing.assert_allclose(kernel.std(), (2 / (49 * kernel.shape[-1])) ** 0.5, rtol=0.05)
+  chex.assert_shape(params["Dense_0"]["kernel"], (128, 10))
+  logits = model.apply({"params": params}, jnp.ones((2, 28, 28, 3)))
+  chex.assert_shape(logits, (2, 10))
+
+
+def test_optimizer_steps_the_learning_rate_down_and_adds_the_l2_gradient():
+  """ReBias's schedule: PyTorch Adam with weight_decay (an L2 term in the gradient) and StepLR
+  (the rate times 0.1 every `decay_every` steps), against Adam on g + l2 * params."""
+  config = base_config()
+  config.optimizer.update(l2=0.5, decay_every=2, decay_factor=0.1)
+  tx = optimizer.create(config)
+  params = {"w": jnp.array([1.0, -2.0])}
+  state, reference = tx.init(params), optax.adam(1e-3)
+  reference_state = reference.init(params)
+  for step in range(5):
+    grads = {"w": jnp.array([0.3, 0.1]) * (step + 1)}
+    updates, state = tx.update(grads, state, params)
+    expected, reference_state = reference.update(
+        {"w": grads["w"] + 0.5 * params["w"]}, reference_state
+    )
+    np.testing.assert_allclose(updates["w"], expected["w"] * 0.1 ** (step // 2), rtol=1e-5)
+    params = optax.apply_updates(params, updates)
+  for field, value, message in [
+      ("l2", -1.0, r"optimizer.l2 must be >= 0"),
+      ("decay_every", -1, r"optimizer.decay_every must be an integer >= 0"),
+      ("decay_factor", 0.0, r"optimizer.decay_factor must lie in \(0, 1\]"),
+  ]:
+    bad = config.copy_and_resolve_references()
+    bad.optimizer[field] = value
+    with pytest.raises(InputError, match=message):
+      optimizer.create(bad)
+
+
 def test_input_scaling_choices():
   config, model, _, images, _ = _setup("erm")
   config.input_scaling = "lff_reference"  # The LfF code's accidental double division by 255.
   method = methods.build(config, model, _train_set(np.zeros(4, np.int32)))
   np.testing.assert_allclose(method.to_float(images), images / 255.0**2, rtol=1e-6)
+  config.input_scaling = "signed"  # ReBias's Normalize(0.5, 0.5) after ToTensor.
+  method = methods.build(config, model, _train_set(np.zeros(4, np.int32)))
+  np.testing.assert_allclose(method.to_float(images), (images / 255.0 - 0.5) / 0.5, atol=1e-6)
   config.input_scaling = "percent"
   with pytest.raises(InputError, match=r"Unknown input_scaling 'percent'.*lff_reference"):
     methods.build(config, model, _train_set(np.zeros(4, np.int32)))

@@ -1,4 +1,6 @@
-"""The optimizer every classifier method trains with: Adam, or AdamW with weight decay.
+"""The optimizer every classifier method trains with: Adam, or AdamW with weight decay; an L2
+penalty in the gradient (PyTorch Adam's weight_decay, as the ReBias schedule uses) and a
+step-wise learning-rate decay (PyTorch's StepLR) where a protocol asks for them.
 
 optimizer.weight_decay is a number, or a tuple of numbers: every value then trains side by
 side as members of one run (a swept hyperparameter, `swept`), its value held in the optimizer
@@ -19,7 +21,12 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(
       {
           "learning_rate": 1e-3,
+          # Decoupled (AdamW); a tuple of values is swept.
           "weight_decay": ml_collections.FieldReference(0.0, field_type=object),
+          "l2": 0.0,  # l2 * params added to the gradient before Adam.
+          # The learning rate times decay_factor every decay_every steps (0: constant).
+          "decay_every": 0,
+          "decay_factor": 0.1,
       }
   )
 
@@ -40,11 +47,31 @@ def create(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
         f"optimizer.learning_rate must be > 0, got {opt.learning_rate}; "
         "set --config.optimizer.learning_rate."
     )
+  if not opt.l2 >= 0:
+    raise InputError(f"optimizer.l2 must be >= 0, got {opt.l2}; set --config.optimizer.l2.")
+  every = opt.decay_every
+  if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+    raise InputError(
+        f"optimizer.decay_every must be an integer >= 0 (0: no decay), got {every!r}; set "
+        "--config.optimizer.decay_every."
+    )
+  if every and not 0 < opt.decay_factor <= 1:
+    raise InputError(
+        f"optimizer.decay_factor must lie in (0, 1], got {opt.decay_factor}; set "
+        "--config.optimizer.decay_factor."
+    )
+  learning_rate = opt.learning_rate
+  if every:
+    learning_rate = optax.exponential_decay(
+        opt.learning_rate, every, opt.decay_factor, staircase=True
+    )
   if swept(config):  # The value is set per member by `init`.
-    return optax.inject_hyperparams(optax.adamw)(learning_rate=opt.learning_rate, weight_decay=0.0)
-  if opt.weight_decay:
-    return optax.adamw(opt.learning_rate, weight_decay=opt.weight_decay)
-  return optax.adam(opt.learning_rate)
+    tx = optax.inject_hyperparams(optax.adamw)(learning_rate=learning_rate, weight_decay=0.0)
+  elif opt.weight_decay:
+    tx = optax.adamw(learning_rate, weight_decay=opt.weight_decay)
+  else:
+    tx = optax.adam(learning_rate)
+  return optax.chain(optax.add_decayed_weights(opt.l2), tx) if opt.l2 else tx
 
 
 def init(tx: optax.GradientTransformation, params, hparams: dict[str, jax.Array]):
@@ -53,4 +80,7 @@ def init(tx: optax.GradientTransformation, params, hparams: dict[str, jax.Array]
   if "weight_decay" not in hparams:
     return state
   decay = jnp.asarray(hparams["weight_decay"], jnp.float32)
-  return state._replace(hyperparams={**state.hyperparams, "weight_decay": decay})
+  with_decay = lambda s: s._replace(hyperparams={**s.hyperparams, "weight_decay": decay})
+  if hasattr(state, "hyperparams"):
+    return with_decay(state)
+  return (*state[:-1], with_decay(state[-1]))  # After the L2 term of a chain.

@@ -11,17 +11,30 @@ import ml_collections
 import numpy as np
 
 from jaxdebias.errors import InputError
+from jaxdebias.models.convnet import SimpleConvNet
 from jaxdebias.models.mlp import MLP
 from jaxdebias.models.resnet import ResNet
 
-MODELS = {"mlp": MLP, "resnet": ResNet}
+MODELS = {"mlp": MLP, "resnet": ResNet, "simple_convnet": SimpleConvNet}
 
-# config.input_scaling -> divisor from uint8 pixels to model inputs.
-INPUT_DIVISORS = {
-    "unit": 255.0,  # [0, 1], as the LfF paper describes.
+
+def _divided_by(divisor: float) -> Callable[[jax.Array], jax.Array]:
+  return lambda images: images.astype(jnp.float32) / divisor
+
+
+def to_signed(images: jax.Array) -> jax.Array:
+  """uint8 pixels -> float32 in [-1, 1], the generators' range."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+# config.input_scaling -> uint8 images to float32 model inputs.
+INPUT_SCALINGS = {
+    "unit": _divided_by(255.0),  # [0, 1], as the LfF paper describes.
     # The LfF reference code divides by 255 twice (by accident): inputs in [0, 1/255]. Its
     # published Colored MNIST numbers were obtained that way; see README "Results".
-    "lff_reference": 255.0**2,
+    "lff_reference": _divided_by(255.0**2),
+    # [-1, 1]: ToTensor then Normalize(0.5, 0.5), the ReBias inputs (configs/biased_mnist.py).
+    "signed": to_signed,
 }
 
 
@@ -63,19 +76,13 @@ def init_params(model: nn.Module, rng: jax.Array, image_shape: tuple[int, ...]):
 
 
 def input_scaler(input_scaling: str) -> Callable[[jax.Array], jax.Array]:
-  """uint8 images -> float32 model inputs, scaled as `input_scaling` (INPUT_DIVISORS) names."""
-  if input_scaling not in INPUT_DIVISORS:
+  """uint8 images -> float32 model inputs, scaled as `input_scaling` (INPUT_SCALINGS) names."""
+  if input_scaling not in INPUT_SCALINGS:
     raise InputError(
         f"Unknown input_scaling {input_scaling!r}; set --config.input_scaling to one of "
-        f"{sorted(INPUT_DIVISORS)}."
+        f"{sorted(INPUT_SCALINGS)}."
     )
-  divisor = INPUT_DIVISORS[input_scaling]
-  return lambda images: images.astype(jnp.float32) / divisor
-
-
-def to_signed(images: jax.Array) -> jax.Array:
-  """uint8 pixels -> float32 in [-1, 1], the generators' range."""
-  return images.astype(jnp.float32) / 127.5 - 1.0
+  return INPUT_SCALINGS[input_scaling]
 
 
 def to_uint8(images: jax.Array) -> jax.Array:
