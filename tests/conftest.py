@@ -17,7 +17,7 @@ jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 # pylint: disable=g-import-not-at-top
-from jaxdebias import runs, trainers
+from jaxdebias import methods, runs, trainers
 from jaxdebias.config import base_config
 from jaxdebias.data import mnist_source
 from tests import cli, synthetic
@@ -62,17 +62,20 @@ def commands():
 
 @pytest.fixture
 def use_method(tmp_path_factory):
-  """f(config, name): sets config.method; for amplified_* also trains a tiny ERM run on the
-  same data as its frozen bias amplifier (any finished classifier run serves the interface)."""
+  """f(config, name): sets config.method; for a method that reads a frozen classifier run
+  (methods.FROZEN_RUNS: the amplified_* methods' bias amplifier, JTT's identification model)
+  also trains a tiny ERM run on the same data as that run (any finished classifier run serves
+  the interface)."""
 
   def use(config, name):
     config.method = name
-    if name.startswith("amplified"):
-      amplifier = config.copy_and_resolve_references()
-      amplifier.method = "erm"
-      workdir = tmp_path_factory.mktemp("amplifier")
-      trainers.train_and_evaluate(amplifier, str(workdir))
-      config.amplifier.workdir = str(workdir)
+    if name in methods.FROZEN_RUNS:
+      frozen = config.copy_and_resolve_references()
+      frozen.method = "erm"
+      workdir = tmp_path_factory.mktemp("frozen")
+      trainers.train_and_evaluate(frozen, str(workdir))
+      section, field = methods.FROZEN_RUNS[name][0].split(".")
+      config[section][field] = str(workdir)
 
   return use
 
