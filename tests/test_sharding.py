@@ -4,9 +4,11 @@ import json
 import os
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import chex
 import jax
@@ -147,14 +149,17 @@ def test_model_axis_splits_parameters_and_trains_the_same(tiny_config, tmp_path)
   chex.assert_trees_all_close(split["test"], one["test"], atol=1e-6)
 
 
-def _two_processes(config, workdir: pathlib.Path) -> tuple[list[int], list[str]]:
-  """The command of `config` (the tiny one) as two processes on localhost, 4 CPU devices each:
-  (exit statuses, outputs)."""
+def _two_processes(
+    config, workdir: pathlib.Path, extra=(), while_running=None
+) -> tuple[list[int], list[str]]:
+  """The command of `config` (the tiny one, then `extra` arguments) as two processes on
+  localhost, 4 CPU devices each: (exit statuses, outputs). while_running(processes): called
+  once both are started."""
   with socket.socket() as s:  # A free port for the coordinator.
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
   command = [sys.executable, "-m", "jaxdebias.main", *cli.tiny_args(config.data.path, workdir)]
-  command += [f"--coordinator_address=localhost:{port}", "--num_processes=2"]
+  command += [f"--coordinator_address=localhost:{port}", "--num_processes=2", *extra]
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
   processes = [
       subprocess.Popen(
@@ -167,6 +172,8 @@ def _two_processes(config, workdir: pathlib.Path) -> tuple[list[int], list[str]]
       )
       for i in range(2)
   ]
+  if while_running is not None:
+    while_running(processes)
   outputs = [p.communicate(timeout=300)[0] for p in processes]
   return [p.returncode for p in processes], outputs
 
@@ -209,3 +216,28 @@ def test_row_sharded_table_pads_and_gathers_like_numpy():
   gathered = jax.jit(lambda t, i: sharding.gather_rows(t, i, mesh))(table, index)
   np.testing.assert_array_equal(np.asarray(gathered), rows[index])
   assert gathered.sharding.spec == jax.sharding.PartitionSpec(sharding.DATA)
+
+
+def test_sigterm_to_one_of_two_processes_saves_and_stops_both(tiny_config, tmp_path):
+  """A preemption signal reaching one process: both save the same step and stop (exit 143)
+  with one line, instead of one stopping and the other waiting at the next collective."""
+  metrics = tmp_path / "run" / "metrics.jsonl"
+
+  def terminate_process_1(processes):
+    while processes[1].poll() is None and (
+        not metrics.exists() or len(metrics.read_text().splitlines()) < 2
+    ):
+      time.sleep(0.02)
+    processes[1].send_signal(signal.SIGTERM)
+
+  codes, outputs = _two_processes(
+      tiny_config, tmp_path / "run", ["--config.num_steps=400"], terminate_process_1
+  )
+  assert codes == [143, 143], outputs
+  said = [
+      [l for l in output.splitlines() if l.startswith("stopped: SIGTERM at step ")]
+      for output in outputs
+  ]
+  assert [len(s) for s in said] == [1, 1] and said[0] == said[1], outputs
+  step = int(said[0][0].split("step ")[1].split()[0])
+  assert 0 < step < 400 and (tmp_path / "run" / "checkpoints" / str(step)).is_dir()

@@ -18,6 +18,7 @@ from typing import Any
 from absl import logging
 from etils import epath
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 import tqdm
@@ -120,9 +121,10 @@ def train(
         records = evaluate(state, step, {k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()})
         for record in records:
           log.write(record)
-        if checkpoint_due(config, previous, step) or terminate.is_set():
+        stop = _in_any_process(terminate.is_set())
+        if checkpoint_due(config, previous, step) or stop:
           ckpt.save(step, state)
-        if terminate.is_set():
+        if stop:
           raise Interrupted(
               f"SIGTERM at step {step} of {config.num_steps} of {workdir}, saved there; the "
               "same command resumes it.",
@@ -153,11 +155,12 @@ def train(
 @contextlib.contextmanager
 def _sigterm_requests_stop():
   """Inside, SIGTERM (what preemptions and `scancel` send) sets the returned event instead of
-  killing the process: the loop saves a checkpoint after the chunk in flight and stops. Only in
-  the main thread of a single-process run: a save is collective over processes, which would
-  not all see the signal at the same step."""
+  killing the process: the loop saves a checkpoint after the chunk in flight and stops (in the
+  main thread; elsewhere Python cannot handle signals). A save is collective: in a multi-process
+  run the processes agree after every chunk whether any was signalled (`_in_any_process`), and
+  all save that step and stop together."""
   requested = threading.Event()
-  if threading.current_thread() is not threading.main_thread() or jax.process_count() > 1:
+  if threading.current_thread() is not threading.main_thread():
     yield requested
     return
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.set())
@@ -165,6 +168,13 @@ def _sigterm_requests_stop():
     yield requested
   finally:
     signal.signal(signal.SIGTERM, previous)
+
+
+def _in_any_process(flag: bool) -> bool:
+  """Whether `flag` is set in any process; every process calls it at the same point."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(multihost_utils.process_allgather(np.int32(flag)).any())
 
 
 def steps_to_next_evaluation(config: ml_collections.ConfigDict, step: int) -> int:
