@@ -4,6 +4,7 @@ stdout, one line on stderr (`error: ...`, saying what to do) and the workdir byt
 still absent). The commands run through `tests/cli.py` (a real `python -m jaxdebias.main` each,
 forked from one warm process), about 0.2 s apiece."""
 
+import io
 import json
 import pathlib
 import shutil
@@ -114,8 +115,6 @@ def _npy(case) -> str:
 def _huge_header(_) -> bytes:
   header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.int64))
   header["shape"] = (10**12,)
-  import io  # pylint: disable=g-import-not-at-top
-
   out = io.BytesIO()
   np.lib.format.write_array_header_1_0(out, header)
   return out.getvalue()

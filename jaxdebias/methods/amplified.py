@@ -99,7 +99,7 @@ def pseudo_groups(config: ml_collections.ConfigDict, train: TrainSet, amplifier:
   if train.images is None:
     bias = labels
   else:
-    logits = models.on_host(amplifier, 1000)(train.images)
+    logits = models.on_host(amplifier)(train.images)
     bias = pseudo_bias(logits, labels, config.amplifier.groups, config.amplifier.min_loss)
   return np.stack([labels, bias], axis=1)
 

@@ -54,6 +54,6 @@ class JTT(ERM):
     if train.images is None:  # Built to predict only.
       self.error_set = np.zeros(len(train.labels), bool)
     else:
-      logits = models.on_host(identifier, 1000)(train.images)
+      logits = models.on_host(identifier)(train.images)
       self.error_set = logits.argmax(-1) != np.asarray(train.labels)
     self.example_weights = upweighted(self.error_set, config.jtt.upweight)
