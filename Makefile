@@ -21,8 +21,10 @@ demo: setup
 	$(BIN)/python -m jaxdebias.main --config=configs/colored_mnist.py:method=lff,ratio=0.01 \
 	    --workdir=$(WORKDIR)
 
+# One pytest worker per core (pytest-xdist): the tests compile and start processes, which one
+# core alone leaves half of a 2-core machine idle; work stealing keeps the long ones balanced.
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist worksteal tests
 
 clean:
 	rm -rf $(VENV) *.egg-info

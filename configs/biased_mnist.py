@@ -10,7 +10,8 @@ quick (200 steps, for a smoke test). The test split is the unbiased one (rho 0.1
 --config.data.biased_test=True evaluates on the biased one (the training rho) instead.
 
 Protocols. Default: the LfF MLP protocol of configs/colored_mnist.py (MLP 3 x 100, Adam 1e-3,
-batch 256, 23,500 steps, pixels in [0, 1/255]), which a 2-core CPU runs in minutes. `convnet`:
+batch 256, 23,500 steps, pixels in [0, 1/255]; DisEnt its paper's MLP schedule, as there),
+which a 2-core CPU runs in minutes. `convnet`:
 the ReBias protocol, SimpleConvNet (models/convnet.py: GroupNorm for BatchNorm), inputs in
 [-1, 1], Adam 1e-3 with an L2 term 1e-4 (PyTorch Adam's weight_decay), batch 256, 80 epochs
 of 235 batches (18,800 steps) with the rate times 0.1 every 20 (StepLR); about 1.2 GFLOP per
@@ -22,6 +23,7 @@ per LfF run.
 import ml_collections
 
 from jaxdebias.config import base_config, parse_arg
+from jaxdebias.methods import disent
 
 
 def get_config(arg: str | None = None):
@@ -31,6 +33,8 @@ def get_config(arg: str | None = None):
   config.data.name = "biased_mnist"
   config.data.rho = args["rho"]
   config.input_scaling = "lff_reference"  # As configs/colored_mnist.py (the MLP protocol).
+  if config.method == "disent" and not args["convnet"]:  # Its paper's MLP schedule.
+    disent.paper_schedule(config)
   if args["convnet"]:
     epoch = 60_000 // 256 + 1  # Batches per epoch, the last one partial (PyTorch's loader).
     config.model = ml_collections.ConfigDict({"name": "simple_convnet"})

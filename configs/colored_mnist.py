@@ -6,8 +6,12 @@ Command (the README's `make demo` runs the first):
   python -m jaxdebias.main --config=configs/colored_mnist.py:method=erm,ratio=0.005 \
       --workdir=workdirs/cmnist_erm_r0.005 --config.seed=1
 
-Arguments after `:`: method (erm | lff), ratio (bias-conflicting fraction: 0.005, 0.01, 0.02,
+Arguments after `:`: method (erm | lff | disent | ...), ratio (bias-conflicting fraction: 0.005, 0.01, 0.02,
 0.05), severity (1-4, colour noise std 0.05 .. 0.005), quick (200 steps, for a smoke test).
+
+method=disent runs the DisEnt paper's own Colored MNIST schedule (methods/disent.py
+`paper_schedule`: encoders 100 -> 100 -> 16, Adam 0.01 halved every 10,000 steps from the
+feature swap at 10,000, 50,000 steps); the other methods the LfF protocol.
 
 Pixels reach the model in [0, 1/255], as in the LfF reference code (`input_scaling`; `unit` for
 [0, 1]).
@@ -21,6 +25,7 @@ ratios 0.5 / 1 / 2 / 5% (README, results/colored_mnist.md).
 """
 
 from jaxdebias.config import base_config, parse_arg
+from jaxdebias.methods import disent
 
 
 def get_config(arg: str | None = None):
@@ -33,6 +38,8 @@ def get_config(arg: str | None = None):
   # Pixels in [0, 1/255], as the LfF reference code feeds them (it divides by 255 twice); the
   # published numbers rest on it (README "Results"). --config.input_scaling=unit for [0, 1].
   config.input_scaling = "lff_reference"
+  if config.method == "disent":
+    disent.paper_schedule(config)
   if args["quick"]:
     config.num_steps = 200
     config.eval_every = 100

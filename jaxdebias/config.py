@@ -5,7 +5,7 @@ import ast
 import ml_collections
 
 from jaxdebias import data, models, sharding
-from jaxdebias.methods import amplified, gan, group_dro, jtt, lff, optimizer
+from jaxdebias.methods import amplified, disent, gan, group_dro, jtt, lff, optimizer
 
 
 def parse_arg(arg: str | None, **defaults):
@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.amplifier = amplified.default_config()
   config.group_dro = group_dro.default_config()  # method=group_dro_oracle (reads bias labels).
   config.jtt = jtt.default_config()  # method=jtt: the identification run and lambda.
+  config.disent = disent.default_config()  # method=disent: DisEnt's lambdas and feature swap.
   config.gan = gan.default_config()  # trainer=gan: the generator of latent de-biasing.
   config.batch_size = 256
   config.num_steps = 23_500

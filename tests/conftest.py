@@ -11,8 +11,9 @@ import pytest
 # tests pin a one-device mesh.
 jax.config.update("jax_num_cpu_devices", 8)
 # Tests compile the same tiny programs many times (every run of a tiny config): JAX's
-# persistent compilation cache, one per test session, shared with the commands tests start.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jax_cache_"))
+# persistent compilation cache, one per test process (pytest-xdist worker), shared with the
+# commands it starts (JAX writes cache entries in place: two writers of one entry could collide).
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jax_cache_")
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 

@@ -217,6 +217,15 @@ CASES = [
         "GroupDRO step size negative",
         lambda c: c.args("--config.method=group_dro_oracle", "--config.group_dro.step_size=-1.0"),
     ),
+    ("learning rate decay from step -1", lambda c: c.args("--config.optimizer.decay_begin=-1")),
+    (
+        "DisEnt swap lambda negative",
+        lambda c: c.args("--config.method=disent", "--config.disent.lambda_swap=-1.0"),
+    ),
+    (
+        "DisEnt feature width 0",
+        lambda c: c.args("--config.method=disent", "--config.disent.feature_dim=0"),
+    ),
     ("GCE q 0", lambda c: c.args("--config.lff.q=0.0")),
     ("EMA alpha over 1", lambda c: c.args("--config.lff.ema_alpha=1.5")),
     ("unknown input scaling", lambda c: c.args("--config.input_scaling=zscore")),

@@ -130,6 +130,92 @@ def test_jtt_upweights_the_identification_models_errors_by_lambda():
     methods.build(config, model, _train_set(labels, images))
 
 
+def test_disent_step_equals_the_papers_equations_on_two_models_with_numpy_ema():
+  """DisEnt (Lee et al., Eqs. 1-4) against a re-implementation with one model per branch, each
+  with its own Adam on its own loss: the intrinsic model takes W CE on [z_i, z_b] and, after
+  the warm-up, on [z_i, z_b[perm]], with z_b a constant; the bias model takes lambda-weighted
+  GCE on [z_i, z_b] and [z_i, z_b[perm]] (labels permuted), with z_i a constant. EMAs per
+  example in NumPy; the learning rate halves every 2 steps from the swap on (step 1)."""
+  config = base_config()
+  config.method = "disent"
+  config.model.hidden = (8,)
+  config.disent.update(
+      feature_dim=4, swap_after=1, lambda_dis_align=3.0, lambda_swap_align=5.0, lambda_swap=2.0
+  )
+  config.optimizer.update(learning_rate=0.01, decay_every=2, decay_factor=0.5, decay_begin=1)
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32)
+  images = rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8)
+  model = models.create(config.model, NUM_CLASSES)
+  method = methods.build(config, model, _train_set(labels, images))
+  state = method.init(jax.random.key(0), {k: v[0] for k, v in method.hparam_grid.items()})
+  step = jax.jit(method.train_step)
+  encoder = models.create(config.model, 4)  # The paper's E: the network, 4 outputs, ReLU.
+  features = lambda p, x: jax.nn.relu(encoder.apply(p["encoder"], x))
+  head = lambda p, z: z @ p["head"]["params"]["kernel"] + p["head"]["params"]["bias"]
+
+  def gce(logits, y):  # The LfF reference form: CE * p_y^q * q, p_y^q held constant.
+    p_y = jax.nn.softmax(logits)[jnp.arange(len(y)), y]
+    return _ce(logits, y) * jax.lax.stop_gradient(p_y**Q) * Q
+
+  params = dict(state.params)
+  opt = {name: optax.adam(0.01).init(p) for name, p in params.items()}
+  ema = {name: np.zeros(NUM_EXAMPLES) for name in params}
+  seen = {name: np.zeros(NUM_EXAMPLES, bool) for name in params}
+  batches = [np.array([0, 5, 5, 7, 11, 23]), np.array([1, 2, 3, 5, 7, 7]), np.arange(6) * 4,
+             np.arange(6) + 9]
+  permutations = []
+  for t, index in enumerate(batches):
+    x, y = images[index].astype(np.float32) / 255, labels[index]
+    z_i, z_b = features(params["intrinsic"], x), features(params["bias"], x)
+    ce = {"intrinsic": _ce(head(params["intrinsic"], jnp.concatenate([z_i, z_b], 1)), y),
+          "bias": _ce(head(params["bias"], jnp.concatenate([z_i, z_b], 1)), y)}
+    normalized = {}
+    for name in params:
+      for i, loss in zip(index, np.asarray(ce[name])):  # One example at a time, in batch order.
+        ema[name][i] = ALPHA * ema[name][i] + (1 - ALPHA) * loss if seen[name][i] else loss
+        seen[name][i] = True
+      class_max = np.array([ema[name][labels == c].max() for c in range(NUM_CLASSES)])
+      normalized[name] = ema[name][index] / class_max[y]
+    weight = normalized["bias"] / (normalized["bias"] + normalized["intrinsic"] + 1e-8)
+    perm = np.asarray(method.swap_permutation(state, len(index)))
+    assert sorted(perm) == list(range(len(index)))
+    permutations.append(tuple(perm))
+    swap = 2.0 if t > 1 else 0.0  # Eq. 4's lambda_swap after `swap_after` steps, 0 before.
+
+    def intrinsic_loss(p):
+      z = features(p, x)
+      dis = jnp.mean(weight * _ce(head(p, jnp.concatenate([z, z_b], 1)), y))
+      return dis + swap * jnp.mean(weight * _ce(head(p, jnp.concatenate([z, z_b[perm]], 1)), y))
+
+    def bias_loss(p):
+      z = features(p, x)
+      dis = 3.0 * jnp.mean(gce(head(p, jnp.concatenate([z_i, z], 1)), y))
+      return dis + swap * 5.0 * jnp.mean(gce(head(p, jnp.concatenate([z_i, z[perm]], 1)), y[perm]))
+
+    expected_loss = intrinsic_loss(params["intrinsic"]) + bias_loss(params["bias"])
+    learning_rate = 0.01 * 0.5 ** (max(0, t - 1) // 2)
+    for name, loss_fn in (("intrinsic", intrinsic_loss), ("bias", bias_loss)):
+      updates, opt[name] = optax.adam(learning_rate).update(
+          jax.grad(loss_fn)(params[name]), opt[name], params[name]
+      )
+      params[name] = optax.apply_updates(params[name], updates)
+
+    batch = {"image": images[index], "label": labels[index], "index": index.astype(np.int32)}
+    state, metrics = step(state, batch)
+    np.testing.assert_allclose(metrics["loss"], expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(metrics["weight_mean"], weight.mean(), rtol=1e-5)
+    chex.assert_trees_all_close(state.params, params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state.ema.value[:, 0], ema["bias"], rtol=1e-5)
+    np.testing.assert_allclose(state.ema.value[:, 1], ema["intrinsic"], rtol=1e-5)
+  assert len(set(permutations)) > 1  # A new swap each step.
+  x = images.astype(np.float32) / 255
+  z = jnp.concatenate([features(params["intrinsic"], x), features(params["bias"], x)], 1)
+  np.testing.assert_allclose(
+      method.predict(state, images)["classifier"], head(params["intrinsic"], z), rtol=1e-5, atol=1e-6
+  )
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [

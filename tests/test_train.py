@@ -46,6 +46,7 @@ def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypat
   expected_models = {
       "lff": {"classifier", "biased"},
       "amplified_lff": {"classifier", "biased"},
+      "disent": {"classifier", "biased"},
   }.get(method, {"classifier"})
   assert set(results["test"]) == expected_models
   for summary in results["test"].values():

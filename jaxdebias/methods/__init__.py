@@ -17,6 +17,7 @@ import ml_collections
 
 from jaxdebias.errors import InputError
 from jaxdebias.methods.amplified import AmplifiedGroupDRO, AmplifiedGroups, AmplifiedLfF
+from jaxdebias.methods.disent import DisEnt
 from jaxdebias.methods.erm import ERM
 from jaxdebias.methods.group_dro import GroupDROOracle
 from jaxdebias.methods.jtt import JTT
@@ -31,6 +32,7 @@ METHODS = {
     "amplified_dro": AmplifiedGroupDRO,
     "group_dro_oracle": GroupDROOracle,
     "jtt": JTT,
+    "disent": DisEnt,
 }
 # Methods built with the frozen classifier of a finished run: the config field that names the
 # run's workdir, and what the run must be.

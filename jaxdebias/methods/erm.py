@@ -6,7 +6,6 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from jaxdebias import losses, models
 from jaxdebias.methods import optimizer
@@ -50,10 +49,7 @@ class ERM:
       return losses.weighted_cross_entropy(logits, labels, weight).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    state = state.replace(
-        step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
-    )
+    state = optimizer.apply(self.tx, state, grads)
     metrics = {"loss": loss, "accuracy": batch_accuracy(logits, labels)}
     return state, metrics
 

@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxdebias import losses
 from jaxdebias.errors import InputError
+from jaxdebias.methods import optimizer
 from jaxdebias.methods.erm import ERM
 from jaxdebias.methods.interface import TrainSet
 from jaxdebias.metrics import batch_accuracy
@@ -90,13 +90,7 @@ class GroupDRO(ERM):
       return group_loss @ q, (logits, q)
 
     (loss, (logits, q)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state,
-        group_weights=q,
-    )
+    state = optimizer.apply(self.tx, state, grads, group_weights=q)
     metrics = {
         "loss": loss,
         "accuracy": batch_accuracy(logits, labels),

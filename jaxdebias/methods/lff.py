@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxdebias import ema, losses, models
 from jaxdebias.errors import InputError
@@ -147,13 +146,7 @@ class LfF:
       return loss_b + loss_d, aux
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state,
-        ema=aux["ema"],
-    )
+    state = optimizer.apply(self.tx, state, grads, ema=aux["ema"])
     metrics = {
         "loss": loss,
         "loss_biased": aux["loss_b"],

@@ -24,9 +24,11 @@ def default_config() -> ml_collections.ConfigDict:
           # Decoupled (AdamW); a tuple of values is swept.
           "weight_decay": ml_collections.FieldReference(0.0, field_type=object),
           "l2": 0.0,  # l2 * params added to the gradient before Adam.
-          # The learning rate times decay_factor every decay_every steps (0: constant).
+          # The learning rate times decay_factor every decay_every steps (0: constant), counted
+          # from step decay_begin (DisEnt starts its decay at the feature swap).
           "decay_every": 0,
           "decay_factor": 0.1,
+          "decay_begin": 0,
       }
   )
 
@@ -60,10 +62,16 @@ def create(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
         f"optimizer.decay_factor must lie in (0, 1], got {opt.decay_factor}; set "
         "--config.optimizer.decay_factor."
     )
+  begin = opt.decay_begin
+  if not isinstance(begin, int) or isinstance(begin, bool) or begin < 0:
+    raise InputError(
+        f"optimizer.decay_begin must be an integer >= 0 (the step the decay counts from), got "
+        f"{begin!r}; set --config.optimizer.decay_begin."
+    )
   learning_rate = opt.learning_rate
   if every:
     learning_rate = optax.exponential_decay(
-        opt.learning_rate, every, opt.decay_factor, staircase=True
+        opt.learning_rate, every, opt.decay_factor, transition_begin=begin, staircase=True
     )
   if swept(config):  # The value is set per member by `init`.
     tx = optax.inject_hyperparams(optax.adamw)(learning_rate=learning_rate, weight_decay=0.0)
@@ -84,3 +92,11 @@ def init(tx: optax.GradientTransformation, params, hparams: dict[str, jax.Array]
   if hasattr(state, "hyperparams"):
     return with_decay(state)
   return (*state[:-1], with_decay(state[-1]))  # After the L2 term of a chain.
+
+
+def apply(tx: optax.GradientTransformation, state, grads, **fields):
+  """`state` (a method's state: step, params, opt_state) after one step of `tx` on `grads`,
+  with `fields` (e.g. the updated loss EMA) replaced too."""
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state, **fields)

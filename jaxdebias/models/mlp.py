@@ -25,6 +25,16 @@ def _torch_default_bias_init(fan_in: int):
 _torch_default_kernel_init = layers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
+def torch_linear(width: int, fan_in: int, name: str | None = None) -> nn.Dense:
+  """nn.Dense initialised as PyTorch's nn.Linear(fan_in, width) is by default."""
+  return nn.Dense(
+      width,
+      kernel_init=_torch_default_kernel_init,
+      bias_init=_torch_default_bias_init(fan_in),
+      name=name,
+  )
+
+
 class MLP(nn.Module):
   """Multi-layer perceptron on flattened images (the LfF Colored MNIST model).
 
@@ -38,12 +48,7 @@ class MLP(nn.Module):
   def __call__(self, images: jax.Array) -> jax.Array:
     x = images.reshape(images.shape[0], -1)
     for i, width in enumerate((*self.hidden, self.num_classes)):
-      x = nn.Dense(
-          width,
-          kernel_init=_torch_default_kernel_init,
-          bias_init=_torch_default_bias_init(x.shape[-1]),
-          name=f"dense{i}",
-      )(x)
+      x = torch_linear(width, x.shape[-1], name=f"dense{i}")(x)
       if i < len(self.hidden):
         x = nn.relu(x)
     return x
