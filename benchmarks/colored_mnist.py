@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import mean_std
+from benchmarks.references import PUBLISHED, PUBLISHED_RATIOS
 from jaxdebias import trainers
 from jaxdebias.runs import quiet_library_logs
 from configs import colored_mnist
@@ -38,15 +39,6 @@ _SCALING = flags.DEFINE_enum(
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and plot go.")
 _README = flags.DEFINE_bool("readme", True, "Also put the table into README.md.")
 
-# Unbiased test accuracy (%) from ../shared/reference/lff.md (recalled there, approximate).
-PUBLISHED = (
-    ("erm", "Vanilla (LfF paper)", (35.34, 50.34, 62.29, 77.63)),
-    ("lff", "LfF (LfF paper)", (63.39, 74.01, 80.48, 85.39)),
-    ("erm", "Vanilla (DisEnt paper)", (35.19, 52.09, 65.86, 82.17)),
-    ("lff", "LfF (DisEnt paper)", (52.50, 61.89, 71.03, 84.79)),
-    (None, "DisEnt (NeurIPS 2021)", (65.22, 81.73, 84.79, 89.66)),
-)
-PUBLISHED_RATIOS = (0.005, 0.01, 0.02, 0.05)
 METRICS = ("unbiased_accuracy", "aligned_accuracy", "conflicting_accuracy", "worst_group_accuracy")
 
 

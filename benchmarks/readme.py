@@ -7,6 +7,7 @@ import platform
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
@@ -37,6 +38,30 @@ def machine() -> str:
   return (
       f"{device.platform} backend ({device.device_kind}), {jax.device_count()} device(s); "
       f"CPU {cpu}, {os.cpu_count()} cores; jax {jax.__version__}"
+  )
+
+
+def matmul_flops_per_second(n: int, repeats: int = 10) -> float:
+  """FLOP/s of a jitted f32 (n, n) @ (n, n) matmul, best of `repeats`."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n**3 / best
+
+
+def random_training_data(num_examples: int, shape, num_classes: int) -> dict:
+  """Random uint8 images and labels on the device: speed does not depend on pixel values."""
+  rng = np.random.default_rng(0)
+  return jax.device_put(
+      {
+          "image": rng.integers(0, 256, (num_examples, *shape), dtype=np.uint8),
+          "label": rng.integers(0, num_classes, num_examples).astype(np.int32),
+      }
   )
 
 

@@ -1,28 +1,63 @@
-"""The ERM and LfF reference runs beside the recipe benchmarks' columns: the runs of
-benchmarks/colored_mnist.py (the same configs and workdirs: reused where it made them)."""
+"""The single runs the benchmarks share (`run_one`: one method on Colored or Biased MNIST, one
+seed, in one workdir per run, reused when finished), the ERM and LfF reference runs beside the
+recipe benchmarks' columns, and the published Colored MNIST numbers."""
 
+import math
 import pathlib
 
-from configs import colored_mnist
+from configs import biased_mnist, colored_mnist
 from jaxdebias import trainers
 
-ROOT = pathlib.Path("workdirs/colored_mnist")
+# Unbiased test accuracy (%) from ../shared/reference/lff.md (recalled there, approximate).
+PUBLISHED = (
+    ("erm", "Vanilla (LfF paper)", (35.34, 50.34, 62.29, 77.63)),
+    ("lff", "LfF (LfF paper)", (63.39, 74.01, 80.48, 85.39)),
+    ("erm", "Vanilla (DisEnt paper)", (35.19, 52.09, 65.86, 82.17)),
+    ("lff", "LfF (DisEnt paper)", (52.50, 61.89, 71.03, 84.79)),
+    (None, "DisEnt (NeurIPS 2021)", (65.22, 81.73, 84.79, 89.66)),
+)
+PUBLISHED_RATIOS = (0.005, 0.01, 0.02, 0.05)
 
 
 def plain_runs(ratios, seeds) -> dict:
   """{(method, ratio): [results.json per seed]} of ERM and LfF on Colored MNIST (the LfF
   protocol's fixed knobs, the whole training split)."""
-  found = {}
-  for method in ("erm", "lff"):
-    for ratio in ratios:
-      for seed in seeds:
-        config = colored_mnist.get_config(f"method={method},ratio={ratio}")
-        config.seed = seed
-        workdir = ROOT / f"{method}_ratio{ratio}_severity4_seed{seed}"
-        found.setdefault((method, ratio), []).append(
-            trainers.train_and_evaluate(config, str(workdir))
-        )
-  return found
+  return {
+      (method, ratio): [run_one("colored_mnist", method, ratio, seed) for seed in seeds]
+      for method in ("erm", "lff")
+      for ratio in ratios
+  }
+
+
+# JTT's identification run: one epoch of ERM (T, the paper's CelebA setting) at batch 256.
+JTT_STEPS = math.ceil(60_000 / 256)
+
+
+def config_of(dataset: str, method: str, value: float):
+  if dataset == "colored_mnist":
+    return colored_mnist.get_config(f"method={method},ratio={value}")
+  return biased_mnist.get_config(f"method={method},rho={value}")
+
+
+def workdir_of(dataset: str, method: str, value: float, seed: int) -> pathlib.Path:
+  """benchmarks/colored_mnist.py's naming for Colored MNIST, so its runs are reused."""
+  column = f"ratio{value}_severity4" if dataset == "colored_mnist" else f"rho{value}"
+  return pathlib.Path("workdirs") / dataset / f"{method}_{column}_seed{seed}"
+
+
+def run_one(dataset: str, method: str, value: float, seed: int) -> dict:
+  """One run (reused when finished); JTT's first trains its identification run."""
+  config = config_of(dataset, method, value)
+  config.seed = seed
+  if method == "jtt":
+    identifier = config_of(dataset, "erm", value)
+    identifier.update(
+        seed=seed, num_steps=JTT_STEPS, eval_every=JTT_STEPS, checkpoint_every=JTT_STEPS
+    )
+    identifier_dir = workdir_of(dataset, f"jtt_identifier_T{JTT_STEPS}", value, seed)
+    trainers.train_and_evaluate(identifier, str(identifier_dir))
+    config.jtt.identifier = str(identifier_dir.resolve())
+  return trainers.train_and_evaluate(config, str(workdir_of(dataset, method, value, seed)))
 
 
 def member_tests(results: dict) -> list[dict]:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import readme
+from benchmarks.readme import matmul_flops_per_second, random_training_data
 from configs import colored_mnist
 from jaxdebias import methods, models, sharding
 from jaxdebias.config import base_config
@@ -44,19 +45,6 @@ _README = flags.DEFINE_bool("readme", True, "Also put the table into README.md."
 _OUT = flags.DEFINE_string("out", "results", "Where speed.md and speed.json go.")
 
 NUM_EXAMPLES, SHAPE, NUM_CLASSES, CHUNK = 60_000, (28, 28, 3), 10, 235
-
-
-def matmul_flops_per_second(n: int, repeats: int = 10) -> float:
-  """FLOP/s of a jitted f32 (n, n) @ (n, n) matmul, best of `repeats`."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  matmul = jax.jit(lambda x: x @ x)
-  matmul(a).block_until_ready()
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    matmul(a).block_until_ready()
-    best = min(best, time.perf_counter() - start)
-  return 2 * n**3 / best
 
 
 def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> dict:
@@ -139,13 +127,7 @@ def peak_memory_bytes() -> tuple[int, str]:
 
 def main(argv):
   del argv
-  rng = np.random.default_rng(0)
-  data = jax.device_put(
-      {
-          "image": rng.integers(0, 256, (NUM_EXAMPLES, *SHAPE), dtype=np.uint8),
-          "label": rng.integers(0, NUM_CLASSES, NUM_EXAMPLES).astype(np.int32),
-      }
-  )
+  data = random_training_data(NUM_EXAMPLES, SHAPE, NUM_CLASSES)
   roofline = matmul_flops_per_second(_MATMUL.value)
   rows = {
       f"{name} x{seeds}": measure(name, data, _CHUNKS.value, seeds)

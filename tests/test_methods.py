@@ -10,6 +10,7 @@ import pytest
 
 from jaxdebias import methods, models, trainers
 from jaxdebias.methods import optimizer
+from jaxdebias.models import layers
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
 
@@ -211,9 +212,8 @@ def test_disent_step_equals_the_papers_equations_on_two_models_with_numpy_ema():
   assert len(set(permutations)) > 1  # A new swap each step.
   x = images.astype(np.float32) / 255
   z = jnp.concatenate([features(params["intrinsic"], x), features(params["bias"], x)], 1)
-  np.testing.assert_allclose(
-      method.predict(state, images)["classifier"], head(params["intrinsic"], z), rtol=1e-5, atol=1e-6
-  )
+  predicted = method.predict(state, images)["classifier"]
+  np.testing.assert_allclose(predicted, head(params["intrinsic"], z), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -262,6 +262,23 @@ def test_simple_convnet_is_the_rebias_network_with_he_fan_out_kernels():
   chex.assert_shape(params["Dense_0"]["kernel"], (128, 10))
   logits = model.apply({"params": params}, jnp.ones((2, 28, 28, 3)))
   chex.assert_shape(logits, (2, 10))
+
+
+@pytest.mark.parametrize("size", [3, 4, 7])
+def test_patch_convolution_equals_lax_convolution_with_its_gradients(size):
+  rng = np.random.default_rng(size)
+  x = jnp.asarray(rng.normal(size=(2, 9, 8, 5)), jnp.float32)
+  conv = {patches: layers.SameConv(6, size, patches=patches) for patches in (False, True)}
+  params = conv[False].init(jax.random.key(0), x)
+  chex.assert_trees_all_equal(params, conv[True].init(jax.random.key(0), x))
+  outputs, grads = {}, {}
+  for patches, module in conv.items():
+    loss = lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+    outputs[patches] = module.apply(params, x)
+    grads[patches] = jax.grad(loss, argnums=(0, 1))(params, x)
+  chex.assert_shape(outputs[True], (2, 9, 8, 6))
+  np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-5, atol=1e-5)
+  chex.assert_trees_all_close(grads[True], grads[False], rtol=1e-4, atol=1e-5)
 
 
 def test_optimizer_steps_the_learning_rate_down_and_adds_the_l2_gradient():

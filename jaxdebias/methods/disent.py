@@ -89,7 +89,9 @@ class DisEnt:
     positive = lambda v: v >= 0
     self.hparam_grid = {
         "q": swept_values(cfg.q, "disent.q", lambda q: 0 < q <= 1, "(0, 1]"),
-        "ema_alpha": swept_values(cfg.ema_alpha, "disent.ema_alpha", lambda a: 0 <= a < 1, "[0, 1)"),
+        "ema_alpha": swept_values(
+            cfg.ema_alpha, "disent.ema_alpha", lambda a: 0 <= a < 1, "[0, 1)"
+        ),
         **{
             name: swept_values(cfg[name], f"disent.{name}", positive, "[0, inf)")
             for name in ("lambda_dis_align", "lambda_swap_align", "lambda_swap")
