@@ -1,5 +1,5 @@
 r"""SimpleConvNet's training step on XLA's CPU backend: convolutions as XLA runs them against
-convolutions as matmuls over patches (layers.SameConv), inside the trainer's scan and outside.
+convolutions as matmuls over patches (layers.Conv), inside the trainer's scan and outside.
 
   python -m benchmarks.convnet_cpu      # writes results/convnet_cpu.md and .json
 

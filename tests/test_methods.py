@@ -1,6 +1,7 @@
 """The LfF step against an independent re-implementation, and the method registry."""
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -260,24 +261,33 @@ def test_simple_convnet_is_the_rebias_network_with_he_fan_out_kernels():
   for kernel in kernels[1:]:  # N(0, 2 / fan_out), fan_out = 7 * 7 * out channels.
     np.testing.assert_allclose(kernel.std(), (2 / (49 * kernel.shape[-1])) ** 0.5, rtol=0.05)
   chex.assert_shape(params["Dense_0"]["kernel"], (128, 10))
-  logits = model.apply({"params": params}, jnp.ones((2, 28, 28, 3)))
+  images = jnp.asarray(np.random.default_rng(0).normal(size=(2, 28, 28, 3)), jnp.float32)
+  logits = model.apply({"params": params}, images)  # On CPU: convolutions as patch matmuls.
   chex.assert_shape(logits, (2, 10))
+  lax_config = ml_collections.ConfigDict({"name": "simple_convnet", "patch_conv": False})
+  with_lax = models.create(lax_config, 10).apply({"params": params}, images)
+  np.testing.assert_allclose(with_lax, logits, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("size", [3, 4, 7])
-def test_patch_convolution_equals_lax_convolution_with_its_gradients(size):
+@pytest.mark.parametrize("size, stride", [(3, 1), (4, 1), (7, 1), (4, 2), (3, 2)])
+def test_patch_convolution_equals_flax_convolution_with_its_gradients(size, stride):
+  """layers.Conv as matmuls over patches and as lax.conv: nn.Conv's parameters and outputs
+  (SimpleConvNet takes the patches on CPU)."""
   rng = np.random.default_rng(size)
   x = jnp.asarray(rng.normal(size=(2, 9, 8, 5)), jnp.float32)
-  conv = {patches: layers.SameConv(6, size, patches=patches) for patches in (False, True)}
-  params = conv[False].init(jax.random.key(0), x)
-  chex.assert_trees_all_equal(params, conv[True].init(jax.random.key(0), x))
+  flax_conv = nn.Conv(6, (size, size), (stride, stride), kernel_init=layers.lecun_normal)
+  params = flax_conv.init(jax.random.key(0), x)
+  params["params"]["bias"] = jnp.asarray(rng.normal(size=6), jnp.float32)
   outputs, grads = {}, {}
-  for patches, module in conv.items():
+  for patches in (False, True):
+    module = layers.Conv(6, (size, size), (stride, stride), patches=patches)
+    chex.assert_trees_all_equal_shapes(module.init(jax.random.key(0), x), params)
     loss = lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
     outputs[patches] = module.apply(params, x)
     grads[patches] = jax.grad(loss, argnums=(0, 1))(params, x)
-  chex.assert_shape(outputs[True], (2, 9, 8, 6))
-  np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-5, atol=1e-5)
+  flax_outputs = flax_conv.apply(params, x)
+  np.testing.assert_allclose(outputs[True], flax_outputs, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(outputs[False], flax_outputs, rtol=1e-6, atol=1e-6)
   chex.assert_trees_all_close(grads[True], grads[False], rtol=1e-4, atol=1e-5)
 
 

@@ -5,7 +5,7 @@ linear layer; convolution kernels He-normal over fan_out, as the reference initi
 A pure equivalent of the reference: GroupNorm stands in for BatchNorm (as in models/resnet.py:
 the classifier is a pure function of (params, images), no batch statistics to carry), and the
 convolutions have no bias (a norm follows each one, which would cancel it). On CPU the
-convolutions run as matmuls over patches (layers.SameConv: the same parameters and outputs up
+convolutions run as matmuls over patches (layers.Conv: the same parameters and outputs up
 to float rounding, 30x faster inside the trainer's scan).
 """
 
@@ -26,18 +26,19 @@ class SimpleConvNet(nn.Module):
   num_classes: int
   widths: Sequence[int] = (16, 32, 64, 128)
   kernel_size: int = 7
-  # Convolutions as matmuls over patches (layers.SameConv): None, on CPU only.
+  # Convolutions as matmuls over patches (layers.Conv): None, on CPU only.
   patch_conv: bool | None = None
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
     x = images
     for i, width in enumerate(self.widths):
-      x = layers.SameConv(
+      x = layers.Conv(
           width,
-          self.kernel_size,
+          (self.kernel_size, self.kernel_size),
+          use_bias=False,
           kernel_init=_he_normal_fan_out,
-          patches=self.patch_conv,
+          patches=jax.default_backend() == "cpu" if self.patch_conv is None else self.patch_conv,
           name=f"Conv_{i}",
       )(x)
       x = nn.relu(nn.GroupNorm(num_groups=min(32, width))(x))
