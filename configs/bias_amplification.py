@@ -11,8 +11,8 @@ Commands:
   python -m jaxdebias.main --config=configs/bias_amplification.py:data=celeb_a,target=Smiling \
       --workdir=workdirs/ba_celeba     # an accelerator job
 
-Arguments after `:`: data (colored_mnist | npz | celeb_a); ratio, severity (colored_mnist);
-path (npz); target, protected, size, resnet (celeb_a: as in configs/celeba.py); seeds (seeds
+Arguments after `:`: data (colored_mnist | biased_mnist | npz | celeb_a); ratio, severity
+(colored_mnist); rho (biased_mnist); path (npz); target, protected, size, resnet (celeb_a: as in configs/celeba.py); seeds (seeds
 trained side by side in every classifier stage, default 1); tinted (the opt-in colour prior of
 the pairs' generator, gan.tinted; off by default: the recipe assumes nothing about the bias);
 quick (a smoke test: 200 GAN steps, 200 classifier steps). Recipe knobs: --config.recipe.* (the
@@ -36,6 +36,7 @@ RECIPE_ARGS = dict(
     data="colored_mnist",
     ratio=0.01,
     severity=4,
+    rho=0.997,
     path="",
     target="Smiling",
     protected="Male",
@@ -58,6 +59,8 @@ def apply_recipe_args(config, args: dict):
   config.data.name = args["data"]
   if args["data"] == "colored_mnist":
     config.data.update(ratio=args["ratio"], severity=args["severity"])
+  elif args["data"] == "biased_mnist":
+    config.data.rho = args["rho"]
   elif args["data"] == "npz":
     config.data.path = args["path"] or None
   elif args["data"] == "celeb_a":
@@ -74,7 +77,9 @@ def apply_recipe_args(config, args: dict):
         input_scaling="unit",
     )
   else:
-    raise ValueError(f"data={args['data']} is not offered; use colored_mnist, npz or celeb_a.")
+    raise ValueError(
+        f"data={args['data']} is not offered; use colored_mnist, biased_mnist, npz or celeb_a."
+    )
   config.num_seeds = args["seeds"]
   config.gan.tinted = args["tinted"]
   if args["quick"]:

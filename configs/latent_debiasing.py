@@ -14,7 +14,7 @@ protected=Male,generator=workdirs/pgan_celeba,bias_labels --workdir=workdirs/ld_
       # model zoo (python -m jaxdebias.tools.port_pgan CHECKPOINT.pth workdirs/pgan_celeba),
       # edits in z, the protected attribute's labels read by its labeller (bias_labels).
 
-Arguments after `:`: those of configs/bias_amplification.py (data, ratio, severity, path,
+Arguments after `:`: those of configs/bias_amplification.py (data, ratio, severity, rho, path,
 target, protected, size, resnet, seeds, tinted, quick), and generator (a finished generator's
 workdir; default: an unconditional GAN trained as a stage; a given one's edits are in z, as the
 paper's), bias_labels (the protected labeller trained on the bias labels, the paper's

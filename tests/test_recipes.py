@@ -150,3 +150,13 @@ def test_shuffled_bias_labels_change_no_training_and_no_selection(tmp_path, conf
     chex.assert_trees_all_equal(_params(one / stage), _params(two / stage))  # Bit-identical.
   if "diagnostics" in first:  # They read the training split's bias labels: they see the shuffle.
     assert first["diagnostics"] != second["diagnostics"]
+
+
+@pytest.mark.parametrize("config_module", [bias_amplification_config, latent_debiasing_config])
+def test_recipe_configs_take_both_mnist_biases_by_name(config_module):
+  colored = config_module.get_config("data=colored_mnist,ratio=0.02,severity=3").data
+  assert (colored.name, colored.ratio, colored.severity) == ("colored_mnist", 0.02, 3)
+  biased = config_module.get_config("data=biased_mnist,rho=0.999").data
+  assert (biased.name, biased.rho) == ("biased_mnist", 0.999)
+  with pytest.raises(ValueError, match="data=svhn is not offered; use colored_mnist, biased"):
+    config_module.get_config("data=svhn")
