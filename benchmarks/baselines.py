@@ -62,6 +62,7 @@ PUBLISHED = {
         )
     ],
 }
+FLAG_OF = {"colored_mnist": "ratios", "biased_mnist": "rhos"}
 TITLES = {
     "colored_mnist": "Colored MNIST (conflicting ratio)",
     "biased_mnist": "Biased MNIST (rho)",
@@ -74,12 +75,15 @@ def unbiased(seed_results: list[dict]) -> list[float]:
 
 def table(found: dict, columns: dict, seeds) -> str:
   seeds_text = ",".join(map(str, seeds))
+  flags_text = " ".join(
+      [f"--seeds={seeds_text}", f"--methods={','.join(dict.fromkeys(m for _, m, _ in found))}"]
+      + [f"--{name}={','.join(f'{v:g}' for v in columns[d])}" for d, name in FLAG_OF.items()]
+  )
   lines = [
       f"Unbiased test accuracy (%: the mean over the (label, bias colour) groups), mean ± sample"
       f" std over seeds {seeds_text}; final models, no model selection, the MLP protocol; knobs"
       " fixed in advance as listed, bias labels read by evaluation only (but by the oracle)."
-      f" Machine: {machine()}. Regenerate with `python -m benchmarks.baselines"
-      f" --seeds={seeds_text}`.",
+      f" Machine: {machine()}. Regenerate with `python -m benchmarks.baselines {flags_text}`.",
   ]
   for dataset, values in columns.items():
     if not values:
