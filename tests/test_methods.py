@@ -280,7 +280,7 @@ def test_patch_convolution_equals_flax_convolution_with_its_gradients(size, stri
   params["params"]["bias"] = jnp.asarray(rng.normal(size=6), jnp.float32)
   outputs, grads = {}, {}
   for patches in (False, True):
-    module = layers.Conv(6, (size, size), (stride, stride), patches=patches)
+    module = layers.Conv(6, (size, size), stride, patches=patches)  # An int stride, as ResNet's.
     chex.assert_trees_all_equal_shapes(module.init(jax.random.key(0), x), params)
     loss = lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
     outputs[patches] = module.apply(params, x)

@@ -89,7 +89,7 @@ class Conv(nn.Module):
 
   features: int
   kernel_size: tuple[int, int]
-  strides: tuple[int, int] = (1, 1)
+  strides: int | tuple[int, int] = 1
   use_bias: bool = True
   kernel_init: Initializer = lecun_normal
   patches: bool = False
@@ -100,11 +100,12 @@ class Conv(nn.Module):
     kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
     dtype = jnp.result_type(x, kernel)
     x, kernel = x.astype(dtype), kernel.astype(dtype)
+    strides = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
     if self.patches:
-      y = patch_conv(x, kernel, self.strides)
+      y = patch_conv(x, kernel, strides)
     else:
       y = jax.lax.conv_general_dilated(
-          x, kernel, self.strides, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+          x, kernel, strides, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
       )
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
