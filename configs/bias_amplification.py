@@ -12,12 +12,13 @@ Commands:
       --workdir=workdirs/ba_celeba     # an accelerator job
 
 Arguments after `:`: data (colored_mnist | biased_mnist | npz | celeb_a); ratio, severity
-(colored_mnist); rho (biased_mnist); path (npz); target, protected, size, resnet (celeb_a: as in configs/celeba.py); seeds (seeds
-trained side by side in every classifier stage, default 1); tinted (the opt-in colour prior of
-the pairs' generator, gan.tinted; off by default: the recipe assumes nothing about the bias);
-quick (a smoke test: 200 GAN steps, 200 classifier steps). Recipe knobs: --config.recipe.* (the
-held-out fraction, the GAN's schedule, the candidate grid). Classifier stages use the
-LfF protocol (MLP, Adam 1e-3, batch 256, 23,500 steps, inputs in [0, 1/255]) except on CelebA.
+(colored_mnist); rho (biased_mnist); path (npz); target, protected, size, resnet (celeb_a: as
+in configs/celeba.py); seeds (seeds trained side by side in every classifier stage, default
+1); tinted (the opt-in colour prior of the pairs' generator, gan.tinted; off by default: the
+recipe assumes nothing about the bias); quick (a smoke test: 200 GAN steps, 200 classifier
+steps). Recipe knobs: --config.recipe.* (the held-out fraction, the GAN's schedule, the
+candidate grid). Classifier stages use the LfF protocol (MLP, Adam 1e-3, batch 256, 23,500
+steps, inputs in [0, 1/255]) except on CelebA.
 
 Expected runtime on a 2-core CPU (Colored MNIST 1%, one seed): about 2 h (each of the two GANs
 35-45 min, then 2-7 min per classifier run: the amplifier, 4 candidate runs (ERM, LfF,

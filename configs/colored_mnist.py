@@ -6,8 +6,9 @@ Command (the README's `make demo` runs the first):
   python -m jaxdebias.main --config=configs/colored_mnist.py:method=erm,ratio=0.005 \
       --workdir=workdirs/cmnist_erm_r0.005 --config.seed=1
 
-Arguments after `:`: method (erm | lff | disent | ...), ratio (bias-conflicting fraction: 0.005, 0.01, 0.02,
-0.05), severity (1-4, colour noise std 0.05 .. 0.005), quick (200 steps, for a smoke test).
+Arguments after `:`: method (erm | lff | disent | ...), ratio (bias-conflicting fraction:
+0.005, 0.01, 0.02, 0.05), severity (1-4, colour noise std 0.05 .. 0.005), quick (200 steps,
+for a smoke test).
 
 method=disent runs the DisEnt paper's own Colored MNIST schedule (methods/disent.py
 `paper_schedule`: encoders 100 -> 100 -> 16, Adam 0.01 halved every 10,000 steps from the

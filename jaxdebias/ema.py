@@ -6,7 +6,8 @@ LfF reads each slot divided by the class-wise maximum: the largest slot over all
 of that class, unvisited slots counting as 0, so both models' losses are on a comparable scale.
 
 A slot may hold several losses updated together (`init(labels, shape=(2,))`: LfF keeps f_B's and
-f_D's losses side by side, so one gather, one scatter and one class-wise maximum serve both).
+f_D's losses side by side, so one gather, one scatter and one class-wise maximum serve both);
+`difficulty_weights` turns such a pair into LfF's relative-difficulty weights (DisEnt's too).
 All functions are pure and jittable; `alpha` is a traced scalar (vmap over it to sweep values) and
 `num_classes` is static.
 """
@@ -14,6 +15,8 @@ All functions are pure and jittable; `alpha` is a traced scalar (vmap over it to
 import flax
 import jax
 import jax.numpy as jnp
+
+from jaxdebias import losses
 
 
 @flax.struct.dataclass
@@ -112,3 +115,19 @@ def normalized(ema: SampleLossEMA, index: jax.Array, num_classes: int) -> jax.Ar
   class_max = classwise_max(ema, num_classes)[ema.label[index]]
   safe_max = jnp.where(class_max > 0, class_max, 1.0)
   return jnp.where(class_max > 0, ema.value[index] / safe_max, 0.0)
+
+
+def difficulty_weights(
+    ema: SampleLossEMA,
+    index: jax.Array,
+    loss_biased: jax.Array,
+    loss_debiased: jax.Array,
+    alpha: float | jax.Array,
+    num_classes: int,
+) -> tuple[SampleLossEMA, jax.Array]:
+  """LfF's reweighting (DisEnt's Eq. 1): a batch's losses of both models into the two-slot EMA
+  (`init(labels, shape=(2,))`: [:, 0] biased, [:, 1] debiased), then the relative difficulty W
+  of their class-normalised slots (losses.relative_difficulty). Returns (the EMA, W (B,))."""
+  ema = update(ema, index, jnp.stack([loss_biased, loss_debiased], axis=1), alpha)
+  slots = normalized(ema, index, num_classes)
+  return ema, losses.relative_difficulty(slots[:, 0], slots[:, 1])

@@ -18,6 +18,14 @@ class InputError(UserFacingError, ValueError):
   """Bad user input: config value, data, workdir or checkpoint."""
 
 
+def check_integer(name: str, value, at_least: int, meaning: str = "") -> None:
+  """Raises InputError naming --config.{name} unless `value` is an integer (not a bool) of at
+  least `at_least`; `meaning` (e.g. " (0: no decay)") follows the requirement."""
+  if not isinstance(value, int) or isinstance(value, bool) or value < at_least:
+    kind = "a positive integer" if at_least == 1 else f"an integer >= {at_least}"
+    raise InputError(f"{name} must be {kind}{meaning}, got {value!r}; set --config.{name}.")
+
+
 class WriteError(UserFacingError, OSError):
   """A file of the workdir could not be written (disk full, not a directory, permission);
   everything complete before it is kept."""

@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 
 from jaxdebias import ema, losses, models
-from jaxdebias.errors import InputError
+from jaxdebias.errors import check_integer
 from jaxdebias.methods import optimizer
 from jaxdebias.methods.interface import TrainSet, swept_values
 from jaxdebias.metrics import batch_accuracy
@@ -98,12 +98,8 @@ class DisEnt:
         },
         **optimizer.swept(config),
     }
-    for name in ("swap_after", "feature_dim"):
-      value, low = cfg[name], 0 if name == "swap_after" else 1
-      if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise InputError(
-            f"disent.{name} must be an integer >= {low}, got {value!r}; set --config.disent.{name}."
-        )
+    check_integer("disent.swap_after", cfg.swap_after, 0)
+    check_integer("disent.feature_dim", cfg.feature_dim, 1)
     self.swap_after = cfg.swap_after
     self.encoder = model.clone(num_classes=cfg.feature_dim)
     self.head = torch_linear(train.num_classes, 2 * cfg.feature_dim)
@@ -160,9 +156,9 @@ class DisEnt:
       logits_b = self.logits(params["bias"], held(z_i), z_b)
       ce_i = held(losses.cross_entropy(logits_i, labels))
       ce_b = held(losses.cross_entropy(logits_b, labels))
-      buffer = ema.update(state.ema, index, jnp.stack([ce_b, ce_i], axis=1), h["ema_alpha"])
-      normalized = ema.normalized(buffer, index, self.num_classes)
-      weight = losses.relative_difficulty(normalized[:, 0], normalized[:, 1])
+      buffer, weight = ema.difficulty_weights(
+          state.ema, index, ce_b, ce_i, h["ema_alpha"], self.num_classes
+      )
       gce = lambda logits, y: losses.generalized_cross_entropy_reference(logits, y, h["q"])
       loss_dis = (
           losses.weighted_cross_entropy(logits_i, labels, weight).mean()

@@ -118,9 +118,7 @@ class LfF:
       logits_d = jax.named_call(self.model.apply, name="f_D")(params["debiased"], images)
       ce_b = jax.lax.stop_gradient(losses.cross_entropy(logits_b, labels))
       ce_d = jax.lax.stop_gradient(losses.cross_entropy(logits_d, labels))
-      buffer = ema.update(state.ema, index, jnp.stack([ce_b, ce_d], axis=1), alpha)
-      normalized = ema.normalized(buffer, index, self.num_classes)
-      weight = losses.relative_difficulty(normalized[:, 0], normalized[:, 1])
+      buffer, weight = ema.difficulty_weights(state.ema, index, ce_b, ce_d, alpha, self.num_classes)
       real = index < self.first_synthetic
       if self.synthetic_weight is not None:
         weight = jnp.where(real, weight, self.synthetic_weight)

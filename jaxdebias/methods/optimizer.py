@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxdebias.errors import InputError
+from jaxdebias.errors import InputError, check_integer
 from jaxdebias.methods.interface import swept_values
 
 
@@ -52,26 +52,19 @@ def create(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   if not opt.l2 >= 0:
     raise InputError(f"optimizer.l2 must be >= 0, got {opt.l2}; set --config.optimizer.l2.")
   every = opt.decay_every
-  if not isinstance(every, int) or isinstance(every, bool) or every < 0:
-    raise InputError(
-        f"optimizer.decay_every must be an integer >= 0 (0: no decay), got {every!r}; set "
-        "--config.optimizer.decay_every."
-    )
+  check_integer("optimizer.decay_every", every, 0, " (0: no decay)")
   if every and not 0 < opt.decay_factor <= 1:
     raise InputError(
         f"optimizer.decay_factor must lie in (0, 1], got {opt.decay_factor}; set "
         "--config.optimizer.decay_factor."
     )
-  begin = opt.decay_begin
-  if not isinstance(begin, int) or isinstance(begin, bool) or begin < 0:
-    raise InputError(
-        f"optimizer.decay_begin must be an integer >= 0 (the step the decay counts from), got "
-        f"{begin!r}; set --config.optimizer.decay_begin."
-    )
+  check_integer(
+      "optimizer.decay_begin", opt.decay_begin, 0, " (the step the decay counts from)"
+  )
   learning_rate = opt.learning_rate
   if every:
     learning_rate = optax.exponential_decay(
-        opt.learning_rate, every, opt.decay_factor, transition_begin=begin, staircase=True
+        opt.learning_rate, every, opt.decay_factor, transition_begin=opt.decay_begin, staircase=True
     )
   if swept(config):  # The value is set per member by `init`.
     tx = optax.inject_hyperparams(optax.adamw)(learning_rate=learning_rate, weight_decay=0.0)

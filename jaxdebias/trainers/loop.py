@@ -24,7 +24,7 @@ import numpy as np
 import tqdm
 
 from jaxdebias import runs
-from jaxdebias.errors import InputError, Interrupted, NonFiniteLossError
+from jaxdebias.errors import InputError, Interrupted, NonFiniteLossError, check_integer
 
 # run_chunk(state, first step, number of steps) -> (state, {name: per-step values on the host,
 # shape ([member,] steps)}); must report "loss".
@@ -56,11 +56,8 @@ def start(config: ml_collections.ConfigDict, workdir: str) -> tuple[epath.Path, 
 def check_schedule(config: ml_collections.ConfigDict) -> None:
   """Step counts, sizes and seeds: positive integers (the seed >= 0)."""
   for key in _POSITIVE:
-    value = config[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-      raise InputError(f"{key} must be a positive integer, got {value!r}; set --config.{key}.")
-  if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
-    raise InputError(f"seed must be an integer >= 0, got {config.seed!r}; set --config.seed.")
+    check_integer(key, config[key], 1)
+  check_integer("seed", config.seed, 0)
 
 
 def train(
