@@ -84,8 +84,9 @@ def patch_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int] = (1, 1
 class Conv(nn.Module):
   """nn.Conv(features, kernel_size, strides, padding='SAME') with the same parameters ('kernel'
   HWIO, 'bias') and Flax's initial values (compiled fast), computed by lax.conv or, with
-  `patches`, by `patch_conv`. Patches win for SimpleConvNet's 7x7 kernels on CPU; the DCGAN's
-  3x3 and 4x4 ones run slightly faster as lax.conv there (370 against 430 ms per GAN step)."""
+  `patches`, by `patch_conv`. Patches win for SimpleConvNet's 7x7 kernels on CPU
+  (benchmarks/convnet_cpu.py); for the DCGAN's 3x3 and 4x4 ones lax.conv was the faster there
+  in a one-off timing, so it keeps lax.conv."""
 
   features: int
   kernel_size: tuple[int, int]
