@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxdebias import losses, methods, runs, trainers
-from jaxdebias.data import added
+from jaxdebias.data import added, sampler
 from jaxdebias.errors import InputError
 from jaxdebias.methods import amplified
 from jaxdebias.trainers import train_gan
@@ -147,20 +147,30 @@ def test_group_dro_oracle_weighs_the_true_groups_and_alone_reads_bias_labels(
     runs.method_for(tiny_config, dataset)
   assert handed["erm"].bias_labels is None and handed["lff"].bias_labels is None
   np.testing.assert_array_equal(handed["group_dro_oracle"].bias_labels, dataset.train.bias_label)
+  drawn_with, batch_indices = [], sampler.batch_indices
+
+  def record_weights(*args):
+    drawn_with.append(args[-1])
+    return batch_indices(*args)
+
+  monkeypatch.setattr(sampler, "batch_indices", record_weights)
   results = trainers.train_and_evaluate(tiny_config, str(tmp_path / "oracle"))
   assert results["uses_training_bias_labels"] is True
+  assert drawn_with and all(w is not None for w in drawn_with)  # The trainer drew balanced.
+  np.testing.assert_allclose(drawn_with[0], method.sampling_weights)
   tiny_config.group_dro.step_size = -1.0
   with pytest.raises(InputError, match="group_dro.step_size is -1.0; set it to a number >= 0"):
     runs.method_for(tiny_config, dataset)
 
 
 def one_dro_step_is_the_hand_computed_one(method, groups, dataset, step_size):
-  """GroupDRO's weights start uniform over the distinct rows of `groups`; after one step they
-  and the loss are Sagawa et al.'s update with the importance-weighted group losses
-  (methods/group_dro.py), computed here in NumPy."""
-  distinct, index = np.unique(groups, return_inverse=True, axis=0)
+  """GroupDRO's batches are group-balanced and its weights start uniform over the distinct rows
+  of `groups`; after one step they and the loss are Sagawa et al.'s update with each group's
+  mean batch loss (the authors' loss.py), computed here in NumPy."""
+  distinct, index, size = np.unique(groups, return_inverse=True, return_counts=True, axis=0)
   index = index.reshape(-1)
   np.testing.assert_array_equal(method.group_index, index)
+  np.testing.assert_allclose(method.sampling_weights, 1 / size[index])
   state = method.init(jax.random.key(0), {})
   chex.assert_trees_all_close(state.group_weights, np.full(len(distinct), 1 / len(distinct)))
   batch = {
@@ -170,11 +180,11 @@ def one_dro_step_is_the_hand_computed_one(method, groups, dataset, step_size):
   }
   logits = method.model.apply(state.params, method.to_float(batch["image"]))
   ce = np.asarray(losses.cross_entropy(logits, batch["label"]))
-  # Each group's loss estimate sum_i loss_i N / (16 |g|) over its batch examples (0 if
-  # absent), then q ~ exp(step_size L_g).
-  size = np.bincount(index)
-  scaled = ce * len(dataset.train.label) / (16 * size[index[:16]])
-  group_loss = np.array([scaled[index[:16] == g].sum() for g in range(len(distinct))])
+  # Each group's mean loss over its batch examples (0 if absent), then q ~ exp(step_size L_g).
+  group_loss = np.array(
+      [ce[index[:16] == g].mean() if g in index[:16] else 0.0 for g in range(len(distinct))]
+  )
+  assert 0.0 in group_loss and np.all(group_loss[np.isin(np.arange(len(distinct)), index[:16])])
   q = np.exp(step_size * group_loss) / np.exp(step_size * group_loss).sum()
   new_state, metrics = method.train_step(state, batch)
   chex.assert_trees_all_close(new_state.group_weights, q, rtol=1e-5)

@@ -109,20 +109,20 @@ def test_every_method_follows_the_interface(name):
     np.testing.assert_allclose(predictions["biased"], _frozen_amplifier(images))
 
 
-def test_jtt_upweights_the_identification_models_errors_by_lambda():
+def test_jtt_upsamples_the_identification_models_errors_by_lambda():
   """JTT (Liu et al.): the error set is what the identification model (here the frozen
-  function of `_setup`) misclassifies; each of its examples weighs lambda, the others 1,
-  normalised to mean 1; a step's loss is the weighted mean cross-entropy of the batch."""
+  function of `_setup`) misclassifies; each of its examples is drawn lambda times as often as
+  the others; a step's loss is the batch's mean cross-entropy, as ERM's."""
   config, model, method, images, labels = _setup("jtt")
   errors = np.asarray(_frozen_amplifier(images)).argmax(-1) != labels
   assert 0 < errors.sum() < len(errors)
   np.testing.assert_array_equal(method.error_set, errors)
-  weights = np.where(errors, config.jtt.upweight, 1.0)
-  np.testing.assert_allclose(method.example_weights, weights / weights.mean(), rtol=1e-6)
+  np.testing.assert_array_equal(method.sampling_weights, np.where(errors, config.jtt.upweight, 1))
+  assert method.example_weights is None
   state = method.init(jax.random.key(0), {})
   batch = {"image": images[:6], "label": labels[:6], "index": np.arange(6, dtype=np.int32)}
   logits = model.apply(state.params, method.to_float(batch["image"]))
-  expected = np.mean(method.example_weights[:6] * np.asarray(_ce(logits, batch["label"])))
+  expected = np.mean(np.asarray(_ce(logits, batch["label"])))
   _, metrics = method.train_step(state, batch)
   np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
   config.jtt.upweight = 0.5

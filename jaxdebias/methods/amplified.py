@@ -20,9 +20,10 @@ A mistake counts only where the amplifier's cross-entropy on the class exceeds
 that the generator's images did not cover than conflicting ones.
 Step 2, amplified_groups: cross-entropy with each example weighted by |its pseudo-group|^-power,
 scaled to mean 1 (`amplifier.power`; 1: every non-empty pseudo-group weighs the same).
-Step 2, amplified_dro: online GroupDRO over the pseudo-groups (methods/group_dro.py;
-`amplifier.dro_step_size` = its eta). With eta 0 the expected loss is amplified_groups' at
-power 1. No bias labels.
+Step 2, amplified_dro: online GroupDRO over the pseudo-groups (methods/group_dro.py:
+group-balanced batches; `amplifier.dro_step_size` = its eta). With eta 0 every pseudo-group
+weighs the same, as in amplified_groups at power 1 (there by loss weights on uniform batches).
+No bias labels.
 """
 
 from collections.abc import Callable

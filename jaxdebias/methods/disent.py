@@ -83,6 +83,7 @@ class DisEnt:
   feature_dim a number or a tuple of numbers to train side by side."""
 
   sized_by_images = False
+  sampling_weights = None
 
   def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     cfg = config.disent

@@ -24,6 +24,7 @@ class ERM:
   """Empirical risk minimisation: the biased baseline every method is compared with."""
 
   sized_by_images = False  # Whether the state's shapes depend on the training images.
+  sampling_weights = None  # Uniform batches (subclasses may draw in proportion to weights).
 
   def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     self.example_weights = None  # (N,) per training example (subclasses), or None: all 1.

@@ -2,11 +2,11 @@
 Algorithm 1) over given groups of the training examples, and its oracle: the groups (class,
 true bias label), the one method here that reads training bias labels (marked so in results).
 
-Group weights q on the simplex: q_g <- q_g exp(eta L_g), normalised, and the loss
-sum_g q_g L_g (eta: the step size; the paper's 0.01). Batches are uniform, not group-balanced as
-in Algorithm 1 (balanced sampling repeats the few conflicting examples until they are
-memorised), so L_g is the importance-weighted estimate of group g's mean loss, the sum over its
-batch examples of loss N / (B |g|) (unbiased; 0 where the batch has none of it).
+As the authors' code (kohpangwei/group_DRO, loss.py, with --reweight_groups): batches are
+group-balanced, drawn with replacement in proportion to 1 / |group of i|; L_g is the mean loss of
+group g's examples in the batch (0 where the batch has none); the group weights q on the simplex
+follow q_g <- q_g exp(eta L_g), normalised, and the loss is sum_g q_g L_g (eta: the step size,
+the paper's 0.01).
 """
 
 from typing import Any
@@ -63,8 +63,7 @@ class GroupDRO(ERM):
     _, group_index, counts = np.unique(groups, return_inverse=True, return_counts=True, axis=0)
     self.group_index = group_index.reshape(-1).astype(np.int32)
     self.num_groups = len(counts)
-    # N / |group of i|: batch mean of loss * this over group g's examples estimates its mean loss.
-    self.group_scale = (len(self.group_index) / counts[self.group_index]).astype(np.float32)
+    self.sampling_weights = 1 / counts[self.group_index]  # Group-balanced batches.
 
   def init(self, rng: jax.Array, hparams: dict[str, jax.Array]) -> GroupDROState:
     state = super().init(rng, hparams)
@@ -79,12 +78,11 @@ class GroupDRO(ERM):
     images, labels = self.to_float(batch["image"]), batch["label"]
     index = batch["index"]
     in_group = jax.nn.one_hot(jnp.asarray(self.group_index)[index], self.num_groups)
-    scale = jnp.asarray(self.group_scale)[index] / len(index)
+    group_size = jnp.maximum(in_group.sum(0), 1)  # In the batch; 1 where absent (loss 0).
 
     def loss_fn(params):
       logits = self.model.apply(params, images)
-      ce = losses.cross_entropy(logits, labels)
-      group_loss = (ce * scale) @ in_group  # Module doc; 0 for groups absent from the batch.
+      group_loss = losses.cross_entropy(logits, labels) @ in_group / group_size
       q = state.group_weights * jnp.exp(self.step_size * jax.lax.stop_gradient(group_loss))
       q = q / q.sum()
       return group_loss @ q, (logits, q)

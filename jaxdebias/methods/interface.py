@@ -47,10 +47,13 @@ class Method(Protocol):
   `init`. predict's first entry is the method's classifier (f_D in LfF); the others are kept for
   diagnosis (f_B in LfF). sized_by_images: whether the state's shapes depend on the training
   images (then a finished run is rebuilt from its data, not from the sizes it recorded).
+  sampling_weights: None for uniform batches (one permutation per epoch), or (N,) weights >= 0
+  of the training examples, drawn with replacement in proportion (data/sampler.py).
   """
 
   hparam_grid: dict[str, tuple[float, ...]]
   sized_by_images: bool
+  sampling_weights: np.ndarray | None
 
   def init(self, rng: jax.Array, hparams: dict[str, jax.Array]):
     ...

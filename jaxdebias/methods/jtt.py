@@ -4,9 +4,9 @@ then ERM again with the first model's training errors upweighted by lambda.
 The identification model is a finished classifier run (`jtt.identifier`: its workdir; train it
 with method=erm and num_steps=T), handed in as a function (uint8 images -> logits) by the
 caller. The error set is every training example it misclassifies. The paper upsamples the error
-set lambda times; here each of its examples weighs lambda in the cross-entropy instead (weights
-scaled to mean 1 over the training split): the same objective in expectation, on ERM's uniform
-batches. The paper's image settings: CelebA T = 1 epoch, lambda = 50; Waterbirds T = 60
+set lambda times; here batches are drawn with replacement, an error-set example lambda times as
+likely as any other (data/sampler.py): the upsampled dataset's batches, up to drawing with
+replacement. The paper's image settings: CelebA T = 1 epoch, lambda = 50; Waterbirds T = 60
 epochs, lambda = 100. No bias labels.
 """
 
@@ -29,14 +29,8 @@ def default_config() -> ml_collections.ConfigDict:
   )
 
 
-def upweighted(errors: np.ndarray, upweight: float) -> np.ndarray:
-  """Example weights: `upweight` on the error set, 1 elsewhere, scaled to mean 1."""
-  weights = np.where(errors, upweight, 1.0)
-  return (weights / weights.mean()).astype(np.float32)
-
-
 class JTT(ERM):
-  """ERM with the identification model's training errors upweighted (module doc)."""
+  """ERM with the identification model's training errors upsampled (module doc)."""
 
   def __init__(
       self,
@@ -56,4 +50,4 @@ class JTT(ERM):
     else:
       logits = models.on_host(identifier)(train.images)
       self.error_set = logits.argmax(-1) != np.asarray(train.labels)
-    self.example_weights = upweighted(self.error_set, config.jtt.upweight)
+    self.sampling_weights = np.where(self.error_set, config.jtt.upweight, 1.0)

@@ -61,7 +61,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   def run_chunk(state, step: int, num_steps: int):
     indices = members.chunk_indices(
-        members_list, step, num_steps, config.batch_size, len(split.label)
+        members_list, step, num_steps, config.batch_size, len(split.label), method.sampling_weights
     )
     state, chunk_metrics = run(state, train, members.place_indices(indices, mesh))
     return state, jax.device_get(chunk_metrics)

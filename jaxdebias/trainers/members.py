@@ -38,11 +38,17 @@ def per_member(fn, num_members: int, in_axes=0):
 
 
 def chunk_indices(
-    members: list[Member], start_step: int, num_steps: int, batch_size: int, num_examples: int
+    members: list[Member],
+    start_step: int,
+    num_steps: int,
+    batch_size: int,
+    num_examples: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-  """Every member's batch indices ([member,] num_steps, batch_size) for a chunk of steps (host)."""
+  """Every member's batch indices ([member,] num_steps, batch_size) for a chunk of steps (host),
+  uniform or drawn in proportion to `weights` (data/sampler.py)."""
   indices = [
-      sampler.batch_indices(m["seed"], start_step, num_steps, batch_size, num_examples)
+      sampler.batch_indices(m["seed"], start_step, num_steps, batch_size, num_examples, weights)
       for m in members
   ]
   return indices[0] if len(indices) == 1 else np.stack(indices)
