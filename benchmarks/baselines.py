@@ -24,8 +24,9 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import machine, mean_std
-from benchmarks.references import JTT_STEPS, PUBLISHED_RATIOS, run_one
+from benchmarks.references import JTT_STEPS, PUBLISHED_RATIOS, jtt_identifier_dir, run_one
 from benchmarks.references import PUBLISHED as COLORED_MNIST_PUBLISHED
+from jaxdebias import runs
 from jaxdebias.runs import quiet_library_logs
 
 _METHODS = flags.DEFINE_list(
@@ -73,7 +74,41 @@ def unbiased(seed_results: list[dict]) -> list[float]:
   return [r["test"]["classifier"]["unbiased_accuracy"] for r in seed_results]
 
 
-def table(found: dict, columns: dict, seeds) -> str:
+def jtt_error_set(dataset: str, value: float, seed: int) -> dict:
+  """JTT's error set (the training examples its identification run misclassifies) against the
+  bias-conflicting ones: a diagnosis that reads bias labels, never used for training."""
+  workdir = jtt_identifier_dir(dataset, value, seed)
+  train = runs.load_dataset(runs.read_config(runs.absolute(str(workdir))).data).train
+  errors = runs.load_classifier(str(workdir))(train.images).argmax(-1) != train.label
+  conflicting = train.bias_label != train.label
+  found = int((errors & conflicting).sum())
+  return {
+      "error_set": int(errors.sum()),
+      "conflicting": int(conflicting.sum()),
+      "precision": found / max(int(errors.sum()), 1),
+      "recall": found / max(int(conflicting.sum()), 1),
+  }
+
+
+def error_set_lines(error_sets: dict) -> list[str]:
+  lines = []
+  for (dataset, value), per_seed in error_sets.items():
+    cells = ", ".join(
+        f"{e['error_set']} examples, precision {e['precision']:.2f}, recall {e['recall']:.2f}"
+        for e in per_seed
+    )
+    lines.append(f"- {TITLES[dataset]} {value:g}: {cells} (seed by seed)")
+  if not lines:
+    return []
+  return [
+      "",
+      "JTT's error set (what its identification run misclassifies) against the bias-conflicting"
+      " training examples, read with bias labels for this diagnosis only:",
+      "",
+  ] + lines
+
+
+def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
   seeds_text = ",".join(map(str, seeds))
   flags_text = " ".join(
       [f"--seeds={seeds_text}", f"--methods={','.join(dict.fromkeys(m for _, m, _ in found))}"]
@@ -97,7 +132,7 @@ def table(found: dict, columns: dict, seeds) -> str:
     for name, published in PUBLISHED[dataset]:
       cells = [f"{published[v]:.2f}" if v in published else "-" for v in values]
       lines.append(f"| {name} | {' | '.join(cells)} | published |")
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + error_set_lines(error_sets)) + "\n"
 
 
 def write_plot(found: dict, columns: dict, path: pathlib.Path) -> None:
@@ -141,12 +176,22 @@ def main(argv):
     for method in _METHODS.value:
       for value in values:
         found[dataset, method, value] = [run_one(dataset, method, value, s) for s in seeds]
+  error_sets = {}
+  if "jtt" in _METHODS.value:
+    error_sets = {
+        (d, v): [jtt_error_set(d, v, s) for s in seeds] for d, values in columns.items()
+        for v in values
+    }
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
   (out / "baselines.json").write_text(
-      json.dumps({f"{d}/{m}/{v}": r for (d, m, v), r in found.items()}, indent=1)
+      json.dumps(
+          {f"{d}/{m}/{v}": r for (d, m, v), r in found.items()}
+          | {f"{d}/jtt_error_set/{v}": e for (d, v), e in error_sets.items()},
+          indent=1,
+      )
   )
-  text = table(found, columns, seeds)
+  text = table(found, columns, seeds, error_sets)
   (out / "baselines.md").write_text(f"# Baselines on two kinds of colour bias\n\n{text}")
   write_plot(found, columns, out / "baselines.png")
   if _README.value:

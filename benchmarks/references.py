@@ -45,6 +45,10 @@ def workdir_of(dataset: str, method: str, value: float, seed: int) -> pathlib.Pa
   return pathlib.Path("workdirs") / dataset / f"{method}_{column}_seed{seed}"
 
 
+def jtt_identifier_dir(dataset: str, value: float, seed: int) -> pathlib.Path:
+  return workdir_of(dataset, f"jtt_identifier_T{JTT_STEPS}", value, seed)
+
+
 def run_one(dataset: str, method: str, value: float, seed: int) -> dict:
   """One run (reused when finished); JTT's first trains its identification run."""
   config = config_of(dataset, method, value)
@@ -54,7 +58,7 @@ def run_one(dataset: str, method: str, value: float, seed: int) -> dict:
     identifier.update(
         seed=seed, num_steps=JTT_STEPS, eval_every=JTT_STEPS, checkpoint_every=JTT_STEPS
     )
-    identifier_dir = workdir_of(dataset, f"jtt_identifier_T{JTT_STEPS}", value, seed)
+    identifier_dir = jtt_identifier_dir(dataset, value, seed)
     trainers.train_and_evaluate(identifier, str(identifier_dir))
     config.jtt.identifier = str(identifier_dir.resolve())
   return trainers.train_and_evaluate(config, str(workdir_of(dataset, method, value, seed)))
