@@ -1,5 +1,6 @@
 r"""The baselines on both kinds of bias: Colored MNIST (the colour of the strokes) and Biased
-MNIST (the colour of the background), ERM, LfF, DisEnt, JTT and the GroupDRO oracle.
+MNIST (the colour of the background), ERM, LfF, DisEnt, JTT, the bias amplification recipe and
+the GroupDRO oracle.
 
   python -m benchmarks.baselines                                # both datasets, 3 seeds
   python -m benchmarks.baselines --ratios= --rhos=0.997,0.999   # Biased MNIST, two columns
@@ -8,7 +9,11 @@ MNIST (the colour of the background), ERM, LfF, DisEnt, JTT and the GroupDRO ora
 Every (method, dataset, column, seed) is an ordinary `jaxdebias.main` run of
 configs/colored_mnist.py or configs/biased_mnist.py in workdirs/DATASET/... (finished runs are
 reused, unfinished ones resume; Colored MNIST's ERM and LfF runs are benchmarks/colored_mnist.py's).
-Final models, no model selection; every knob fixed in advance, as each row's `knobs` says.
+The recipe row is one run of configs/bias_amplification.py per column, its seeds (0..N-1) side
+by side (benchmarks/bias_amplification.py's runs, reused), its knobs chosen inside it on
+held-out training data without bias labels.
+Final models; every knob fixed in advance or chosen without bias labels, as each row's `knobs`
+says.
 Bias labels are read by evaluation only, but by the GroupDRO oracle, which trains with them and
 is marked so. The MLP protocol throughout (a 2-core CPU runs it); the published Biased MNIST
 numbers used the SimpleConvNet protocol and are not comparable, only listed. Writes
@@ -24,13 +29,14 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import machine, mean_std
-from benchmarks.references import JTT_STEPS, PUBLISHED_RATIOS, jtt_identifier_dir, run_one
+from benchmarks.references import JTT_STEPS, PUBLISHED_RATIOS, jtt_identifier_dir, member_tests
+from benchmarks.references import recipe_run, run_one
 from benchmarks.references import PUBLISHED as COLORED_MNIST_PUBLISHED
 from jaxdebias import runs
 from jaxdebias.runs import quiet_library_logs
 
 _METHODS = flags.DEFINE_list(
-    "methods", ["erm", "lff", "disent", "jtt", "group_dro_oracle"], "Methods to run."
+    "methods", ["erm", "lff", "disent", "jtt", "recipe", "group_dro_oracle"], "Methods to run."
 )
 _RATIOS = flags.DEFINE_list(
     "ratios", ["0.005", "0.01", "0.02", "0.05"], "Colored MNIST conflicting ratios."
@@ -45,6 +51,10 @@ KNOBS = {
     "lff": "LfF protocol; q 0.7, EMA 0.7 (LfF paper)",
     "disent": "DisEnt paper's Colored MNIST schedule and lambdas (50,000 steps)",
     "jtt": f"LfF protocol; T = 1 epoch ({JTT_STEPS} steps), lambda = 50 (JTT paper, CelebA)",
+    "recipe": (
+        "bias amplification recipe, no prior; LfF protocol; chosen on held-out training data"
+        " without bias labels (which candidate: results/baselines.json)"
+    ),
     "group_dro_oracle": (
         "LfF protocol; step size 0.01 (GroupDRO paper); **trains with bias labels**"
     ),
@@ -72,6 +82,19 @@ TITLES = {
 
 def unbiased(seed_results: list[dict]) -> list[float]:
   return [r["test"]["classifier"]["unbiased_accuracy"] for r in seed_results]
+
+
+def recipe_seeds(dataset: str, value: float, seeds: list[int]) -> list[dict]:
+  """The recipe's final classifier seed by seed (its seeds train side by side in one run, so
+  `seeds` must be 0..N-1), with the candidate it chose."""
+  if seeds != list(range(len(seeds))):
+    raise app.UsageError(
+        f"The recipe row trains seeds 0..N-1 side by side; --seeds={','.join(map(str, seeds))} is"
+        " not of that form: pass --seeds=0,1,2 (say) or leave recipe out of --methods."
+    )
+  results = recipe_run(dataset, value, len(seeds))
+  chosen = results["selection"]["chosen"]["name"]
+  return [{"test": {"classifier": t}, "chosen": chosen} for t in member_tests(results["final"])]
 
 
 def jtt_error_set(dataset: str, value: float, seed: int) -> dict:
@@ -116,8 +139,9 @@ def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
   )
   lines = [
       f"Unbiased test accuracy (%: the mean over the (label, bias colour) groups), mean ± sample"
-      f" std over seeds {seeds_text}; final models, no model selection, the MLP protocol; knobs"
-      " fixed in advance as listed, bias labels read by evaluation only (but by the oracle)."
+      f" std over seeds {seeds_text}; final models, the MLP protocol; knobs fixed in advance or"
+      " chosen on held-out training data without bias labels, as listed; bias labels read by"
+      " evaluation only (but by the oracle)."
       f" Machine: {machine()}. Regenerate with `python -m benchmarks.baselines {flags_text}`.",
   ]
   for dataset, values in columns.items():
@@ -175,7 +199,10 @@ def main(argv):
   for dataset, values in columns.items():
     for method in _METHODS.value:
       for value in values:
-        found[dataset, method, value] = [run_one(dataset, method, value, s) for s in seeds]
+        if method == "recipe":
+          found[dataset, method, value] = recipe_seeds(dataset, value, seeds)
+        else:
+          found[dataset, method, value] = [run_one(dataset, method, value, s) for s in seeds]
   error_sets = {}
   if "jtt" in _METHODS.value:
     error_sets = {

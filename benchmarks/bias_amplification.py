@@ -24,9 +24,7 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import machine, mean_std
-from benchmarks.references import member_tests, plain_runs
-from configs import bias_amplification as recipe_config
-from jaxdebias import recipes
+from benchmarks.references import member_tests, plain_runs, recipe_run
 from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION, candidate_name
 from jaxdebias.runs import quiet_library_logs
 
@@ -36,7 +34,6 @@ _PRIORS = flags.DEFINE_list("priors", ["none", "tinted"], "Columns: none, tinted
 _OUT = flags.DEFINE_string("out", "results", "Where the table and JSON go.")
 _README = flags.DEFINE_bool("readme", True, "Also put the first table into README.md.")
 
-ROOT = pathlib.Path("workdirs/bias_amplification")
 PAIR_QUALITY = ("protected_moved_as_requested", "target_kept", "moved_and_kept")
 PRIORS = {
     "none": "no prior (the default)",
@@ -45,14 +42,12 @@ PRIORS = {
 
 
 def recipe_runs(ratios, num_seeds: int, priors) -> dict:
-  """{(prior, ratio): the recipe's results.json}, each run or reused."""
-  found = {}
-  for ratio in ratios:
-    for prior in priors:
-      arg = f"data=colored_mnist,ratio={ratio},seeds={num_seeds}"
-      config = recipe_config.get_config(arg + (",tinted" if prior == "tinted" else ""))
-      found[prior, ratio] = recipes.run(config, str(ROOT / f"{prior}_r{ratio}_s{num_seeds}"))
-  return found
+  """{(prior, ratio): the recipe's results.json} on Colored MNIST, each run or reused."""
+  return {
+      (prior, ratio): recipe_run("colored_mnist", ratio, num_seeds, prior)
+      for ratio in ratios
+      for prior in priors
+  }
 
 
 def report(found: dict, plain: dict, ratios, num_seeds: int, priors) -> str:

@@ -1,12 +1,15 @@
 """The single runs the benchmarks share (`run_one`: one method on Colored or Biased MNIST, one
-seed, in one workdir per run, reused when finished), the ERM and LfF reference runs beside the
-recipe benchmarks' columns, and the published Colored MNIST numbers."""
+seed, in one workdir per run, reused when finished; `recipe_run`: one run of the bias
+amplification recipe), the ERM and LfF reference runs beside the recipe benchmarks' columns,
+and the published Colored MNIST numbers."""
 
 import math
 import pathlib
 
-from configs import biased_mnist, colored_mnist
-from jaxdebias import trainers
+from configs import bias_amplification, biased_mnist, colored_mnist
+from jaxdebias import recipes, trainers
+
+RECIPE_ROOT = pathlib.Path("workdirs/bias_amplification")
 
 # Unbiased test accuracy (%) from ../shared/reference/lff.md (recalled there, approximate).
 PUBLISHED = (
@@ -62,6 +65,17 @@ def run_one(dataset: str, method: str, value: float, seed: int) -> dict:
     trainers.train_and_evaluate(identifier, str(identifier_dir))
     config.jtt.identifier = str(identifier_dir.resolve())
   return trainers.train_and_evaluate(config, str(workdir_of(dataset, method, value, seed)))
+
+
+def recipe_run(dataset: str, value: float, num_seeds: int, prior: str = "none") -> dict:
+  """The recipe's results.json on Colored MNIST (value: the ratio) or Biased MNIST (rho), run
+  or reused from workdirs/bias_amplification/PRIOR_rR_sN or biased_rhoR_sN."""
+  if dataset == "colored_mnist":
+    arg, name = f"data=colored_mnist,ratio={value}", f"{prior}_r{value}"
+  else:
+    arg, name = f"data=biased_mnist,rho={value}", f"biased_rho{value}"
+  arg += f",seeds={num_seeds}" + (",tinted" if prior == "tinted" else "")
+  return recipes.run(bias_amplification.get_config(arg), str(RECIPE_ROOT / f"{name}_s{num_seeds}"))
 
 
 def member_tests(results: dict) -> list[dict]:
