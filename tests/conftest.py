@@ -84,12 +84,13 @@ def use_method(tmp_path_factory):
 @pytest.fixture
 def interrupt_after_metrics_of():
   """f(step, run): calls `run()`, interrupting it (KeyboardInterrupt) right after the metrics
-  line of `step` is written, as a kill before that step's checkpoint would."""
+  line of `step` and its TensorBoard copy are written, as a kill before that step's checkpoint
+  would."""
   return _interrupt_after_metrics_of
 
 
 def _interrupt_after_metrics_of(step: int, run) -> None:
-  real_write = runs.MetricsLog.write
+  real_write = runs.TensorBoardLog.write  # Called right after MetricsLog.write.
 
   def write_then_die(self, record):
     real_write(self, record)
@@ -97,7 +98,7 @@ def _interrupt_after_metrics_of(step: int, run) -> None:
       raise KeyboardInterrupt
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(runs.MetricsLog, "write", write_then_die)
+    patch.setattr(runs.TensorBoardLog, "write", write_then_die)
     with pytest.raises(KeyboardInterrupt):
       run()
 

@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import re
+import struct
 import subprocess
 import sys
 
@@ -12,9 +13,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from tensorboardX.proto import event_pb2
 
 from jaxdebias import data, methods, runs, trainers
 from jaxdebias.errors import InputError, NonFiniteLossError
+from jaxdebias.runs.tensorboard import member_name
 from jaxdebias.trainers import members
 from jaxdebias.trainers.evaluator import Evaluator
 
@@ -25,6 +28,33 @@ def _final_checkpoint(workdir: pathlib.Path):
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   path = workdir / "checkpoints" / str(steps[-1]) / "default"
   return steps[-1], ocp.StandardCheckpointer().restore(path)
+
+
+def _tensorboard_scalars(workdir: pathlib.Path) -> dict[str, dict[str, dict[int, float]]]:
+  """{member: {tag: {step: value}}} as TensorBoard reads workdir/tensorboard: event files in
+  the order they were started, a SessionLog START at step s hiding what came before at >= s."""
+  scalars = {}
+  for member in sorted((workdir / "tensorboard").iterdir()):
+    files = [list(_events(path)) for path in member.iterdir()]
+    seen = scalars.setdefault(member.name, {})
+    for events in sorted(files, key=lambda events: events[0].wall_time):
+      for event in events:
+        if event.HasField("session_log") and event.session_log.status == event.session_log.START:
+          for by_step in seen.values():
+            for step in [s for s in by_step if s >= event.step]:
+              del by_step[step]
+        for value in event.summary.value:
+          seen.setdefault(value.tag, {})[event.step] = value.simple_value
+  return scalars
+
+
+def _events(path: pathlib.Path):
+  """The Event protos of a TFRecord event file (length, its CRC, data, its CRC)."""
+  data, position = path.read_bytes(), 0
+  while position < len(data):
+    (length,) = struct.unpack("<Q", data[position : position + 8])
+    yield event_pb2.Event.FromString(data[position + 12 : position + 12 + length])
+    position += 12 + length + 4
 
 
 def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
@@ -88,6 +118,21 @@ def test_resume_after_interruption_equals_uninterrupted_run(
   assert step_a == step_b == 40
   chex.assert_trees_all_equal(state_a, state_b)
   assert (straight / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text()
+  # TensorBoard shows the same numbers, each member in its own directory, after the resume too:
+  # the resumed process's event file hides what the first logged after step 20.
+  scalars = _tensorboard_scalars(straight)
+  assert _tensorboard_scalars(resumed) == scalars
+  for member in (resumed / "tensorboard").iterdir():
+    files = sorted((list(_events(p)) for p in member.iterdir()), key=lambda e: e[0].wall_time)
+    assert len(files) == 2 and [e.step for e in files[1][:3]] == [0, 21, 21]
+    assert files[1][2].session_log.status == event_pb2.SessionLog.START
+  logged = runs.MetricsLog(straight / "metrics.jsonl").records
+  assert len(scalars) == num_seeds and len(logged) == 4 * num_seeds
+  for record in logged:
+    member = scalars[member_name(record)]
+    assert member_name(record).startswith(f"seed{record['seed']},q=0.7,")
+    for tag in ("test/classifier/unbiased_accuracy", "train/loss"):
+      assert member[tag][record["step"]] == np.float32(record[tag])
 
 
 def test_rerunning_a_finished_run_changes_nothing(tiny_config, tmp_path):

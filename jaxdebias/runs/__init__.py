@@ -1,9 +1,11 @@
 """A workdir's life without training: claiming and locking it, config.json and other JSON, the
-metrics log, process-0 printing, Orbax checkpoints, and loading a finished run as a function.
+metrics log and its TensorBoard copy, process-0 printing, Orbax checkpoints, and loading a
+finished run as a function.
 
-Layout of a workdir: config.json, metrics.jsonl (one line per evaluation), results.json (the
-final evaluation; its presence means the run finished), checkpoints/ (Orbax), and for a
-generator run generator.json (what builds its module) and samples/.
+Layout of a workdir: config.json, metrics.jsonl (one line per evaluation), tensorboard/ (the
+same numbers as event files), results.json (the final evaluation; its presence means the run
+finished), checkpoints/ (Orbax), and for a generator run generator.json (what builds its
+module) and samples/.
 """
 
 from jaxdebias.runs.checkpoint import Checkpointer
@@ -25,5 +27,6 @@ from jaxdebias.runs.load import (
     method_for,
 )
 from jaxdebias.runs.lock import locked
+from jaxdebias.runs.tensorboard import TensorBoardLog
 from jaxdebias.runs.logs import held_until_work_starts, quiet_library_logs, work_starts
 from jaxdebias.runs.workdir import absolute, claim_workdir, read_config

@@ -3,8 +3,9 @@
 A trainer hands the loop its initial state and two functions: `run_chunk`, the steps up to the
 next evaluation, and `evaluate`, the records of one evaluation (one per member). The loop
 resumes from the latest checkpoint, runs the chunks, stops on a non-finite loss, appends the
-records to metrics.jsonl, and saves a checkpoint when one is due (and on SIGTERM, then stops). A
-rerun with the same workdir resumes and ends exactly where an uninterrupted run would.
+records to metrics.jsonl and to TensorBoard event files (runs/tensorboard.py), and saves a
+checkpoint when one is due (and on SIGTERM, then stops). A rerun with the same workdir resumes
+and ends exactly where an uninterrupted run would.
 """
 
 from collections.abc import Callable
@@ -79,7 +80,7 @@ def train(
   """
   ckpt = runs.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   started = time.perf_counter()
-  step = 0
+  step, tensorboard = 0, None
   try:  # Also on errors and interruptions: finish writing the checkpoints already started.
     step = ckpt.latest_step() or 0
     if step > config.num_steps:
@@ -97,6 +98,7 @@ def train(
       state = ckpt.restore(step, state)
       logging.info("Resuming from the checkpoint at step %d.", step)
     log.keep_up_to(step)
+    tensorboard = runs.TensorBoardLog(workdir / "tensorboard", first_step=step)
     runs.work_starts()
     runs.write_json(workdir / "config.json", config.to_dict())
     records = None
@@ -118,6 +120,8 @@ def train(
         records = evaluate(state, step, {k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()})
         for record in records:
           log.write(record)
+          tensorboard.write(record)
+        tensorboard.flush()
         stop = _in_any_process(terminate.is_set())
         if checkpoint_due(config, previous, step) or stop:
           ckpt.save(step, state)
@@ -146,6 +150,8 @@ def train(
   finally:
     ckpt.wait_until_finished()
     ckpt.close()
+    if tensorboard is not None:
+      tensorboard.close()
   return records
 
 
