@@ -12,12 +12,13 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+from etils import epath
 import jax
 import ml_collections
 from ml_collections import config_flags
 
 from jaxdebias import recipes, runs
-from jaxdebias.errors import exit_on_user_error, where_user_code_failed
+from jaxdebias.errors import InputError, exit_on_user_error, where_user_code_failed
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints.")
 config_flags.DEFINE_config_file(
@@ -35,6 +36,15 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --coordinator_address.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --coordinator_address: 0..n-1.")
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache",
+    os.environ.get("JAX_COMPILATION_CACHE_DIR", "~/.cache/jaxdebias/xla"),
+    "JAX's persistent compilation cache: later runs of the same programs (a sweep's other "
+    "seeds and values, a resume, a rerun) load them instead of compiling; '' = off.",
+)
+# The cache's size limit (LRU eviction). With one, JAX locks the cache on every read and write,
+# so the processes of a sweep on one machine can share it.
+COMPILATION_CACHE_BYTES = 4 << 30
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -70,8 +80,24 @@ def main(argv):
   start_processes()
   config = flags.FLAGS.config
   with exit_on_user_error(), runs.held_until_work_starts():
+    use_compilation_cache(_COMPILATION_CACHE.value)
     logging.info("Config:\n%s", config)
     recipes.run(config, _WORKDIR.value)
+
+
+def use_compilation_cache(directory: str) -> None:
+  """Points JAX's persistent compilation cache at `directory` ('' = off)."""
+  if directory:
+    directory = os.path.expanduser(directory)
+    try:
+      epath.Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+      raise InputError(
+          f"--compilation_cache={directory} cannot be made a directory ({e.strerror or e}); "
+          "give a writable directory, or --compilation_cache= to compile without a cache."
+      ) from e
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_BYTES)
 
 
 def start_processes() -> None:

@@ -193,6 +193,7 @@ CASES = [
     ("positional argument", lambda c: c.args("extra")),
     ("bad --distributed", lambda c: c.args("--distributed=maybe")),
     ("coordinator without counts", lambda c: c.args("--coordinator_address=localhost:1234")),
+    ("compilation cache under a file", lambda c: c.args(f"--compilation_cache={c.npz}/cache")),
     # The schedule and method.
     ("unknown method", lambda c: c.args("--config.method=lfff")),
     ("unknown trainer", lambda c: c.args("--config.trainer=svm")),

@@ -20,6 +20,7 @@ from jaxdebias.errors import InputError, NonFiniteLossError
 from jaxdebias.runs.tensorboard import member_name
 from jaxdebias.trainers import members
 from jaxdebias.trainers.evaluator import Evaluator
+from tests import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -347,3 +348,26 @@ def test_run_written_before_a_new_config_field_still_resumes(tiny_config, tmp_pa
   tiny_config.num_seeds = 2  # Not the default: a different run.
   with pytest.raises(InputError, match=r"differs in num_seeds"):
     trainers.train_and_evaluate(tiny_config, str(tmp_path))
+
+
+def test_a_second_run_loads_its_programs_from_the_compilation_cache(commands, tiny_npz, tmp_path):
+  """`--compilation_cache`: the first run writes its compiled programs there, a second run of the
+  same shapes reads them (JAX stamps each read entry's -atime file) and adds none."""
+  cache = tmp_path / "cache"
+  every_program = "import jax; jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)"
+
+  def run(name: str) -> dict:
+    args = cli.tiny_args(tiny_npz, tmp_path / name) + [f"--compilation_cache={cache}"]
+    code, _, stderr = commands.run(args, before=every_program)
+    assert code == 0, stderr
+    results = json.loads((tmp_path / name / "results.json").read_text())
+    return {k: v for k, v in results.items() if k != "train_seconds_this_run"}
+
+  first = run("first")
+  entries = sorted(cache.glob("*-cache"))
+  stamps = {p.name: p.read_bytes() for p in cache.glob("*-atime")}
+  assert entries and len(stamps) == len(entries)
+  assert run("second") == first
+  assert sorted(cache.glob("*-cache")) == entries
+  read_again = [p for p in cache.glob("*-atime") if p.read_bytes() != stamps[p.name]]
+  assert len(read_again) == len(entries)
