@@ -20,6 +20,12 @@ from ml_collections import config_flags
 from jaxdebias import recipes, runs
 from jaxdebias.errors import InputError, exit_on_user_error, where_user_code_failed
 
+DEFAULT_COMPILATION_CACHE = "~/.cache/jaxdebias/xla"
+# The size limit of a cache directory set here (LRU eviction). With one, JAX locks the cache on
+# every read and write, so the processes of a sweep on one machine can share it; entries written
+# without one (no access-time file) would make its writes fail: hence a directory of its own.
+COMPILATION_CACHE_BYTES = 4 << 30
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints.")
 config_flags.DEFINE_config_file(
     "config", None, "Config file (configs/*.py[:key=value,...]).", lock_config=True
@@ -38,13 +44,12 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --coordinator
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --coordinator_address: 0..n-1.")
 _COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache",
-    os.environ.get("JAX_COMPILATION_CACHE_DIR", "~/.cache/jaxdebias/xla"),
-    "JAX's persistent compilation cache: later runs of the same programs (a sweep's other "
-    "seeds and values, a resume, a rerun) load them instead of compiling; '' = off.",
+    None,
+    "A directory of its own for JAX's persistent compilation cache: later runs of the same "
+    "programs (a sweep's other seeds and values, a resume, a rerun) load them instead of "
+    "compiling; '' = off. Default: $JAX_COMPILATION_CACHE_DIR as JAX's own settings say, else "
+    f"{DEFAULT_COMPILATION_CACHE}.",
 )
-# The cache's size limit (LRU eviction). With one, JAX locks the cache on every read and write,
-# so the processes of a sweep on one machine can share it.
-COMPILATION_CACHE_BYTES = 4 << 30
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -80,14 +85,20 @@ def main(argv):
   start_processes()
   config = flags.FLAGS.config
   with exit_on_user_error(), runs.held_until_work_starts():
-    use_compilation_cache(_COMPILATION_CACHE.value)
+    directory = _COMPILATION_CACHE.value
+    if directory is None and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+      directory = DEFAULT_COMPILATION_CACHE
+    if directory is not None:  # Else JAX follows $JAX_COMPILATION_CACHE_DIR by itself.
+      use_compilation_cache(directory)
     logging.info("Config:\n%s", config)
     recipes.run(config, _WORKDIR.value)
 
 
 def use_compilation_cache(directory: str) -> None:
-  """Points JAX's persistent compilation cache at `directory` ('' = off)."""
-  if directory:
+  """Points JAX's persistent compilation cache at `directory`, size-limited ('' = off)."""
+  if not directory:
+    jax.config.update("jax_compilation_cache_dir", None)
+  else:
     directory = os.path.expanduser(directory)
     try:
       epath.Path(directory).mkdir(parents=True, exist_ok=True)
