@@ -18,7 +18,7 @@ from tensorboardX.proto import event_pb2
 from jaxdebias import data, methods, runs, trainers
 from jaxdebias.errors import InputError, NonFiniteLossError
 from jaxdebias.runs.tensorboard import member_name
-from jaxdebias.trainers import members
+from jaxdebias.trainers import loop, members
 from jaxdebias.trainers.evaluator import Evaluator
 from tests import cli
 
@@ -102,6 +102,11 @@ def test_resume_after_interruption_equals_uninterrupted_run(
   tiny_config.checkpoint_every = checkpoint_every
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
   expected = trainers.train_and_evaluate(tiny_config, str(straight))
+  seconds = expected["seconds_this_run"]  # Where the time went, each part once.
+  assert list(seconds) == list(loop.SECONDS) and seconds["restore"] == 0
+  parts = ("first_chunk", "training", "evaluation", "logs", "checkpoints")
+  assert all(seconds[k] > 0 for k in parts) and seconds["data_read"] >= 0
+  assert sum(seconds[k] for k in parts) <= seconds["all"] + 0.05  # Rounded to 0.01 each.
   saved_steps = sorted(
       int(p.name) for p in (straight / "checkpoints").iterdir() if p.name.isdigit()
   )
@@ -112,7 +117,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(
   interrupt_after_metrics_of(30, lambda: trainers.train_and_evaluate(tiny_config, str(resumed)))
   got = trainers.train_and_evaluate(tiny_config, str(resumed))
 
-  results = lambda r: {k: v for k, v in r.items() if k != "train_seconds_this_run"}
+  results = lambda r: {k: v for k, v in r.items() if not k.endswith("seconds_this_run")}
   assert results(got) == results(expected)
   step_a, state_a = _final_checkpoint(straight)
   step_b, state_b = _final_checkpoint(resumed)
@@ -361,7 +366,7 @@ def test_a_second_run_loads_its_programs_from_the_compilation_cache(commands, ti
     code, _, stderr = commands.run(args, before=every_program)
     assert code == 0, stderr
     results = json.loads((tmp_path / name / "results.json").read_text())
-    return {k: v for k, v in results.items() if k != "train_seconds_this_run"}
+    return {k: v for k, v in results.items() if not k.endswith("seconds_this_run")}
 
   first = run("first")
   entries = sorted(cache.glob("*-cache"))

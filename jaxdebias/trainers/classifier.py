@@ -33,7 +33,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         f"batch_size {config.batch_size} is not divisible by the {mesh.shape[sharding.DATA]} "
         "data-parallel devices; change --config.batch_size or --config.mesh.data."
     )
+  read_started = time.perf_counter()
   dataset = runs.load_dataset(config.data)
+  data_read = time.perf_counter() - read_started
   split = dataset.train
   if config.batch_size > len(split.label):
     raise InputError(
@@ -80,7 +82,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     loss = np.mean([r["train"]["loss"] for r in records])
     return {"loss": f"{loss:.3g}", "unbiased": f"{100 * unbiased:.2f}%"}
 
-  finals = loop.train(
+  finals, seconds = loop.train(
       config,
       workdir,
       state,
@@ -107,6 +109,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           "num_synthetic": dataset.num_synthetic,
       },
       train_seconds_this_run=round(time.perf_counter() - started, 2),
+      seconds_this_run={**seconds, "data_read": round(data_read, 2)},  # loop.SECONDS says what.
       metric_definitions=metrics.DEFINITIONS,
   )
   runs.write_json(workdir / "results.json", results)

@@ -52,7 +52,9 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   if finished is not None:
     return finished
   mesh = sharding.make_mesh(config.mesh)
+  read_started = time.perf_counter()
   dataset = runs.load_dataset(config.data)
+  data_read = time.perf_counter() - read_started
   split = dataset.train
   factors, conditions, rows = _conditions(config, dataset)
   gan = GAN(config, split.images.shape[1:], sum(factors))
@@ -102,7 +104,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   }
   workdir.mkdir(parents=True, exist_ok=True)
   runs.write_json(workdir / runs.GENERATOR_JSON, architecture)
-  (last,) = loop.train(
+  (last,), seconds = loop.train(
       config,
       workdir,
       state,
@@ -117,6 +119,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       "trainer": "gan",
       "dataset": dataset.name,
       "train_seconds_this_run": round(time.perf_counter() - started, 2),
+      "seconds_this_run": {**seconds, "data_read": round(data_read, 2)},  # loop.SECONDS.
   }
   runs.write_json(workdir / "results.json", results)
   return results

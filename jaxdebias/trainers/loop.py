@@ -71,8 +71,9 @@ def train(
     name: str,
     progress: Callable[[list[dict[str, Any]]], dict[str, str]],
     learning_rate_key: str,
-) -> list[dict[str, Any]]:
-  """Trains from the latest checkpoint to config.num_steps; returns the last evaluation.
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+  """Trains from the latest checkpoint to config.num_steps; returns the last evaluation and
+  where this process's time went (`SECONDS`).
 
   name: what trains, on the progress bar; progress(records) -> the few numbers shown live;
   learning_rate_key: the config field to lower when the loss is not finite. With no step left
@@ -81,6 +82,8 @@ def train(
   ckpt = runs.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   started = time.perf_counter()
   step, tensorboard = 0, None
+  spent = dict.fromkeys(SECONDS, 0.0)
+  clock = _Clock(spent)
   try:  # Also on errors and interruptions: finish writing the checkpoints already started.
     step = ckpt.latest_step() or 0
     if step > config.num_steps:
@@ -95,7 +98,8 @@ def train(
           "log was cut or replaced; restore it, or use a new --workdir."
       )
     if step:
-      state = ckpt.restore(step, state)
+      with clock("restore"):
+        state = ckpt.restore(step, state)
       logging.info("Resuming from the checkpoint at step %d.", step)
     log.keep_up_to(step)
     tensorboard = runs.TensorBoardLog(workdir / "tensorboard", first_step=step)
@@ -114,17 +118,22 @@ def train(
     with bar, _sigterm_requests_stop() as terminate:
       while step < config.num_steps:
         num_steps = steps_to_next_evaluation(config, step)
-        state, chunk = run_chunk(state, step, num_steps)
+        with clock("first_chunk" if records is None else "training"):
+          state, chunk = run_chunk(state, step, num_steps)  # Its metrics on the host: done.
         check_finite(chunk["loss"], step, ckpt.directory, learning_rate_key)
         previous, step = step, step + num_steps
-        records = evaluate(state, step, {k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()})
-        for record in records:
-          log.write(record)
-          tensorboard.write(record)
-        tensorboard.flush()
+        with clock("evaluation"):
+          means = {k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()}
+          records = evaluate(state, step, means)
+        with clock("logs"):
+          for record in records:
+            log.write(record)
+            tensorboard.write(record)
+          tensorboard.flush()
         stop = _in_any_process(terminate.is_set())
         if checkpoint_due(config, previous, step) or stop:
-          ckpt.save(step, state)
+          with clock("checkpoints"):
+            ckpt.save(step, state)
         if stop:
           raise Interrupted(
               f"SIGTERM at step {step} of {config.num_steps} of {workdir}, saved there; the "
@@ -152,7 +161,36 @@ def train(
     ckpt.close()
     if tensorboard is not None:
       tensorboard.close()
-  return records
+  spent["all"] = time.perf_counter() - started
+  return records, {k: round(v, 2) for k, v in spent.items()}
+
+
+# Where a training process's time went (results.json `seconds_this_run`), in seconds.
+SECONDS = {
+    "data_read": "reading the dataset (the trainer, before the loop)",
+    "restore": "reading the checkpoint it resumed from",
+    "first_chunk": "the first chunk of steps, with compiling it",
+    "training": "the other chunks of steps",
+    "evaluation": "evaluations (the first one compiles the evaluator)",
+    "logs": "metrics.jsonl and TensorBoard writes",
+    "checkpoints": "checkpoint writes",
+    "all": "the whole loop, from before reading the checkpoint to its end",
+}
+
+
+class _Clock:
+  """`with clock(name):` adds the block's wall time to seconds[name]."""
+
+  def __init__(self, seconds: dict[str, float]):
+    self.seconds = seconds
+
+  @contextlib.contextmanager
+  def __call__(self, name: str):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[name] += time.perf_counter() - start
 
 
 @contextlib.contextmanager
