@@ -27,6 +27,6 @@ from jaxdebias.runs.load import (
     method_for,
 )
 from jaxdebias.runs.lock import locked
-from jaxdebias.runs.tensorboard import TensorBoardLog
 from jaxdebias.runs.logs import held_until_work_starts, quiet_library_logs, work_starts
+from jaxdebias.runs.tensorboard import TensorBoardLog
 from jaxdebias.runs.workdir import absolute, claim_workdir, read_config

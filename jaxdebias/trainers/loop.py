@@ -71,18 +71,20 @@ def train(
     name: str,
     progress: Callable[[list[dict[str, Any]]], dict[str, str]],
     learning_rate_key: str,
+    data_read_seconds: float,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
   """Trains from the latest checkpoint to config.num_steps; returns the last evaluation and
   where this process's time went (`SECONDS`).
 
   name: what trains, on the progress bar; progress(records) -> the few numbers shown live;
-  learning_rate_key: the config field to lower when the loss is not finite. With no step left
+  learning_rate_key: the config field to lower when the loss is not finite; data_read_seconds:
+  how long the trainer took to read the dataset, reported with the rest. With no step left
   (finished, but results.json was lost), the last evaluation is read back from metrics.jsonl.
   """
   ckpt = runs.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   started = time.perf_counter()
   step, tensorboard = 0, None
-  spent = dict.fromkeys(SECONDS, 0.0)
+  spent = dict.fromkeys(SECONDS, 0.0) | {"data_read": data_read_seconds}
   clock = _Clock(spent)
   try:  # Also on errors and interruptions: finish writing the checkpoints already started.
     step = ckpt.latest_step() or 0
@@ -167,7 +169,7 @@ def train(
 
 # Where a training process's time went (results.json `seconds_this_run`), in seconds.
 SECONDS = {
-    "data_read": "reading the dataset (the trainer, before the loop)",
+    "data_read": "reading the dataset (by the trainer, before the loop)",
     "restore": "reading the checkpoint it resumed from",
     "first_chunk": "the first chunk of steps, with compiling it",
     "training": "the other chunks of steps",
