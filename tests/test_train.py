@@ -1,5 +1,6 @@
 """End-to-end training: every method runs, resume is exact, bad input fails cleanly."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -376,3 +377,13 @@ def test_a_second_run_loads_its_programs_from_the_compilation_cache(commands, ti
   assert sorted(cache.glob("*-cache")) == entries
   read_again = [p for p in cache.glob("*-atime") if p.read_bytes() != stamps[p.name]]
   assert len(read_again) == len(entries)
+
+
+def test_start_up_does_not_import_torch():
+  """tensorboardX imports PyTorch whenever it is installed (3 s of every run's start-up on a
+  2-core CPU); jaxdebias imports it without (runs/tensorboard.py). Torch is installed here
+  (the test extras), so this would catch the import coming back."""
+  assert importlib.util.find_spec("torch") is not None
+  code = "import sys, jaxdebias.main, tensorboardX; print('torch' in sys.modules)"
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert proc.stdout.strip() == "False"

@@ -10,13 +10,35 @@ metrics.jsonl drops them; a finished run rerun writes nothing. Any path epath op
 """
 
 import numbers
+import sys
 from typing import Any
 
 from etils import epath
-import tensorboardX
-from tensorboardX import record_writer
 
 from jaxdebias.runs.files import failed_writes_said, flatten, is_main_process
+
+
+def _import_without_torch():
+  """tensorboardX, imported without PyTorch.
+
+  Its writer module imports torch whenever torch is installed (to accept torch tensors, which
+  we never pass): 3 s of every run's start-up on a 2-core CPU. A None entry in sys.modules
+  makes that `import torch` fail as if torch were absent; it is removed afterwards, and a torch
+  the process imported before is left alone.
+  """
+  blocked = "torch" not in sys.modules
+  if blocked:
+    sys.modules["torch"] = None
+  try:
+    import tensorboardX  # pylint: disable=import-outside-toplevel
+    from tensorboardX import record_writer  # pylint: disable=import-outside-toplevel
+  finally:
+    if blocked:
+      del sys.modules["torch"]
+  return tensorboardX, record_writer
+
+
+tensorboardX, record_writer = _import_without_torch()
 
 
 def member_name(flat: dict[str, Any]) -> str:
