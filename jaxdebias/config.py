@@ -63,4 +63,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 2
   # Devices: mesh axes `data` (batch split) and `model` (parameters split); -1 = all left.
   config.mesh = sharding.default_mesh_config()
+  # The training images: on the devices ("device"), streamed from the host each chunk
+  # ("stream"), or streamed only when a device's share exceeds the budget ("auto"; budget in
+  # GiB, None: a quarter of the device's memory). Same batches either way (trainers/streaming.py).
+  config.train_images = "auto"
+  config.device_images_budget_gib = ml_collections.FieldReference(None, field_type=float)
   return config

@@ -235,6 +235,8 @@ CASES = [
     ("hidden width negative", lambda c: c.args("--config.model.hidden=(-16,)")),
     ("more devices than exist", lambda c: c.args("--config.mesh.data=64")),
     ("model axis 0", lambda c: c.args("--config.mesh.model=0")),
+    ("unknown train_images", lambda c: c.args("--config.train_images=disk")),
+    ("device images budget 0", lambda c: c.args("--config.device_images_budget_gib=0.0")),
     ("amplified_groups without amplifier", lambda c: c.args("--config.method=amplified_groups")),
     (
         "amplifier workdir missing",

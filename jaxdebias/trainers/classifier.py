@@ -8,13 +8,14 @@ evaluation) and checkpoints/ through the shared loop (`loop.py`); the members tr
 import time
 from typing import Any
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
 from jaxdebias import methods, metrics, runs, sharding
 from jaxdebias.errors import InputError
-from jaxdebias.trainers import loop, members
+from jaxdebias.trainers import loop, members, streaming
 from jaxdebias.trainers.evaluator import Evaluator
 
 
@@ -28,6 +29,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     runs.print_results(finished)
     return finished
   mesh = sharding.make_mesh(config.mesh)
+  streaming.check(config)
   if config.batch_size % mesh.shape[sharding.DATA]:
     raise InputError(
         f"batch_size {config.batch_size} is not divisible by the {mesh.shape[sharding.DATA]} "
@@ -55,13 +57,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       mesh,
       num_members,
   )
-  train = {
-      "image": sharding.shard_rows(split.images, mesh),
-      "label": sharding.global_array(split.label, sharding.replicated(mesh)),
-  }
+  train = {"label": sharding.global_array(split.label, sharding.replicated(mesh))}
+  streamed = streaming.streams(config, split.images, mesh)
+  if streamed:
+    host = streaming.HostBatches(
+        config, split.images, mesh, members_list, method.sampling_weights
+    )
+  else:
+    train["image"] = sharding.shard_rows(split.images, mesh)
+  logging.info(
+      "Training images (%.2f GiB): %s.",
+      split.images.nbytes / 2**30,
+      "streamed from the host" if streamed else "on the devices",
+  )
   run = members.chunk_runner(method, num_members, mesh, state, config.num_steps)
 
   def run_chunk(state, step: int, num_steps: int):
+    if streamed:
+      pieces = []
+      for indices, images in host.pieces(step, num_steps):
+        state, piece_metrics = run(state, train, indices, images)
+        pieces.append(piece_metrics)
+      pieces = jax.device_get(pieces)
+      return state, {k: np.concatenate([p[k] for p in pieces], -1) for k in pieces[0]}
     indices = members.chunk_indices(
         members_list, step, num_steps, config.batch_size, len(split.label), method.sampling_weights
     )
@@ -109,6 +127,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           "image_shape": list(split.images.shape[1:]),
           "num_synthetic": dataset.num_synthetic,
       },
+      train_images="streamed" if streamed else "device",
       train_seconds_this_run=round(time.perf_counter() - started, 2),
       seconds_this_run=seconds,  # loop.SECONDS says what each is.
       metric_definitions=metrics.DEFINITIONS,

@@ -63,8 +63,9 @@ def chunk_runner(method: Method, num_members: int, mesh: Mesh, state, num_steps:
   """The jitted chunk of train steps (state donated, kept in its sharding) of a run of
   `num_steps` steps (which sets the scan's unrolling, `scan_unroll`).
 
-  Takes (state, train data {'image', 'label'}, global indices from `place_indices`); returns
-  (state, per-step metrics).
+  Takes (state, train data {'image', 'label'}, global indices from `place_indices`) and, where
+  the training images stream (`streaming.py`; then train data has no 'image'), the batches'
+  images ([member,] steps, batch, H, W, C); returns (state, per-step metrics).
   """
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   return jax.jit(
@@ -92,19 +93,23 @@ def _train_chunk(
     state,
     train: dict[str, jax.Array],
     indices,
+    images=None,
 ):
-  """Runs one train step per row of `indices` ([member,] steps, batch) in one scan.
+  """Runs one train step per row of `indices` ([member,] steps, batch) in one scan, gathering
+  each batch's images from train['image'] on device or taking them from streamed `images`.
 
   With several members, state and indices carry a leading member axis and the whole scan is
   vmapped: all members train in one compiled program.
   """
 
-  def one_member(state, indices):
-    def step_fn(state, index):
-      images = sharding.gather_rows(train["image"], index, mesh)
-      batch = {"image": images, "label": train["label"][index], "index": index}
+  def one_member(state, indices, images):
+    def step_fn(state, xs):
+      index, streamed = xs
+      if streamed is None:
+        streamed = sharding.gather_rows(train["image"], index, mesh)
+      batch = {"image": streamed, "label": train["label"][index], "index": index}
       return method.train_step(state, batch)
 
-    return jax.lax.scan(step_fn, state, indices, unroll=unroll)
+    return jax.lax.scan(step_fn, state, (indices, images), unroll=unroll)
 
-  return per_member(one_member, num_members)(state, indices)
+  return per_member(one_member, num_members)(state, indices, images)
