@@ -247,8 +247,12 @@ def test_unknown_model_is_rejected():
 def test_resnet_classifies_images_and_refuses_unknown_fields(bottleneck):
   fields = {"name": "resnet", "stage_sizes": (1, 1), "width": 4, "bottleneck": bottleneck}
   model = models.create(ml_collections.ConfigDict({**fields, "hidden": (9,)}), NUM_CLASSES)
-  images = np.zeros((3, 16, 16, 3), np.float32)
-  chex.assert_shape(model.apply(model.init(jax.random.key(0), images), images), (3, NUM_CLASSES))
+  images = np.random.default_rng(0).random((3, 16, 16, 3), np.float32)
+  params = model.init(jax.random.key(0), images)
+  logits = model.apply(params, images)  # On CPU: convolutions as patch matmuls.
+  chex.assert_shape(logits, (3, NUM_CLASSES))
+  with_lax = models.create(ml_collections.ConfigDict({**fields, "patch_conv": False}), NUM_CLASSES)
+  np.testing.assert_allclose(with_lax.apply(params, images), logits, rtol=1e-4, atol=1e-5)
   with pytest.raises(InputError, match=r"Unknown model field\(s\) \['widht'\].*'width'"):
     models.create(ml_collections.ConfigDict({**fields, "widht": 4}), NUM_CLASSES)
 

@@ -84,9 +84,10 @@ def patch_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int] = (1, 1
 class Conv(nn.Module):
   """nn.Conv(features, kernel_size, strides, padding='SAME') with the same parameters ('kernel'
   HWIO, 'bias') and Flax's initial values (compiled fast), computed by lax.conv or, with
-  `patches`, by `patch_conv`. Patches win for SimpleConvNet's 7x7 kernels on CPU
-  (benchmarks/convnet_cpu.py); for the DCGAN's 3x3 and 4x4 ones lax.conv was the faster there
-  in a one-off timing, so it keeps lax.conv."""
+  `patches`, by `patch_conv`. SimpleConvNet and the ResNets take patches on CPU, where
+  lax.conv inside the trainer's scan is 10-30x slower (benchmarks/convnet_cpu.py; ResNet-18 at
+  batch 16 in a one-off run, 0.7 against 11.5 images/s); the DCGAN, stepped one call at a time
+  (no scan), keeps lax.conv, the faster there for its 3x3 and 4x4 kernels in a one-off timing."""
 
   features: int
   kernel_size: tuple[int, int]

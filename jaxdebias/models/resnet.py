@@ -25,6 +25,7 @@ class Block(nn.Module):
   width: int
   strides: int
   bottleneck: bool
+  patches: bool
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -35,13 +36,13 @@ class Block(nn.Module):
       kernels = ((3, self.width, self.strides), (3, out_channels, 1))
     y = x
     for i, (k, channels, strides) in enumerate(kernels):
-      y = layers.Conv(channels, (k, k), strides=strides, use_bias=False)(y)
+      y = layers.Conv(channels, (k, k), strides, use_bias=False, patches=self.patches)(y)
       y = _norm(channels)(y)
       if i < len(kernels) - 1:
         y = nn.relu(y)
     if x.shape[-1] != out_channels or self.strides != 1:
       x = _norm(out_channels)(
-          layers.Conv(out_channels, (1, 1), strides=self.strides, use_bias=False)(x)
+          layers.Conv(out_channels, (1, 1), self.strides, use_bias=False, patches=self.patches)(x)
       )
     return nn.relu(x + y)
 
@@ -53,13 +54,16 @@ class ResNet(nn.Module):
   stage_sizes: Sequence[int] = (2, 2, 2, 2)
   bottleneck: bool = False
   width: int = 64
+  # Convolutions as matmuls over patches (layers.Conv): None, on CPU only.
+  patch_conv: bool | None = None
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
-    x = layers.Conv(self.width, (7, 7), strides=2, use_bias=False)(images)
+    patches = jax.default_backend() == "cpu" if self.patch_conv is None else self.patch_conv
+    x = layers.Conv(self.width, (7, 7), 2, use_bias=False, patches=patches)(images)
     x = nn.relu(_norm(self.width)(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for i, blocks in enumerate(self.stage_sizes):
       for j in range(blocks):
-        x = Block(self.width * 2**i, 2 if i and not j else 1, self.bottleneck)(x)
+        x = Block(self.width * 2**i, 2 if i and not j else 1, self.bottleneck, patches)(x)
     return layers.Dense(self.num_classes)(x.mean(axis=(1, 2)))
