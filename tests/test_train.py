@@ -95,10 +95,20 @@ def test_every_method_trains_end_to_end(method, tiny_config, tmp_path, monkeypat
   assert np.isfinite(results["train"]["loss"])
 
 
-@pytest.mark.parametrize("num_seeds, checkpoint_every", [(1, 10), (2, 10), (1, 20)])
+@pytest.fixture
+def overlapping(monkeypatch):
+  """Evaluation overlapping the next chunk as on accelerators (loop.overlaps_evaluation)."""
+  monkeypatch.setattr(loop, "overlaps_evaluation", lambda: True)
+
+
+@pytest.mark.parametrize(
+    "num_seeds, checkpoint_every, overlap", [(1, 10, False), (2, 10, False), (1, 20, True)]
+)
 def test_resume_after_interruption_equals_uninterrupted_run(
-    num_seeds, checkpoint_every, tiny_config, tmp_path, interrupt_after_metrics_of
+    num_seeds, checkpoint_every, overlap, tiny_config, tmp_path, interrupt_after_metrics_of, request
 ):
+  if overlap:  # Steps 21-30 run while 11-20 are logged; the interruption comes after 30.
+    request.getfixturevalue("overlapping")
   tiny_config.num_seeds = num_seeds
   tiny_config.checkpoint_every = checkpoint_every
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
@@ -185,7 +195,66 @@ def test_checkpoint_of_another_architecture_is_refused(tiny_config, tmp_path):
     trainers.train_and_evaluate(tiny_config, str(tmp_path))
 
 
-def test_non_finite_loss_stops_with_a_clear_error(tiny_config, tmp_path):
+def test_the_host_finishes_a_chunk_while_the_next_one_runs(tiny_config, tmp_path, overlapping):
+  """The loop starts chunk k + 1 and its evaluation before it fetches and logs chunk k, except
+  at a checkpoint (every 20 steps here): there it finishes the chunk, then saves."""
+  tiny_config.checkpoint_every = 20
+  events = []
+
+  def run_chunk(state, step, num_steps):
+    events.append(("run", step + num_steps))
+    return {"step": state["step"] + num_steps}, {"loss": np.zeros(num_steps)}
+
+  def evaluate(state, step):
+    events.append(("evaluate", step))
+    return lambda means: events.append(("records", step)) or [{"step": step}]
+
+  saved = []
+  real_save = runs.Checkpointer.save
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(
+        runs.Checkpointer,
+        "save",
+        lambda self, step, state: saved.append(step) or real_save(self, step, state),
+    )
+    loop.train(
+        tiny_config,
+        runs.absolute(str(tmp_path)),
+        {"step": jax.numpy.zeros((), jax.numpy.int32)},
+        run_chunk,
+        evaluate,
+        name="test",
+        progress=lambda records: {},
+        learning_rate_key="optimizer.learning_rate",
+        data_read_seconds=0.0,
+    )
+  assert saved == [20, 40]
+  assert events == [
+      ("run", 10), ("evaluate", 10), ("run", 20), ("evaluate", 20), ("records", 10),
+      ("records", 20), ("run", 30), ("evaluate", 30), ("run", 40), ("evaluate", 40),
+      ("records", 30), ("records", 40),
+  ]  # fmt: skip
+
+
+def test_overlapping_evaluation_changes_no_number(tiny_config, tmp_path, overlapping):
+  """Checkpoints every 20 steps (chunks 10 and 30 overlap their successor) against every 10
+  (no overlap): the same metrics.jsonl and final state, bit for bit."""
+  tiny_config.checkpoint_every = 20
+  trainers.train_and_evaluate(tiny_config, str(tmp_path / "overlapped"))
+  tiny_config.checkpoint_every = 10
+  trainers.train_and_evaluate(tiny_config, str(tmp_path / "one_by_one"))
+  metrics = lambda name: (tmp_path / name / "metrics.jsonl").read_text()
+  assert metrics("overlapped") == metrics("one_by_one")
+  chex.assert_trees_all_equal(
+      _final_checkpoint(tmp_path / "overlapped"), _final_checkpoint(tmp_path / "one_by_one")
+  )
+
+
+@pytest.mark.parametrize("checkpoint_every", [10, 40])  # Chunks finished one by one; overlapped.
+def test_non_finite_loss_stops_with_a_clear_error(
+    checkpoint_every, tiny_config, tmp_path, overlapping
+):
+  tiny_config.checkpoint_every = checkpoint_every
   tiny_config.optimizer.learning_rate = 1e38
   with pytest.raises(NonFiniteLossError, match=r"loss became (nan|inf).*learning_rate"):
     trainers.train_and_evaluate(tiny_config, str(tmp_path))

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from absl import logging
-import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -78,21 +78,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       for indices, images in host.pieces(step, num_steps):
         state, piece_metrics = run(state, train, indices, images)
         pieces.append(piece_metrics)
-      pieces = jax.device_get(pieces)
-      return state, {k: np.concatenate([p[k] for p in pieces], -1) for k in pieces[0]}
+      return state, {k: jnp.concatenate([p[k] for p in pieces], -1) for k in pieces[0]}
     indices = members.chunk_indices(
         members_list, step, num_steps, config.batch_size, len(split.label), method.sampling_weights
     )
-    state, chunk_metrics = run(state, train, members.place_indices(indices, mesh))
-    return state, jax.device_get(chunk_metrics)
+    return run(state, train, members.place_indices(indices, mesh))
 
-  def evaluate(state, step: int, train_means: dict[str, np.ndarray] | None):
-    records = []
-    for i, (member, test) in enumerate(zip(members_list, evaluate_test(state))):
-      record = {**member, "step": step}
-      if train_means is not None:
-        record["train"] = {k: float(v[i]) for k, v in train_means.items()}
-      records.append({**record, "test": test})
+  def evaluate(state, step: int):
+    tests = evaluate_test(state)
+
+    def records(train_means: dict[str, np.ndarray]):
+      return [
+          {
+              **member,
+              "step": step,
+              "train": {k: float(v[i]) for k, v in train_means.items()},
+              "test": test,
+          }
+          for i, (member, test) in enumerate(zip(members_list, tests()))
+      ]
+
     return records
 
   def progress(records) -> dict[str, str]:

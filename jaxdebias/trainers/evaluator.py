@@ -1,6 +1,7 @@
 """Evaluation on a split held on device: every model a method predicts with, every member, the
 group metrics of `jaxdebias.metrics`."""
 
+from collections.abc import Callable
 import functools
 import math
 from typing import Any
@@ -55,9 +56,13 @@ class Evaluator:
 
     self.predict_all = predict_all
 
-  def __call__(self, state) -> list[dict[str, dict[str, Any]]]:
-    """For each member: model name -> `metrics.summarize` of its predictions."""
-    predictions = jax.device_get(self.predict_all(state, self.images, self.batches))
+  def __call__(self, state) -> Callable[[], list[dict[str, dict[str, Any]]]]:
+    """Starts predicting (on the device, without waiting); the returned function waits for the
+    predictions and gives, for each member, model name -> `metrics.summarize` of them."""
+    predicted = self.predict_all(state, self.images, self.batches)
+    return lambda: self.summaries(jax.device_get(predicted))
+
+  def summaries(self, predictions: dict[str, np.ndarray]) -> list[dict[str, dict[str, Any]]]:
     per_member = []
     for member_predictions in zip(*predictions.values()):
       summaries = {}

@@ -79,14 +79,18 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     for index in rows[positions]:
       state, metrics = step_fn(state, table, labels, members.place_indices(index, mesh))
       chunk.append(metrics)
-    chunk = jax.device_get(chunk)
-    return state, {k: np.stack([m[k] for m in chunk]) for k in chunk[0]}
+    return state, {k: jnp.stack([m[k] for m in chunk]) for k in chunk[0]}
 
   images = jax.jit(gan.images)
 
-  def evaluate(state, step: int, train_means: dict[str, np.ndarray] | None):
-    _write_grid(workdir / "samples" / f"step_{step}.png", gan.image_shape, images(state, fixed_z))
-    return [{"step": step, **{k: float(v[0]) for k, v in (train_means or {}).items()}}]
+  def evaluate(state, step: int):
+    samples = images(state, fixed_z)
+
+    def records(train_means: dict[str, np.ndarray]):
+      _write_grid(workdir / "samples" / f"step_{step}.png", gan.image_shape, samples)
+      return [{"step": step, **{k: float(v[0]) for k, v in train_means.items()}}]
+
+    return records
 
   def progress(records) -> dict[str, str]:
     record = records[0]
