@@ -247,7 +247,7 @@ def test_unknown_model_is_rejected():
 def test_resnet_classifies_images_and_refuses_unknown_fields(bottleneck):
   fields = {"name": "resnet", "stage_sizes": (1, 1), "width": 4, "bottleneck": bottleneck}
   model = models.create(ml_collections.ConfigDict({**fields, "hidden": (9,)}), NUM_CLASSES)
-  images = np.random.default_rng(0).random((3, 16, 16, 3), np.float32)
+  images = np.random.default_rng(0).random((3, 8, 8, 3), np.float32)
   params = model.init(jax.random.key(0), images)
   logits = model.apply(params, images)  # On CPU: convolutions as patch matmuls.
   chex.assert_shape(logits, (3, NUM_CLASSES))

@@ -64,6 +64,7 @@ def test_streamed_batches_on_a_mesh_are_read_per_device(tiny_config, tmp_path, f
   """On 4 x 2 devices each device takes a quarter of every batch (the model axis the same
   rows); the run equals the on-device one on the same mesh."""
   five_step_pieces()
+  tiny_config.num_steps = 20
   tiny_config.mesh.data, tiny_config.mesh.model = 4, 2
   tiny_config.train_images = "device"
   trainers.train_and_evaluate(tiny_config, str(tmp_path / "device"))
@@ -78,7 +79,7 @@ def test_streamed_batches_on_a_mesh_are_read_per_device(tiny_config, tmp_path, f
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(streaming.HostBatches, "_place", place)
     trainers.train_and_evaluate(tiny_config, str(tmp_path / "streamed"))
-  assert len(placed) == 8  # 40 steps in pieces of 5.
+  assert len(placed) == 4  # 20 steps in pieces of 5.
   indices, images = placed[0]
   assert images.shape == (5, 32, 8, 8, 3) and len(images.addressable_shards) == 8
   for shard in images.addressable_shards:
@@ -111,3 +112,17 @@ def test_auto_keeps_images_that_fit_on_the_device(tiny_config):
   assert streaming.streams(tiny_config, images, mesh)
   tiny_config.train_images = "device"
   assert not streaming.streams(tiny_config, images, mesh)
+
+
+def test_streamed_gan_equals_device_gan(tiny_config, tmp_path, five_step_pieces):
+  """The GAN trainer streams the same way (its steps taken one by one from the pieces)."""
+  five_step_pieces()
+  tiny_config.trainer = "gan"
+  tiny_config.gan.update(latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,))
+  tiny_config.batch_size, tiny_config.num_steps, tiny_config.eval_every = 32, 20, 10
+  placed = {}
+  for mode in ("device", "stream"):
+    tiny_config.train_images = mode
+    placed[mode] = trainers.train_gan(tiny_config, str(tmp_path / mode))["train_images"]
+  assert placed == {"device": "device", "stream": "streamed"}
+  _same_run(tmp_path / "stream", tmp_path / "device")

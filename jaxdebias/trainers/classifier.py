@@ -8,7 +8,6 @@ evaluation) and checkpoints/ through the shared loop (`loop.py`); the members tr
 import time
 from typing import Any
 
-from absl import logging
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -59,17 +58,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   )
   train = {"label": sharding.global_array(split.label, sharding.replicated(mesh))}
   streamed = streaming.streams(config, split.images, mesh)
-  if streamed:
-    host = streaming.HostBatches(
-        config, split.images, mesh, members_list, method.sampling_weights
+
+  def chunk_indices(step: int, num_steps: int):
+    return members.chunk_indices(
+        members_list, step, num_steps, config.batch_size, len(split.label), method.sampling_weights
     )
+
+  if streamed:
+    host = streaming.HostBatches(config, split.images, mesh, chunk_indices, num_members)
   else:
     train["image"] = sharding.shard_rows(split.images, mesh)
-  logging.info(
-      "Training images (%.2f GiB): %s.",
-      split.images.nbytes / 2**30,
-      "streamed from the host" if streamed else "on the devices",
-  )
   run = members.chunk_runner(method, num_members, mesh, state, config.num_steps)
 
   def run_chunk(state, step: int, num_steps: int):
@@ -79,10 +77,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         state, piece_metrics = run(state, train, indices, images)
         pieces.append(piece_metrics)
       return state, {k: jnp.concatenate([p[k] for p in pieces], -1) for k in pieces[0]}
-    indices = members.chunk_indices(
-        members_list, step, num_steps, config.batch_size, len(split.label), method.sampling_weights
-    )
-    return run(state, train, members.place_indices(indices, mesh))
+    return run(state, train, members.place_indices(chunk_indices(step, num_steps), mesh))
 
   def evaluate(state, step: int):
     tests = evaluate_test(state)

@@ -15,11 +15,12 @@ One background thread reads the next piece, including the next chunk's first, wh
 devices run the current one.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import concurrent.futures
 import itertools
 import os
 
+from absl import logging
 import jax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
@@ -28,7 +29,6 @@ import numpy as np
 
 from jaxdebias import sharding
 from jaxdebias.errors import InputError
-from jaxdebias.methods import Member
 from jaxdebias.trainers import loop, members
 
 CHOICES = ("auto", "device", "stream")
@@ -51,17 +51,22 @@ def check(config: ml_collections.ConfigDict) -> None:
 
 
 def streams(config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh) -> bool:
-  """Whether `config.train_images` streams these training images (module doc)."""
-  if config.train_images != "auto":
-    return config.train_images == "stream"
-  budget = config.device_images_budget_gib
-  if budget is None:
-    budget_bytes = memory_bytes(jax.local_devices()[0]) // 4
-  else:
-    budget_bytes = int(budget * 2**30)
-  stream = images.nbytes / mesh.shape[sharding.DATA] > budget_bytes
-  if jax.process_count() > 1:  # One choice for all processes (their hosts may differ).
-    stream = bool(multihost_utils.broadcast_one_to_all(np.int32(stream)))
+  """Whether `config.train_images` streams these training images (module doc); logged."""
+  stream = config.train_images == "stream"
+  if config.train_images == "auto":
+    budget = config.device_images_budget_gib
+    if budget is None:
+      budget_bytes = memory_bytes(jax.local_devices()[0]) // 4
+    else:
+      budget_bytes = int(budget * 2**30)
+    stream = images.nbytes / mesh.shape[sharding.DATA] > budget_bytes
+    if jax.process_count() > 1:  # One choice for all processes (their hosts may differ).
+      stream = bool(multihost_utils.broadcast_one_to_all(np.int32(stream)))
+  logging.info(
+      "Training images (%.2f GiB): %s.",
+      images.nbytes / 2**30,
+      "streamed from the host" if stream else "on the devices",
+  )
   return stream
 
 
@@ -76,9 +81,11 @@ def memory_bytes(device: jax.Device) -> int:
 class HostBatches:
   """The batches of a chunk of steps, read from host images and placed on the devices.
 
-  `pieces(step, num_steps)` yields (global indices, global images) pieces covering the chunk
-  in order: indices ([member,] k, batch) as `members.place_indices` lays them out, images
-  ([member,] k, batch, H, W, C) uint8 split along the batch the same way.
+  batch_indices(step, num_steps) -> the rows of `images` the steps train on, ([member,]
+  num_steps, batch) (a pure function of its arguments). `pieces(step, num_steps)` yields
+  (global indices, global images) pieces covering the chunk in order: indices as
+  `members.place_indices` lays them out, images ([member,] k, batch, H, W, C) uint8 split
+  along the batch the same way.
   """
 
   def __init__(
@@ -86,12 +93,12 @@ class HostBatches:
       config: ml_collections.ConfigDict,
       images: np.ndarray,
       mesh: Mesh,
-      members_list: list[Member],
-      weights: np.ndarray | None,
+      batch_indices: Callable[[int, int], np.ndarray],
+      num_members: int = 1,
   ):
     self.config, self.images, self.mesh = config, images, mesh
-    self.members, self.weights = members_list, weights
-    step_bytes = len(members_list) * config.batch_size * images[0].nbytes
+    self.batch_indices = batch_indices
+    step_bytes = num_members * config.batch_size * images[0].nbytes
     self.piece_steps = max(1, PIECE_BYTES // step_bytes)
     # Its thread ends when this object is collected.
     self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stream")
@@ -122,14 +129,7 @@ class HostBatches:
   def _host_piece(self, step: int, num_steps: int):
     """This process's part of a piece: the indices, and for each of its devices the image rows
     of its slice of the batches (read here, in the background thread)."""
-    indices = members.chunk_indices(
-        self.members,
-        step,
-        num_steps,
-        self.config.batch_size,
-        len(self.images),
-        self.weights,
-    )
+    indices = self.batch_indices(step, num_steps)
     shape = (*indices.shape, *self.images.shape[1:])
     by_device = self._image_sharding(indices.ndim).addressable_devices_indices_map(shape)
     read = {}  # Devices that differ only along `model` take the same rows: read once.
