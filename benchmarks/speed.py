@@ -200,7 +200,7 @@ def main(argv):
         "",
         f"End to end, the full LfF run (`python -m jaxdebias.main --config={END_TO_END_CONFIG}"
         " --config.num_seeds=S`, fresh workdir, dataset already built; 23,500 steps, 100"
-        " evaluations, 11 checkpoints), with an empty compilation cache (cold) and with the one"
+        " evaluations, 10 checkpoints), with an empty compilation cache (cold) and with the one"
         " the first run filled (warm). Seconds; the parts are the run's results.json"
         " `seconds_this_run` (first chunk: with compiling it; evaluation: the first one compiles"
         " the evaluator); start-up is the rest of the wall time (process start, imports, building"
