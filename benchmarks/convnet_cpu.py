@@ -11,8 +11,6 @@ large f32 matmul in the same process. Every mode ends at the same parameters up 
 rounding (checked, the largest difference printed).
 """
 
-import json
-import pathlib
 import time
 
 from absl import app
@@ -21,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import readme
 from benchmarks.readme import machine, matmul_flops_per_second, random_training_data
 from configs import biased_mnist
 from jaxdebias import methods, models, sharding
@@ -112,18 +111,18 @@ def main(argv):
         f"| {row['convolution']} | {row['loop']} | {row['seconds_per_step']:.2f} |"
         f" {work / 1e9:.1f} | {row['fraction_of_matmul_rate']:.3f} |"
     )
-  text = "\n".join(lines) + "\n"
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / "convnet_cpu.md").write_text(f"# SimpleConvNet on XLA's CPU backend\n\n{text}")
-  (out / "convnet_cpu.json").write_text(
-      json.dumps(
-          {"rows": rows, "matmul_flops_per_second": roofline, "max_difference": difference,
-           "machine": machine()},
-          indent=1,
-      )
+  readme.publish(
+      _OUT.value,
+      "convnet_cpu",
+      "SimpleConvNet on XLA's CPU backend",
+      "\n".join(lines) + "\n",
+      {
+          "rows": rows,
+          "matmul_flops_per_second": roofline,
+          "max_difference": difference,
+          "machine": machine(),
+      },
   )
-  print(text)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ warm-up call (compilation for JAX), then the best of `--repeats` timed calls; im
 batch / best seconds. The two use the same cores, one after the other.
 """
 
-import json
 import os
-import pathlib
 import time
 
 from absl import app
@@ -92,16 +90,14 @@ def main(argv):
       "image_shape": list(module.image_shape),
       "rows": rows,
   }
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  text = table(report, _REPEATS.value)
-  (out / "pgan_throughput.md").write_text(
-      "# Progressive GAN generation throughput, 128x128 (Flax port vs PyTorch reference)\n\n" + text
+  readme.publish(
+      _OUT.value,
+      "pgan_throughput",
+      "Progressive GAN generation throughput, 128x128 (Flax port vs PyTorch reference)",
+      table(report, _REPEATS.value),
+      report,
+      "pgan" if _README.value else None,
   )
-  if _README.value:
-    readme.splice("pgan", text)
-  (out / "pgan_throughput.json").write_text(json.dumps(report, indent=1))
-  print(text)
 
 
 if __name__ == "__main__":

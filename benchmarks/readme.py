@@ -1,6 +1,7 @@
 """Puts a benchmark's output into README.md, so the README shows exactly what a script printed;
 formats its numbers, names the machine they were measured on, and times pipeline stages."""
 
+import json
 import os
 import pathlib
 import platform
@@ -19,6 +20,20 @@ def splice(name: str, text: str) -> None:
   head, rest = README.read_text().split(begin)
   _, tail = rest.split(end)
   README.write_text(f"{head}{begin}\n{text}{end}{tail}")
+
+
+def publish(
+    out: str, name: str, title: str, text: str, report: dict, readme_table: str | None = None
+) -> None:
+  """OUT/{name}.md (`# title` over the text) and OUT/{name}.json (the report); the text also
+  between README's `readme_table` markers when one is named; then printed."""
+  directory = pathlib.Path(out)
+  directory.mkdir(parents=True, exist_ok=True)
+  (directory / f"{name}.md").write_text(f"# {title}\n\n{text}")
+  (directory / f"{name}.json").write_text(json.dumps(report, indent=1))
+  if readme_table is not None:
+    splice(readme_table, text)
+  print(text)
 
 
 def mean_std(values) -> str:

@@ -18,9 +18,7 @@ process. The two use the same
 device (on a GPU, torch must see it too), one after the other.
 """
 
-import json
 import os
-import pathlib
 import time
 
 from absl import app
@@ -206,16 +204,14 @@ def main(argv):
         f"| {row['framework']} | {row['loop']} | {row['images_per_second']:.1f} |"
         f" {row['fraction_of_matmul_rate']:.2f} |"
     )
-  text = "\n".join(lines) + "\n"
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / "resnet_throughput.md").write_text(
-      "# CelebA classifier training throughput (JAX trainer vs PyTorch)\n\n" + text
+  readme.publish(
+      _OUT.value,
+      "resnet_throughput",
+      "CelebA classifier training throughput (JAX trainer vs PyTorch)",
+      "\n".join(lines) + "\n",
+      report,
+      "resnet" if _README.value else None,
   )
-  (out / "resnet_throughput.json").write_text(json.dumps(report, indent=1))
-  if _README.value:
-    readme.splice("resnet", text)
-  print(text)
 
 
 if __name__ == "__main__":

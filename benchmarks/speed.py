@@ -213,16 +213,14 @@ def main(argv):
       for cache, t in by_cache.items():
         parts = " | ".join(f"{t[k]:.1f}" for k in END_TO_END_PARTS)
         lines.append(f"| {n} | {cache} | {t['wall']:.1f} | {t['wall'] / n:.1f} | {parts} |")
-  text = "\n".join(lines) + "\n"
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / "speed.md").write_text(
-      f"# Training speed (batch 256 per seed, MLP 2352-100-100-100-10)\n\n{text}"
+  readme.publish(
+      _OUT.value,
+      "speed",
+      "Training speed (batch 256 per seed, MLP 2352-100-100-100-10)",
+      "\n".join(lines) + "\n",
+      report,
+      "speed" if _README.value else None,
   )
-  if _README.value:
-    readme.splice("speed", text)
-  (out / "speed.json").write_text(json.dumps(report, indent=1))
-  print(text)
 
 
 if __name__ == "__main__":
