@@ -34,9 +34,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         f"batch_size {config.batch_size} is not divisible by the {mesh.shape[sharding.DATA]} "
         "data-parallel devices; change --config.batch_size or --config.mesh.data."
     )
-  read_started = time.perf_counter()
-  dataset = runs.load_dataset(config.data)
-  data_read = time.perf_counter() - read_started
+  dataset, data_read = loop.read_dataset(config.data)
   split = dataset.train
   if config.batch_size > len(split.label):
     raise InputError(

@@ -54,9 +54,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     return finished
   mesh = sharding.make_mesh(config.mesh)
   streaming.check(config)
-  read_started = time.perf_counter()
-  dataset = runs.load_dataset(config.data)
-  data_read = time.perf_counter() - read_started
+  dataset, data_read = loop.read_dataset(config.data)
   split = dataset.train
   factors, conditions, rows = _conditions(config, dataset)
   gan = GAN(config, split.images.shape[1:], sum(factors))

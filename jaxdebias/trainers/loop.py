@@ -62,6 +62,13 @@ def start(config: ml_collections.ConfigDict, workdir: str) -> tuple[epath.Path, 
   return workdir, runs.read_json(results_path) if results_path.exists() else None
 
 
+def read_dataset(data_config: ml_collections.ConfigDict):
+  """`runs.load_dataset` and the seconds it took (`train`'s data_read_seconds)."""
+  started = time.perf_counter()
+  dataset = runs.load_dataset(data_config)
+  return dataset, time.perf_counter() - started
+
+
 def check_schedule(config: ml_collections.ConfigDict) -> None:
   """Step counts, sizes and seeds: positive integers (the seed >= 0)."""
   for key in _POSITIVE:
