@@ -85,17 +85,18 @@ def main(argv):
   start_processes()
   config = flags.FLAGS.config
   with exit_on_user_error(), runs.held_until_work_starts():
-    directory = _COMPILATION_CACHE.value
-    if directory is None and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-      directory = DEFAULT_COMPILATION_CACHE
-    if directory is not None:  # Else JAX follows $JAX_COMPILATION_CACHE_DIR by itself.
-      use_compilation_cache(directory)
+    use_compilation_cache(_COMPILATION_CACHE.value)
     logging.info("Config:\n%s", config)
     recipes.run(config, _WORKDIR.value)
 
 
-def use_compilation_cache(directory: str) -> None:
-  """Points JAX's persistent compilation cache at `directory`, size-limited ('' = off)."""
+def use_compilation_cache(directory: str | None) -> None:
+  """Points JAX's persistent compilation cache at `directory`, size-limited ('' = off; None:
+  $JAX_COMPILATION_CACHE_DIR as JAX's own settings say, else DEFAULT_COMPILATION_CACHE)."""
+  if directory is None:
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+      return  # JAX follows it by itself.
+    directory = DEFAULT_COMPILATION_CACHE
   if not directory:
     jax.config.update("jax_compilation_cache_dir", None)
   else:

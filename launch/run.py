@@ -2,14 +2,20 @@
 
   python -m launch.run launch/sweeps/colored_mnist.py [--root=workdirs/sweeps] [--parallel=N]
   python -m launch.run launch/sweeps/colored_mnist.py --dry-run   # print the commands only
+  python -m launch.run launch/sweeps/colored_mnist.py --pack      # runs side by side
 
 Each run is its `python -m jaxdebias.main ... --workdir=ROOT/NAME` command (launch/sweep.py) in a
 subprocess, with stdout and stderr appended to ROOT/NAME.log. A run whose workdir holds
 results.json is skipped; any other is started, and the trainer resumes it from its last
 checkpoint. A failed run does not stop the others; the exit status is 1 if any run failed.
+
+--pack: the unfinished runs go to one `python -m launch.pack` process (log ROOT/pack-HASH.log),
+which trains the compatible ones side by side as one program (jaxdebias/trainers/pack.py), each
+writing ROOT/NAME as its own command would.
 """
 
 import concurrent.futures
+import hashlib
 import os
 import shlex
 import subprocess
@@ -41,21 +47,47 @@ def _train(run: sweep.Run, root: str) -> int:
   return code
 
 
+def _pack_argv(args, todo: list[sweep.Run]) -> list[str]:
+  names = ",".join(run.name for run in todo)
+  return [sys.executable, "-m", "launch.pack", args.sweep, f"--root={args.root}", f"--runs={names}"]
+
+
+def _train_packed(args, todo: list[sweep.Run]) -> int:
+  """Trains `todo` in one launch.pack process; returns how many failed."""
+  digest = hashlib.sha256(",".join(run.name for run in todo).encode()).hexdigest()[:8]
+  log = os.path.join(args.root, f"pack-{digest}.log")
+  print(f"start {len(todo)} runs packed (log: {log})", flush=True)
+  started = time.monotonic()
+  with open(log, "a") as f:
+    subprocess.run(_pack_argv(args, todo), stdout=f, stderr=subprocess.STDOUT, check=False)
+  failed = [run for run in todo if not os.path.exists(run.results_path(args.root))]
+  for run in todo:
+    if run in failed:
+      print(f"failed {run.name}: {_last_line(log)} (log: {log})", flush=True)
+    else:
+      print(f"finished {run.name} in {time.monotonic() - started:.0f} s (packed)", flush=True)
+  return len(failed)
+
+
 def _main(args, runs: list[sweep.Run]) -> int:
-  if args.dry_run:
-    print("\n".join(shlex.join(run.argv(args.root)) for run in runs))
-    return 0
   if args.parallel < 1:
     raise sweep.SweepError(f"--parallel must be at least 1, got {args.parallel}.")
+  if args.pack and args.parallel > 1:
+    raise sweep.SweepError("--pack trains in one process; drop --parallel.")
+  todo = [run for run in runs if not os.path.exists(run.results_path(args.root))]
+  if args.dry_run:
+    commands = [_pack_argv(args, todo)] if args.pack and todo else [r.argv(args.root) for r in runs]
+    print("\n".join(map(shlex.join, commands)))
+    return 0
   os.makedirs(args.root, exist_ok=True)
-  todo = []
   for run in runs:
-    if os.path.exists(run.results_path(args.root)):
+    if run not in todo:
       print(f"skip {run.name} (finished)")
-    else:
-      todo.append(run)
-  with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-    failed = sum(code != 0 for code in pool.map(lambda run: _train(run, args.root), todo))
+  if args.pack and todo:
+    failed = _train_packed(args, todo)
+  else:
+    with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
+      failed = sum(code != 0 for code in pool.map(lambda run: _train(run, args.root), todo))
   print(f"{len(todo) - failed} finished, {failed} failed, {len(runs) - len(todo)} skipped.")
   return 1 if failed else 0
 
@@ -67,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
       type=int,
       default=1,
       help="runs at a time (each uses all devices JAX sees: for machines with room for several)",
+  )
+  parser.add_argument(
+      "--pack",
+      action="store_true",
+      help="train the unfinished runs in one process, compatible ones side by side (launch.pack)",
   )
   parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
   return sweep.cli(parser, _main, argv)

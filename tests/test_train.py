@@ -218,8 +218,7 @@ def test_the_host_finishes_a_chunk_while_the_next_one_runs(tiny_config, tmp_path
         lambda self, step, state: saved.append(step) or real_save(self, step, state),
     )
     loop.train(
-        tiny_config,
-        runs.absolute(str(tmp_path)),
+        [loop.Part(tiny_config, runs.absolute(str(tmp_path)))],
         {"step": jax.numpy.zeros((), jax.numpy.int32)},
         run_chunk,
         evaluate,

@@ -108,6 +108,8 @@ def pseudo_groups(config: ml_collections.ConfigDict, train: TrainSet, amplifier:
 class AmplifiedGroups(ERM):
   """Group-balanced ERM over the amplifier's pseudo-groups (module doc)."""
 
+  packable = False  # Its example weights are its training split's.
+
   def __init__(
       self, config: ml_collections.ConfigDict, model, train: TrainSet, amplifier: Amplifier
   ):

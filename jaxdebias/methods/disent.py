@@ -84,6 +84,7 @@ class DisEnt:
 
   sized_by_images = False
   sampling_weights = None
+  packable = True
 
   def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     cfg = config.disent

@@ -25,6 +25,7 @@ class ERM:
 
   sized_by_images = False  # Whether the state's shapes depend on the training images.
   sampling_weights = None  # Uniform batches (subclasses may draw in proportion to weights).
+  packable = True  # Reads the training split only through batches and its state (interface).
 
   def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     self.example_weights = None  # (N,) per training example (subclasses), or None: all 1.

@@ -43,6 +43,7 @@ class GroupDRO(ERM):
   row (module doc); ERM's model and optimizer."""
 
   sized_by_images = True  # Its state holds a weight per non-empty group.
+  packable = False  # Its groups are its training split's.
 
   def __init__(
       self,

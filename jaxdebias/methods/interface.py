@@ -48,12 +48,16 @@ class Method(Protocol):
   diagnosis (f_B in LfF). sized_by_images: whether the state's shapes depend on the training
   images (then a finished run is rebuilt from its data, not from the sizes it recorded).
   sampling_weights: None for uniform batches (one permutation per epoch), or (N,) weights >= 0
-  of the training examples, drawn with replacement in proportion (data/sampler.py).
+  of the training examples, drawn with replacement in proportion (data/sampler.py). packable:
+  whether train_step and predict read the training split only through the batch and the state
+  (`init` may read it): then runs of one config on other datasets of the same shapes can train
+  as members of one program, each member's state from its own run's `init` (trainers/pack.py).
   """
 
   hparam_grid: dict[str, tuple[float, ...]]
   sized_by_images: bool
   sampling_weights: np.ndarray | None
+  packable: bool
 
   def init(self, rng: jax.Array, hparams: dict[str, jax.Array]):
     ...

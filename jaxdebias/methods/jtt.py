@@ -32,6 +32,8 @@ def default_config() -> ml_collections.ConfigDict:
 class JTT(ERM):
   """ERM with the identification model's training errors upsampled (module doc)."""
 
+  packable = False  # Its draws follow its training split's errors.
+
   def __init__(
       self,
       config: ml_collections.ConfigDict,

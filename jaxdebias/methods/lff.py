@@ -63,6 +63,7 @@ class LfF:
 
   sized_by_images = False
   sampling_weights = None
+  packable = True
 
   def __init__(self, config: ml_collections.ConfigDict, model, train: TrainSet):
     self.hparam_grid = {

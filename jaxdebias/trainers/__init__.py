@@ -9,6 +9,7 @@ import ml_collections
 from jaxdebias.errors import InputError
 from jaxdebias.trainers.classifier import train_and_evaluate
 from jaxdebias.trainers.gan import train_gan
+from jaxdebias.trainers.pack import train_packed
 
 TRAINERS: dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]] = {
     "classifier": train_and_evaluate,

@@ -2,17 +2,19 @@
 
 Writes workdir/config.json, metrics.jsonl (one JSON line per evaluation), results.json (final
 evaluation) and checkpoints/ through the shared loop (`loop.py`); the members train side by side
-(`members.py`) and are evaluated on the test split (`evaluator.py`).
+(`members.py`) and are evaluated on the test split (`evaluator.py`). A pack of runs (`pack.py`)
+trains through the same code, its runs' members side by side, each run writing its own workdir.
 """
 
 import time
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxdebias import methods, metrics, runs, sharding
+from jaxdebias import data, methods, metrics, runs, sharding
 from jaxdebias.errors import InputError
 from jaxdebias.trainers import loop, members, streaming
 from jaxdebias.trainers.evaluator import Evaluator
@@ -27,45 +29,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if finished is not None:  # Finished earlier (same config): keep its results as they are.
     runs.print_results(finished)
     return finished
-  mesh = sharding.make_mesh(config.mesh)
   streaming.check(config)
+  dataset, data_read = loop.read_dataset(config.data)
+  return train_runs([loop.Part(config, workdir)], [dataset], data_read)[0]
+
+
+def train_runs(
+    parts: list[loop.Part], datasets: list[data.BiasedDataset], data_read: float
+) -> list[dict[str, Any]]:
+  """Trains the started, unfinished runs `parts` (one, or a pack: `pack.py`), each on its
+  dataset, side by side; writes and returns each one's results.json."""
+  config = parts[0].config
+  mesh = sharding.make_mesh(config.mesh)
   if config.batch_size % mesh.shape[sharding.DATA]:
     raise InputError(
         f"batch_size {config.batch_size} is not divisible by the {mesh.shape[sharding.DATA]} "
         "data-parallel devices; change --config.batch_size or --config.mesh.data."
     )
-  dataset, data_read = loop.read_dataset(config.data)
-  split = dataset.train
-  if config.batch_size > len(split.label):
+  num_examples = len(datasets[0].train.label)
+  if config.batch_size > num_examples:
     raise InputError(
-        f"batch_size {config.batch_size} exceeds the {len(split.label)} "
+        f"batch_size {config.batch_size} exceeds the {num_examples} "
         "training examples; lower --config.batch_size."
     )
-  method = runs.method_for(config, dataset)
+  method_of = [runs.method_for(part.config, d) for part, d in zip(parts, datasets)]
+  method = method_of[0]  # A pack's methods differ only in what their init reads (pack.py).
   started = time.perf_counter()
-  members_list, state = members.init_members(config, method, mesh)
+  members_of, states = zip(
+      *(members.init_members(p.config, m, mesh) for p, m in zip(parts, method_of))
+  )
+  members_list = [member for own in members_of for member in own]
   num_members = len(members_list)
+  if len(parts) > 1:  # Each run's members, in order, along one member axis.
+    first = np.cumsum([0] + [len(own) for own in members_of])
+    parts = [
+        loop.Part(p.config, p.workdir, slice(a, b), stacked=b - a > 1)
+        for p, a, b in zip(parts, first[:-1], first[1:])
+    ]
+    state = loop.join(parts, list(states))
+    state = jax.device_put(state, sharding.state_shardings(state, mesh, num_members))
+  else:
+    state = states[0]
+  dataset_of_member = [d for d, own in zip(datasets, members_of) for _ in own]
   evaluate_test = Evaluator(
       method,
-      dataset.test,
-      dataset.num_classes,
-      dataset.num_bias_classes,
+      [d.test for d in dataset_of_member] if len(parts) > 1 else datasets[0].test,
+      datasets[0].num_classes,
+      datasets[0].num_bias_classes,
       config.eval_batch_size,
       mesh,
       num_members,
   )
-  train = {"label": sharding.global_array(split.label, sharding.replicated(mesh))}
-  streamed = streaming.streams(config, split.images, mesh)
+  train, streamed = _train_data(config, datasets, dataset_of_member, mesh)
 
   def chunk_indices(step: int, num_steps: int):
     return members.chunk_indices(
-        members_list, step, num_steps, config.batch_size, len(split.label), method.sampling_weights
+        members_list, step, num_steps, config.batch_size, num_examples, method.sampling_weights
     )
 
   if streamed:
-    host = streaming.HostBatches(config, split.images, mesh, chunk_indices, num_members)
-  else:
-    train["image"] = sharding.shard_rows(split.images, mesh)
+    images = datasets[0].train.images
+    host = streaming.HostBatches(config, images, mesh, chunk_indices, num_members)
   run = members.chunk_runner(method, num_members, mesh, state, config.num_steps)
 
   def run_chunk(state, step: int, num_steps: int):
@@ -99,37 +123,68 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return {"loss": f"{loss:.3g}", "unbiased": f"{100 * unbiased:.2f}%"}
 
   finals, seconds = loop.train(
-      config,
-      workdir,
+      parts,
       state,
       run_chunk,
       evaluate,
-      name=config.method,
+      name=config.method if len(parts) == 1 else f"{config.method} x {len(parts)} runs",
       progress=progress,
       learning_rate_key="optimizer.learning_rate",
       data_read_seconds=data_read,
   )
-  results = finals[0]
-  if num_members > 1:
-    results = {"step": results["step"], "members": finals}
-  else:
-    del results["hparams"]  # config.json has them.
-  results.update(
-      method=config.method,
-      uses_training_bias_labels=config.method in methods.USES_BIAS_LABELS,
-      dataset=dataset.name,
-      # What sizes the method's state, so that loading the run needs no data (runs.load).
-      train_set={
-          "num_examples": len(split.label),
-          "num_classes": dataset.num_classes,
-          "image_shape": list(split.images.shape[1:]),
-          "num_synthetic": dataset.num_synthetic,
-      },
-      train_images="streamed" if streamed else "device",
-      train_seconds_this_run=round(time.perf_counter() - started, 2),
-      seconds_this_run=seconds,  # loop.SECONDS says what each is.
-      metric_definitions=metrics.DEFINITIONS,
-  )
-  runs.write_json(workdir / "results.json", results)
-  runs.print_results(results)
-  return results
+  train_seconds = round(time.perf_counter() - started, 2)
+  all_results = []
+  for part, dataset in zip(parts, datasets):
+    own = part.records(finals)
+    results = own[0]
+    if len(own) > 1:
+      results = {"step": results["step"], "members": own}
+    else:
+      del results["hparams"]  # config.json has them.
+    results.update(
+        method=part.config.method,
+        uses_training_bias_labels=part.config.method in methods.USES_BIAS_LABELS,
+        dataset=dataset.name,
+        # What sizes the method's state, so that loading the run needs no data (runs.load).
+        train_set={
+            "num_examples": len(dataset.train.label),
+            "num_classes": dataset.num_classes,
+            "image_shape": list(dataset.train.images.shape[1:]),
+            "num_synthetic": dataset.num_synthetic,
+        },
+        train_images="streamed" if streamed else "device",
+        train_seconds_this_run=train_seconds,
+        seconds_this_run=seconds,  # loop.SECONDS says what each is.
+        metric_definitions=metrics.DEFINITIONS,
+    )
+    if len(parts) > 1:  # The process's times are the whole pack's.
+      results["packed_with"] = [str(p.workdir) for p in parts if p is not part]
+    runs.write_json(part.workdir / "results.json", results)
+    runs.print_results(results)
+    all_results.append(results)
+  return all_results
+
+
+def _train_data(config, datasets, dataset_of_member, mesh) -> tuple[dict[str, Any], bool]:
+  """The training labels and (unless they stream) images on the devices, and whether the images
+  stream. A pack's distinct training splits lie one after another, each member's 'offset'
+  saying where its own starts (`members.chunk_runner`)."""
+  if len(datasets) == 1:
+    split = datasets[0].train
+    train = {"label": sharding.global_array(split.label, sharding.replicated(mesh))}
+    streamed = streaming.streams(config, split.images, mesh)
+    if not streamed:
+      train["image"] = sharding.shard_rows(split.images, mesh)
+    return train, streamed
+  distinct = list({id(d): d for d in datasets}.values())
+  position = {id(d): k for k, d in enumerate(distinct)}
+  num_examples = len(distinct[0].train.label)
+  offsets = np.array([position[id(d)] * num_examples for d in dataset_of_member], np.int32)
+  labels = np.concatenate([d.train.label for d in distinct])
+  images = np.concatenate([d.train.images for d in distinct])
+  train = {
+      "label": sharding.global_array(labels, sharding.replicated(mesh)),
+      "image": sharding.shard_rows(images, mesh),
+      "offset": sharding.global_array(offsets, sharding.replicated(mesh)),
+  }
+  return train, False

@@ -126,8 +126,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   workdir.mkdir(parents=True, exist_ok=True)
   runs.write_json(workdir / runs.GENERATOR_JSON, architecture)
   (last,), seconds = loop.train(
-      config,
-      workdir,
+      [loop.Part(config, workdir)],
       state,
       run_chunk,
       evaluate,

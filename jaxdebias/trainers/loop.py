@@ -16,6 +16,7 @@ written).
 
 from collections.abc import Callable
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from typing import Any
 from absl import logging
 from etils import epath
 import jax
+import jax.numpy as jnp
 from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
@@ -76,9 +78,43 @@ def check_schedule(config: ml_collections.ConfigDict) -> None:
   check_integer("seed", config.seed, 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class Part:
+  """One run of what trains: its config and workdir, and where its members sit in the trained
+  state. A single run is one part holding the whole state; a pack of runs (`pack.py`) trains
+  several runs' members side by side, each part a slice of the member axis."""
+
+  config: ml_collections.ConfigDict
+  workdir: epath.Path
+  members: slice | None = None  # None: the whole state; else its members' positions.
+  stacked: bool = True  # Whether the run's own state has a member axis (several members).
+
+  def state(self, state):
+    """This run's state, as its own (unpacked) run would hold it."""
+    if self.members is None:
+      return state
+    index = self.members if self.stacked else self.members.start
+    return jax.tree.map(lambda x: x[index], state)
+
+  def records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's records among all members'."""
+    return records if self.members is None else records[self.members]
+
+
+def join(parts: list[Part], states: list[Any], shardings: Any = None) -> Any:
+  """The packed state of the parts' own `states` (laid out as `shardings`, if given)."""
+  if len(parts) == 1 and parts[0].members is None:
+    return states[0]
+
+  def concatenate(*xs):
+    return jnp.concatenate([x if p.stacked else x[None] for p, x in zip(parts, xs)])
+
+  layout = {} if shardings is None else {"out_shardings": shardings}
+  return jax.jit(lambda states: jax.tree.map(concatenate, *states), **layout)(states)
+
+
 def train(
-    config: ml_collections.ConfigDict,
-    workdir: epath.Path,
+    parts: list[Part],
     state: Any,
     run_chunk: RunChunk,
     evaluate: Evaluate,
@@ -88,40 +124,55 @@ def train(
     learning_rate_key: str,
     data_read_seconds: float,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-  """Trains from the latest checkpoint to config.num_steps; returns the last evaluation and
-  where this process's time went (`SECONDS`).
+  """Trains from the latest checkpoint to num_steps; returns the last evaluation (every
+  member's record) and where this process's time went (`SECONDS`).
 
-  name: what trains, on the progress bar; progress(records) -> the few numbers shown live;
-  learning_rate_key: the config field to lower when the loss is not finite; data_read_seconds:
-  how long the trainer took to read the dataset, reported with the rest. With no step left
-  (finished, but results.json was lost), the last evaluation is read back from metrics.jsonl.
+  parts: the runs that train (one, or a pack of runs with the same schedule), each writing its
+  own workdir as if it trained alone; name: what trains, on the progress bar;
+  progress(records) -> the few numbers shown live; learning_rate_key: the config field to
+  lower when the loss is not finite; data_read_seconds: how long the trainer took to read the
+  dataset, reported with the rest. With no step left (finished, but results.json was lost), the
+  last evaluation is read back from metrics.jsonl.
   """
-  ckpt = runs.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  config = parts[0].config  # The schedule, the same in every part.
+  where = str(parts[0].workdir) if len(parts) == 1 else f"the {len(parts)} packed runs"
+  keep = config.keep_checkpoints
+  ckpts = [runs.Checkpointer(p.workdir / "checkpoints", keep=keep) for p in parts]
   started = time.perf_counter()
-  step, tensorboard = 0, None
+  step, tensorboards = 0, []
   spent = dict.fromkeys(SECONDS, 0.0) | {"data_read": data_read_seconds}
   clock = _Clock(spent)
   try:  # Also on errors and interruptions: finish writing the checkpoints already started.
-    step = ckpt.latest_step() or 0
+    steps = [ckpt.latest_step() or 0 for ckpt in ckpts]
+    if len(set(steps)) > 1:
+      raise InputError(
+          f"the packed runs have their latest checkpoints at different steps ({steps}, in "
+          f"{[str(p.workdir) for p in parts]}); train them one by one (launch.run without --pack)."
+      )
+    step = steps[0]
     if step > config.num_steps:
       raise InputError(
-          f"{ckpt.directory} holds a checkpoint at step {step}, past num_steps "
+          f"{ckpts[0].directory} holds a checkpoint at step {step}, past num_steps "
           f"{config.num_steps}: it is not this run's; move it away, or use a new --workdir."
       )
-    log = runs.MetricsLog(workdir / "metrics.jsonl")
-    if step and not log.records_at(step):  # Each checkpoint is saved after its evaluation.
-      raise InputError(
-          f"{log.path} has no evaluation at step {step}, where the latest checkpoint is: the "
-          "log was cut or replaced; restore it, or use a new --workdir."
-      )
+    logs = [runs.MetricsLog(p.workdir / "metrics.jsonl") for p in parts]
+    for log in logs:
+      if step and not log.records_at(step):  # Each checkpoint is saved after its evaluation.
+        raise InputError(
+            f"{log.path} has no evaluation at step {step}, where the latest checkpoint is: the "
+            "log was cut or replaced; restore it, or use a new --workdir."
+        )
     if step:
       with clock("restore"):
-        state = ckpt.restore(step, state)
+        own = [ckpt.restore(step, p.state(state)) for p, ckpt in zip(parts, ckpts)]
+        state = join(parts, own, jax.tree.map(lambda x: x.sharding, state))
       logging.info("Resuming from the checkpoint at step %d.", step)
-    log.keep_up_to(step)
-    tensorboard = runs.TensorBoardLog(workdir / "tensorboard", first_step=step)
+    for part, log in zip(parts, logs):
+      log.keep_up_to(step)
+      tensorboards.append(runs.TensorBoardLog(part.workdir / "tensorboard", first_step=step))
     runs.work_starts()
-    runs.write_json(workdir / "config.json", config.to_dict())
+    for part in parts:
+      runs.write_json(part.workdir / "config.json", part.config.to_dict())
     records = None
     bar = tqdm.tqdm(
         total=config.num_steps,
@@ -140,14 +191,17 @@ def train(
         """Waits for a chunk and its evaluation; checks, logs and shows them."""
         with clock("first_chunk" if previous == first_step else "training"):
           chunk = jax.device_get(chunk)
-        check_finite(chunk["loss"], previous, ckpt.directory, learning_rate_key)
+        for part, ckpt in zip(parts, ckpts):
+          losses = chunk["loss"] if part.members is None else chunk["loss"][part.members]
+          check_finite(losses, previous, ckpt.directory, learning_rate_key)
         with clock("evaluation"):
           records = records_of({k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()})
         with clock("logs"):
-          for record in records:
-            log.write(record)
-            tensorboard.write(record)
-          tensorboard.flush()
+          for part, log, tensorboard in zip(parts, logs, tensorboards):
+            for record in part.records(records):
+              log.write(record)
+              tensorboard.write(record)
+            tensorboard.flush()
         live = progress(records)
         bar.update(end - previous)
         bar.set_postfix(live)
@@ -173,27 +227,29 @@ def train(
           records, pending = finish(*pending), None
         if due or stop:
           with clock("checkpoints"):
-            ckpt.save(step, state)
+            for part, ckpt in zip(parts, ckpts):
+              ckpt.save(step, part.state(state))
         if stop:
           raise Interrupted(
-              f"SIGTERM at step {step} of {config.num_steps} of {workdir}, saved there; the "
+              f"SIGTERM at step {step} of {config.num_steps} of {where}, saved there; the "
               "same command resumes it.",
               exit_code=128 + signal.SIGTERM,
           )
     if records is None:  # Finished before, but results.json was lost: the logged evaluation.
-      records = log.records_at(step)
+      records = [record for log in logs for record in log.records_at(step)]
   except KeyboardInterrupt as e:
     if isinstance(e, Interrupted):
       raise
     raise Interrupted(
-        f"Ctrl-C after step {step} of {config.num_steps} of {workdir}; the same command resumes "
-        f"it from its last checkpoint (step {ckpt.latest_step() or 0}).",
+        f"Ctrl-C after step {step} of {config.num_steps} of {where}; the same command resumes "
+        f"it from its last checkpoint (step {ckpts[0].latest_step() or 0}).",
         exit_code=128 + signal.SIGINT,
     ) from None
   finally:
-    ckpt.wait_until_finished()
-    ckpt.close()
-    if tensorboard is not None:
+    for ckpt in ckpts:
+      ckpt.wait_until_finished()
+      ckpt.close()
+    for tensorboard in tensorboards:
       tensorboard.close()
   spent["all"] = time.perf_counter() - started
   return records, {k: round(v, 2) for k, v in spent.items()}

@@ -63,9 +63,11 @@ def chunk_runner(method: Method, num_members: int, mesh: Mesh, state, num_steps:
   """The jitted chunk of train steps (state donated, kept in its sharding) of a run of
   `num_steps` steps (which sets the scan's unrolling, `scan_unroll`).
 
-  Takes (state, train data {'image', 'label'}, global indices from `place_indices`) and, where
-  the training images stream (`streaming.py`; then train data has no 'image'), the batches'
-  images ([member,] steps, batch, H, W, C); returns (state, per-step metrics).
+  Takes (state, train data {'image', 'label'[, 'offset']}, global indices from `place_indices`)
+  and, where the training images stream (`streaming.py`; then train data has no 'image'), the
+  batches' images ([member,] steps, batch, H, W, C); returns (state, per-step metrics). In a pack
+  of runs (`pack.py`) the runs' training splits lie one after another in train data, and
+  'offset' (member,) is where each member's split starts.
   """
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   return jax.jit(
@@ -99,17 +101,19 @@ def _train_chunk(
   each batch's images from train['image'] on device or taking them from streamed `images`.
 
   With several members, state and indices carry a leading member axis and the whole scan is
-  vmapped: all members train in one compiled program.
+  vmapped: all members train in one compiled program. The batch's 'index' is the example's
+  index in its own run's split (what per-example state such as LfF's EMA is indexed by).
   """
 
-  def one_member(state, indices, images):
+  def one_member(state, indices, images, offset):
     def step_fn(state, xs):
       index, streamed = xs
+      rows = index if offset is None else offset + index
       if streamed is None:
-        streamed = sharding.gather_rows(train["image"], index, mesh)
-      batch = {"image": streamed, "label": train["label"][index], "index": index}
+        streamed = sharding.gather_rows(train["image"], rows, mesh)
+      batch = {"image": streamed, "label": train["label"][rows], "index": index}
       return method.train_step(state, batch)
 
     return jax.lax.scan(step_fn, state, (indices, images), unroll=unroll)
 
-  return per_member(one_member, num_members)(state, indices, images)
+  return per_member(one_member, num_members)(state, indices, images, train.get("offset"))

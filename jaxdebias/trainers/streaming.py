@@ -54,12 +54,7 @@ def streams(config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh) -
   """Whether `config.train_images` streams these training images (module doc); logged."""
   stream = config.train_images == "stream"
   if config.train_images == "auto":
-    budget = config.device_images_budget_gib
-    if budget is None:
-      budget_bytes = memory_bytes(jax.local_devices()[0]) // 4
-    else:
-      budget_bytes = int(budget * 2**30)
-    stream = images.nbytes / mesh.shape[sharding.DATA] > budget_bytes
+    stream = images.nbytes / mesh.shape[sharding.DATA] > budget_bytes(config)
     if jax.process_count() > 1:  # One choice for all processes (their hosts may differ).
       stream = bool(multihost_utils.broadcast_one_to_all(np.int32(stream)))
   logging.info(
@@ -68,6 +63,14 @@ def streams(config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh) -
       "streamed from the host" if stream else "on the devices",
   )
   return stream
+
+
+def budget_bytes(config: ml_collections.ConfigDict) -> int:
+  """The bytes of training images a device may hold (`config.device_images_budget_gib`)."""
+  budget = config.device_images_budget_gib
+  if budget is None:
+    return memory_bytes(jax.local_devices()[0]) // 4
+  return int(budget * 2**30)
 
 
 def memory_bytes(device: jax.Device) -> int:

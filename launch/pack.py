@@ -1,0 +1,91 @@
+"""Trains runs of a sweep packed: in this one process, the compatible classifier runs side by side
+as the members of one program (jaxdebias/trainers/pack.py says which runs pack).
+
+  python -m launch.pack launch/sweeps/colored_mnist.py [--root=workdirs/sweeps] [--runs=N1,N2]
+
+What `python -m launch.run SWEEP --pack` starts. Each run writes ROOT/NAME exactly as its own
+`python -m jaxdebias.main` command would (same config.json, metrics, checkpoints, results.json);
+finished runs are kept as they are and unfinished ones resume. Runs that do not pack (another
+trainer, a recipe, a method that reads its own training split) train one after another, alone.
+One process on one machine: a multi-host run is launched run by run (launch.tpu_vm, slurm).
+A pack that fails does not stop the others; the exit status is 1 if any run failed.
+"""
+
+import sys
+
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from jaxdebias import recipes, runs
+from jaxdebias.errors import UserFacingError
+from jaxdebias.main import use_compilation_cache
+from jaxdebias.trainers import pack
+from launch import sweep
+
+
+def config_of(run: sweep.Run, root: str):
+  """The config `python -m jaxdebias.main` makes of `run`'s command line (same parser)."""
+  argv = ["launch.pack", *run.argv(root)[3:]]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file(
+      "config", flag_values=values, lock_config=True, sys_argv=argv
+  )
+  flags.DEFINE_string("workdir", None, "", flag_values=values)
+  try:
+    values(argv)
+    return values.config
+  except Exception as e:  # pylint: disable=broad-except  # What the flags say of a bad override.
+    cause = str(e.__cause__ or e).strip().splitlines()[-1]
+    raise sweep.SweepError(f"run {run.name}: its config does not parse ({cause}).") from e
+
+
+def _main(args, every_run: list[sweep.Run]) -> int:
+  chosen = every_run
+  if args.runs:
+    names = args.runs.split(",")
+    by_name = {run.name: run for run in every_run}
+    if unknown := [n for n in names if n not in by_name]:
+      raise sweep.SweepError(
+          f"{unknown} are not runs of {args.sweep}; launch.run's --dry-run lists its runs."
+      )
+    chosen = [by_name[n] for n in names]
+  configs = [config_of(run, args.root) for run in chosen]
+  runs.quiet_library_logs()
+  logging.use_absl_handler()
+  logging.set_verbosity(logging.INFO)
+  use_compilation_cache(None)
+  failed = []
+
+  def report(failed_pack: pack.Pack, error: UserFacingError) -> None:
+    for part in failed_pack.parts:
+      failed.append(part.workdir.name)
+      print(f"failed {part.workdir.name}: error: {error}", flush=True)
+
+  packed = [k for k, c in enumerate(configs) if c.trainer == "classifier"]
+  try:
+    pack.train_packed(
+        [configs[k] for k in packed], [chosen[k].workdir(args.root) for k in packed], report
+    )
+  except UserFacingError as e:  # Before any pack trained (a run's workdir or config).
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  for k in sorted(set(range(len(chosen))) - set(packed)):  # Recipes, GANs: alone.
+    try:
+      recipes.run(configs[k], chosen[k].workdir(args.root))
+    except UserFacingError as e:
+      failed.append(chosen[k].name)
+      print(f"failed {chosen[k].name}: error: {e}", flush=True)
+  print(f"{len(chosen) - len(failed)} trained or finished before, {len(failed)} failed.")
+  return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = sweep.arg_parser(__doc__)
+  parser.add_argument("--runs", default="", help="comma-separated run names (default: all)")
+  flags.FLAGS.mark_as_parsed()  # absl logging without absl's app.
+  return sweep.cli(parser, _main, argv)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
