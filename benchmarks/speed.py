@@ -41,21 +41,28 @@ _END_TO_END = flags.DEFINE_list(
     ["1", "3"],
     "One full LfF run timed end to end per entry, with that many vmapped seeds; empty: none.",
 )
+_DTYPES = flags.DEFINE_list(
+    "compute_dtypes",
+    ["float32"],
+    "config.compute_dtype of the step rows: float32 and/or bfloat16 (f32 parameters).",
+)
 _README = flags.DEFINE_bool("readme", True, "Also put the table into README.md.")
 _OUT = flags.DEFINE_string("out", "results", "Where speed.md and speed.json go.")
 
 NUM_EXAMPLES, SHAPE, NUM_CLASSES, CHUNK = 60_000, (28, 28, 3), 10, 235
 
 
-def measure(method_name: str, data: dict, num_chunks: int, num_seeds: int) -> dict:
+def measure(
+    method_name: str, data: dict, num_chunks: int, num_seeds: int, compute_dtype: str = "float32"
+) -> dict:
   """Compile time, steps/s, examples/s and FLOPs per step of one method's training chunks.
 
   With num_seeds > 1 the seeds train side by side (vmap) as in the trainer; steps/s counts steps
   of the whole group, examples/s and FLOP/s count every seed's examples and FLOPs.
   """
   config = base_config()
-  config.method = method_name
-  model = models.create(config.model, NUM_CLASSES)
+  config.method, config.compute_dtype = method_name, compute_dtype
+  model = models.create(config.model, NUM_CLASSES, compute_dtype)
   labels = np.asarray(data["label"])
   train = methods.TrainSet(labels, NUM_CLASSES, SHAPE)
   method = methods.build(config, model, train)
@@ -156,7 +163,10 @@ def main(argv):
   data = random_training_data(NUM_EXAMPLES, SHAPE, NUM_CLASSES)
   roofline = matmul_flops_per_second(_MATMUL.value)
   rows = {
-      f"{name} x{seeds}": measure(name, data, _CHUNKS.value, seeds)
+      f"{name} x{seeds}" + ("" if dtype == "float32" else f" {dtype}"): measure(
+          name, data, _CHUNKS.value, seeds, dtype
+      )
+      for dtype in _DTYPES.value
       for name in ("erm", "lff")
       for seeds in (1, _SEEDS.value)
   }
@@ -182,7 +192,8 @@ def main(argv):
       "",
       "`xS`: S seeds trained side by side (vmap, `--config.num_seeds=S`); steps/s counts steps of"
       " the group; s/run/seed = 23,500 steps / steps/s / S (training only, no data load, eval or"
-      " checkpoints); examples and FLOPs count every seed.",
+      " checkpoints); examples and FLOPs count every seed; a dtype after the name: computed in it"
+      " (`--config.compute_dtype`, float32 parameters), its roofline still the f32 matmul's.",
       "",
       "| method | compile s | steps/s | s/run/seed | examples/s | GFLOP/step (XLA) | GFLOP/s |"
       " of roofline |",

@@ -45,6 +45,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Pixels -> model inputs: "unit" ([0, 1]) or "lff_reference" (the LfF code's [0, 1/255]).
   config.input_scaling = "unit"
   config.model = models.default_config()
+  # What the networks compute in: "float32", or "bfloat16" with float32 parameters, optimizer
+  # states and losses (models.MixedPrecision; for accelerators, whose matmuls it speeds up).
+  config.compute_dtype = "float32"
   config.optimizer = optimizer.default_config()
   config.lff = lff.default_config()
   # method=amplified_*: the bias amplifier, a finished classifier run on generated images.

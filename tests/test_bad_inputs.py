@@ -197,6 +197,7 @@ CASES = [
     # The schedule and method.
     ("unknown method", lambda c: c.args("--config.method=lfff")),
     ("unknown trainer", lambda c: c.args("--config.trainer=svm")),
+    ("compute dtype float16", lambda c: c.args("--config.compute_dtype=float16")),
     ("num_steps 0", lambda c: c.args("--config.num_steps=0")),
     ("num_steps negative", lambda c: c.args("--config.num_steps=-20")),
     ("eval_every 0", lambda c: c.args("--config.eval_every=0")),

@@ -381,3 +381,22 @@ def test_jtt_trains_end_to_end_from_an_identification_run(tiny_config, tmp_path)
   results = trainers.train_and_evaluate(tiny_config, str(tmp_path / "jtt"))
   assert results["uses_training_bias_labels"] is False
   assert 0 <= results["test"]["classifier"]["unbiased_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name", ["mlp", "simple_convnet"])
+def test_bfloat16_compute_keeps_float32_parameters_outputs_and_gradients(name):
+  fields = {"name": name, "hidden": (16,)} if name == "mlp" else {"name": name, "widths": (4, 8)}
+  model_config = ml_collections.ConfigDict(fields)
+  full, mixed = (models.create(model_config, 10, dtype) for dtype in ("float32", "bfloat16"))
+  images = jax.random.uniform(jax.random.key(1), (6, 8, 8, 3))
+  params = models.init_params(mixed, jax.random.key(0), (8, 8, 3))
+  chex.assert_trees_all_equal(params, models.init_params(full, jax.random.key(0), (8, 8, 3)))
+  assert "bf16[" in str(jax.make_jaxpr(mixed.apply)(params, images))  # Computes in bfloat16.
+  logits = jax.jit(mixed.apply)(params, images)
+  assert logits.dtype == jnp.float32
+  np.testing.assert_allclose(logits, jax.jit(full.apply)(params, images), rtol=0.05, atol=0.05)
+  grads = jax.jit(jax.grad(lambda p: mixed.apply(p, images).sum()))(params)
+  chex.assert_trees_all_equal_dtypes(grads, params)  # float32, for optax and the EMAs.
+  encoder = mixed.clone(num_classes=4)  # DisEnt's encoder: the same network, other outputs.
+  encoder_params = models.init_params(encoder, jax.random.key(0), (8, 8, 3))
+  assert jax.eval_shape(encoder.apply, encoder_params, images).shape == (6, 4)

@@ -455,3 +455,15 @@ def test_start_up_does_not_import_torch():
   code = "import sys, jaxdebias.main, tensorboardX; print('torch' in sys.modules)"
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert proc.stdout.strip() == "False"
+
+
+def test_bfloat16_compute_trains_like_float32_with_float32_state(tiny_config, tmp_path):
+  full = trainers.train_and_evaluate(tiny_config, str(tmp_path / "f32"))
+  tiny_config.compute_dtype = "bfloat16"
+  mixed = trainers.train_and_evaluate(tiny_config, str(tmp_path / "bf16"))
+  _, state = _final_checkpoint(tmp_path / "bf16")
+  floats = {x.dtype for x in jax.tree.leaves(state) if np.issubdtype(x.dtype, np.floating)}
+  assert floats == {np.dtype(np.float32)}  # Parameters, Adam moments, EMAs.
+  accuracy = lambda r: r["test"]["classifier"]["unbiased_accuracy"]
+  assert abs(accuracy(mixed) - accuracy(full)) < 0.05
+  assert json.loads((tmp_path / "bf16" / "config.json").read_text())["compute_dtype"] == "bfloat16"

@@ -101,11 +101,14 @@ class GAN:
           f"{gan.beta1}; set --config.gan.learning_rate / --config.gan.beta1."
       )
     self.num_classes = num_classes if gan.conditional else 0
-    self.generator = generator_module(gan, image_shape, self.num_classes)
-    self.discriminator = dcgan.Discriminator(
+    self.generator = models.in_compute_dtype(
+        generator_module(gan, image_shape, self.num_classes), config.compute_dtype
+    )
+    discriminator = dcgan.Discriminator(
         widths=tuple(gan.discriminator_widths or dcgan.widths_for(image_shape)[1]),
         num_classes=self.num_classes,
     )
+    self.discriminator = models.in_compute_dtype(discriminator, config.compute_dtype)
     self.latent_dim, self.image_shape, self.seed = gan.latent_dim, image_shape, config.seed
     self.tx = optax.adam(gan.learning_rate, b1=gan.beta1)
 

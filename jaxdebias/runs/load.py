@@ -47,7 +47,8 @@ def _build(config: ml_collections.ConfigDict, train: methods.TrainSet) -> method
   methods.get(config.method)
   frozen = methods.frozen_run(config)
   frozen_fn = classifier_fn(frozen) if frozen else None
-  return methods.build(config, models.create(config.model, train.num_classes), train, frozen_fn)
+  model = models.create(config.model, train.num_classes, config.compute_dtype)
+  return methods.build(config, model, train, frozen_fn)
 
 
 def classifier_fn(
