@@ -6,17 +6,19 @@ r"""A packed sweep against the same sweep run by run: the same numbers, and the 
 The sweep: ERM and LfF on Colored MNIST at the four ratios, `--seeds` seeds each, the default
 config otherwise (`launch/sweeps/colored_mnist.py`'s runs with more seeds). It is launched twice,
 as a user would, through `python -m launch.run`: run by run (one process each, one after
-another) into ROOT/unpacked, and with `--pack` into ROOT/packed (one process; ERM's runs as one
-program, LfF's as another: trainers/pack.py). Each launch starts from an empty compilation cache
-of its own (the unpacked runs share theirs, as a sweep on one machine does). Reported: the wall
-time of each launch, the per-run difference of the final unbiased test accuracy between the two,
-and the table (mean ± sample std over seeds) of each. Finished runs are skipped by launch.run:
-remove ROOT to measure again.
+another) into ROOT/unpacked, and with `--pack` into ROOT/packed (one process; on an
+accelerator ERM's runs as one program and LfF's as another, on CPU packs of at most 3 runs:
+trainers/pack.py). Each launch starts from an empty compilation cache of its own (the
+unpacked runs share theirs, as a sweep on one machine does). Reported: the wall time of each
+launch, the per-run difference of the final unbiased test accuracy between the two, and the
+table (mean ± sample std over seeds) of each. Finished runs are skipped by launch.run:
+remove ROOT to measure again. The datasets are built before the first launch.
 """
 
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -26,6 +28,8 @@ from absl import flags
 import numpy as np
 
 from benchmarks import readme
+from configs import colored_mnist
+from jaxdebias.data import load_dataset
 from launch import sweep
 
 _ROOT = flags.DEFINE_string("root", "workdirs/bench_packed", "Where both sweeps' runs go.")
@@ -59,7 +63,9 @@ def launch(sweep_path: str, root: pathlib.Path, pack: bool) -> float:
   done = subprocess.run(command + ["--pack"] * pack, env=env, check=False)
   seconds = time.perf_counter() - started
   if done.returncode:
-    raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode}); see its logs in {root}.")
+    raise SystemExit(
+        f"{' '.join(command)} failed (exit {done.returncode}); see its logs in {root}."
+    )
   return seconds
 
 
@@ -74,10 +80,14 @@ def main(argv):
   root.mkdir(parents=True, exist_ok=True)
   path = write_sweep(root, _SEEDS.value, _NUM_STEPS.value)
   every = sweep.load(path)
+  for ratio in RATIOS:  # Build the datasets first (once per machine): not part of a run.
+    load_dataset(colored_mnist.get_config(f"ratio={ratio}").data)
   seconds = {
       "unpacked": launch(path, root / "unpacked", pack=False),
       "packed": launch(path, root / "packed", pack=True),
   }
+  pack_log = "".join(p.read_text() for p in (root / "packed").glob("pack-*.log"))
+  packs = re.findall(r"Training (\d+) run\(s\) as one program", pack_log)
   accuracy = {
       mode: {run.name: unbiased(root / mode, run) for run in every} for mode in seconds
   }
@@ -101,7 +111,8 @@ def main(argv):
       f"and with `--pack`, each from an empty compilation cache.\n\n"
       f"| | wall time |\n|---|---|\n"
       f"| run by run ({len(every)} processes) | {seconds['unpacked']:.0f} s |\n"
-      f"| packed (one process, 2 programs) | {seconds['packed']:.0f} s |\n"
+      f"| packed (one process, {len(packs)} packs of {'/'.join(sorted(set(packs)))} runs) |"
+      f" {seconds['packed']:.0f} s |\n"
       f"| packed / run by run | {seconds['packed'] / seconds['unpacked']:.2f} |\n\n"
       f"Final unbiased test accuracy, largest difference of a run between the two: "
       f"{100 * max(differences):.4f} points (mean {100 * np.mean(differences):.4f}).\n\n"
@@ -114,6 +125,7 @@ def main(argv):
       "num_steps": _NUM_STEPS.value,
       "seeds": _SEEDS.value,
       "seconds": seconds,
+      "runs_per_pack": [int(n) for n in packs],
       "unbiased_accuracy": accuracy,
       "max_abs_difference": max(differences),
   }

@@ -41,6 +41,8 @@ def config_of(run: sweep.Run, root: str):
 
 
 def _main(args, every_run: list[sweep.Run]) -> int:
+  if args.pack_size is not None and args.pack_size < 1:
+    raise sweep.SweepError(f"--pack_size must be at least 1, got {args.pack_size}.")
   chosen = every_run
   if args.runs:
     names = args.runs.split(",")
@@ -65,7 +67,10 @@ def _main(args, every_run: list[sweep.Run]) -> int:
   packed = [k for k, c in enumerate(configs) if c.trainer == "classifier"]
   try:
     pack.train_packed(
-        [configs[k] for k in packed], [chosen[k].workdir(args.root) for k in packed], report
+        [configs[k] for k in packed],
+        [chosen[k].workdir(args.root) for k in packed],
+        report,
+        args.pack_size,
     )
   except UserFacingError as e:  # Before any pack trained (a run's workdir or config).
     print(f"error: {e}", file=sys.stderr)
@@ -83,6 +88,12 @@ def _main(args, every_run: list[sweep.Run]) -> int:
 def main(argv: list[str] | None = None) -> int:
   parser = sweep.arg_parser(__doc__)
   parser.add_argument("--runs", default="", help="comma-separated run names (default: all)")
+  parser.add_argument(
+      "--pack_size",
+      type=int,
+      default=None,
+      help="the most runs per pack (default: 3 on CPU, else as many as fit the device)",
+  )
   flags.FLAGS.mark_as_parsed()  # absl logging without absl's app.
   return sweep.cli(parser, _main, argv)
 

@@ -49,7 +49,10 @@ def _train(run: sweep.Run, root: str) -> int:
 
 def _pack_argv(args, todo: list[sweep.Run]) -> list[str]:
   names = ",".join(run.name for run in todo)
-  return [sys.executable, "-m", "launch.pack", args.sweep, f"--root={args.root}", f"--runs={names}"]
+  size = [] if args.pack_size is None else [f"--pack_size={args.pack_size}"]
+  return [
+      sys.executable, "-m", "launch.pack", args.sweep, f"--root={args.root}", f"--runs={names}"
+  ] + size
 
 
 def _train_packed(args, todo: list[sweep.Run]) -> int:
@@ -104,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
       "--pack",
       action="store_true",
       help="train the unfinished runs in one process, compatible ones side by side (launch.pack)",
+  )
+  parser.add_argument(
+      "--pack_size",
+      type=int,
+      default=None,
+      help="with --pack: the most runs per pack (default: 3 on CPU, else as many as fit)",
   )
   parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
   return sweep.cli(parser, _main, argv)

@@ -116,6 +116,9 @@ def test_plan_packs_equal_configs_at_one_step_within_the_budget(three_runs, tiny
   for config in three_runs:  # Room for one dataset: A alone, then B's two runs.
     config.device_images_budget_gib = 1.5 * one_dataset
   assert named(pack.plan(parts[:3])) == [["run0"], ["run1", "run2"]]
+  for config in three_runs:
+    config.device_images_budget_gib = None
+  assert named(pack.plan(parts[:3], max_runs=2)) == [["run0", "run1"], ["run2"]]
 
 
 def test_launch_run_pack_trains_a_sweep_as_one_process(tmp_path):
@@ -132,6 +135,7 @@ def test_launch_run_pack_trains_a_sweep_as_one_process(tmp_path):
   )
   root = tmp_path / "root"
   command = [sys.executable, "-m", "launch.run", str(path), f"--root={root}", "--pack"]
+  command.append("--pack_size=4")  # On CPU the default is 3.
   proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   every = sweep.load(str(path))

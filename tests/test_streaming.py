@@ -1,5 +1,5 @@
-"""Streamed training images (trainers/streaming.py): the same run as with the images on the
-devices, on one device and on a mesh, through a resume, chunks split into pieces."""
+"""Streamed training and test images (trainers/streaming.py): the same run as with the images on
+the devices, on one device and on a mesh, through a resume, chunks split into pieces."""
 
 import json
 import pathlib
@@ -10,8 +10,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxdebias import trainers
-from jaxdebias.trainers import streaming
+from jaxdebias import runs, sharding, trainers
+from jaxdebias.trainers import evaluator, members, streaming
 
 
 def _final_checkpoint(workdir: pathlib.Path):
@@ -25,7 +25,9 @@ def _metrics(workdir: pathlib.Path) -> list[dict]:
 
 def _without_timing(results: dict) -> dict:
   return {
-      k: v for k, v in results.items() if not k.endswith("seconds_this_run") and k != "train_images"
+      k: v
+      for k, v in results.items()
+      if not k.endswith("seconds_this_run") and k not in ("train_images", "test_images")
   }
 
 
@@ -56,6 +58,7 @@ def test_streamed_run_equals_device_run(method, num_seeds, tiny_config, tmp_path
   tiny_config.device_images_budget_gib = 1e-6  # The 512 tiny images (0.1 MiB) exceed it.
   streamed = trainers.train_and_evaluate(tiny_config, str(tmp_path / "streamed"))
   assert (on_device["train_images"], streamed["train_images"]) == ("device", "streamed")
+  assert (on_device["test_images"], streamed["test_images"]) == ("device", "streamed")
   assert _without_timing(streamed) == _without_timing(on_device)
   _same_run(tmp_path / "streamed", tmp_path / "device")
 
@@ -79,8 +82,10 @@ def test_streamed_batches_on_a_mesh_are_read_per_device(tiny_config, tmp_path, f
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(streaming.HostBatches, "_place", place)
     trainers.train_and_evaluate(tiny_config, str(tmp_path / "streamed"))
-  assert len(placed) == 4  # 20 steps in pieces of 5.
-  indices, images = placed[0]
+  training = [(i, x) for i, x in placed if x.shape[1] == 32]  # Not the test batches (64).
+  assert len(training) == 4  # 20 steps in pieces of 5.
+  assert len(placed) == 4 + 2 * 2  # Two evaluations, each 4 test batches in pieces of 2.
+  indices, images = training[0]
   assert images.shape == (5, 32, 8, 8, 3) and len(images.addressable_shards) == 8
   for shard in images.addressable_shards:
     rows = np.asarray(indices)[shard.index[:2]]
@@ -126,3 +131,22 @@ def test_streamed_gan_equals_device_gan(tiny_config, tmp_path, five_step_pieces)
     placed[mode] = trainers.train_gan(tiny_config, str(tmp_path / mode))["train_images"]
   assert placed == {"device": "device", "stream": "streamed"}
   _same_run(tmp_path / "stream", tmp_path / "device")
+
+
+@pytest.mark.parametrize("mesh_shape", [(1, 1), (4, 2)])
+def test_streamed_evaluation_equals_evaluation_on_the_device(mesh_shape, tiny_config, monkeypatch):
+  """The test split read from the host in pieces (of 2 batches here) predicts what the split
+  held on the devices does, every member and model, the padding dropped alike."""
+  monkeypatch.setattr(streaming, "PIECE_BYTES", 2 * 64 * 8 * 8 * 3)
+  tiny_config.num_seeds = 2
+  tiny_config.mesh.data, tiny_config.mesh.model = mesh_shape
+  dataset = runs.load_dataset(tiny_config.data)
+  method = runs.method_for(tiny_config, dataset)
+  mesh = sharding.make_mesh(tiny_config.mesh)
+  _, state = members.init_members(tiny_config, method, mesh)
+  evaluate = {
+      stream: evaluator.Evaluator(method, dataset.test, 4, 4, 64, mesh, 2, stream)
+      for stream in (False, True)
+  }
+  assert evaluate[True].num_batches == 4  # 200 examples in 4 batches of 64, padded.
+  assert evaluate[True](state)() == evaluate[False](state)()

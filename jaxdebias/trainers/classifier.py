@@ -71,6 +71,10 @@ def train_runs(
   else:
     state = states[0]
   dataset_of_member = [d for d, own in zip(datasets, members_of) for _ in own]
+  # A pack's test splits stay on the devices (`pack.py` packs only what fits).
+  test_streamed = len(parts) == 1 and streaming.streams(
+      config, datasets[0].test.images, mesh, "Test"
+  )
   evaluate_test = Evaluator(
       method,
       [d.test for d in dataset_of_member] if len(parts) > 1 else datasets[0].test,
@@ -79,6 +83,7 @@ def train_runs(
       config.eval_batch_size,
       mesh,
       num_members,
+      test_streamed,
   )
   train, streamed = _train_data(config, datasets, dataset_of_member, mesh)
 
@@ -89,7 +94,7 @@ def train_runs(
 
   if streamed:
     images = datasets[0].train.images
-    host = streaming.HostBatches(config, images, mesh, chunk_indices, num_members)
+    host = streaming.training_batches(config, images, mesh, chunk_indices, num_members)
   run = members.chunk_runner(method, num_members, mesh, state, config.num_steps)
 
   def run_chunk(state, step: int, num_steps: int):
@@ -153,6 +158,7 @@ def train_runs(
             "num_synthetic": dataset.num_synthetic,
         },
         train_images="streamed" if streamed else "device",
+        test_images="streamed" if test_streamed else "device",
         train_seconds_this_run=train_seconds,
         seconds_this_run=seconds,  # loop.SECONDS says what each is.
         metric_definitions=metrics.DEFINITIONS,

@@ -75,7 +75,7 @@ def train_gan(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
 
   streamed = streaming.streams(config, split.images, mesh)
   if streamed:
-    host = streaming.HostBatches(config, split.images, mesh, batch_rows)
+    host = streaming.training_batches(config, split.images, mesh, batch_rows)
     batches = lambda step, num_steps: (
         (None, images[i], indices[i])
         for indices, images in host.pieces(step, num_steps)

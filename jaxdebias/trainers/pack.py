@@ -9,7 +9,8 @@ Runs pack together when
 - their method is `packable` (it reads the training split only through its batches and state;
   each run's members start from its own `init`), and their datasets have the same shapes;
 - they stand at the same checkpoint step, and their images stay on the devices: the distinct
-  training splits of a pack fit `device_images_budget_gib` together (`streaming`).
+  training splits of a pack fit `device_images_budget_gib` together (`streaming`);
+- at most `max_runs` of them (`default_max_runs`: on CPU 3, elsewhere no limit).
 `plan` groups runs by these rules; a run that packs with no other trains alone. Each pack
 trains through the classifier trainer (`classifier.train_runs`); its runs' results.json say
 `packed_with`, and their times are the whole pack's.
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 from absl import logging
+import jax
 import ml_collections
 
 from jaxdebias import data, methods, runs, sharding
@@ -41,13 +43,23 @@ class Pack:
   data_read: float  # Seconds spent reading the datasets.
 
 
+def default_max_runs() -> int | None:
+  """The most runs in a pack by default. On CPU, 3: XLA runs vmapped members there no faster
+  than one by one (benchmarks/speed.py's x1 and x3 rows), and somewhat slower with many, so a
+  pack saves the per-run start-up and compilation, which a few runs already share; on
+  accelerators, as many as fit (members fill the device)."""
+  return 3 if jax.default_backend() == "cpu" else None
+
+
 def train_packed(
     configs: list[ml_collections.ConfigDict],
     workdirs: list[str],
     on_error: Callable[[Pack, UserFacingError], None] | None = None,
+    max_runs: int | None = None,
 ) -> list[dict[str, Any] | None]:
-  """Trains the classifier runs `configs` into `workdirs`, packed (module doc); returns each
-  run's results.json (a finished run's as it was), in order.
+  """Trains the classifier runs `configs` into `workdirs`, packed (module doc) with at most
+  `max_runs` runs per pack (None: `default_max_runs()`); returns each run's results.json (a
+  finished run's as it was), in order.
 
   on_error: given, a pack that fails with an error for the user is reported to it (its runs'
   results None) and the other packs go on; else the error stops everything.
@@ -71,7 +83,7 @@ def train_packed(
         results[str(workdir)] = finished
       else:
         todo.append(loop.Part(config, workdir))
-    for pack in plan(todo):
+    for pack in plan(todo, max_runs or default_max_runs()):
       names = [str(p.workdir) for p in pack.parts]
       logging.info("Training %d run(s) as one program: %s", len(names), ", ".join(names))
       try:
@@ -85,9 +97,9 @@ def train_packed(
   return [results[str(runs.absolute(w))] for w in workdirs]
 
 
-def plan(parts: list[loop.Part]) -> list[Pack]:
-  """The packs of started, unfinished runs (module doc), their datasets read, in the order of
-  their first runs in `parts`."""
+def plan(parts: list[loop.Part], max_runs: int | None = None) -> list[Pack]:
+  """The packs of started, unfinished runs (module doc; at most `max_runs` runs each, None: no
+  limit), their datasets read, in the order of their first runs in `parts`."""
   groups: dict[tuple, list[loop.Part]] = {}
   for part in parts:
     groups.setdefault(_group_key(part), []).append(part)
@@ -104,7 +116,7 @@ def plan(parts: list[loop.Part]) -> list[Pack]:
     for part in group:
       by_shape.setdefault(_shapes(dataset_of(part)), []).append(part)
     for same in by_shape.values():
-      for members in _fitting(same, dataset_of):
+      for members in _fitting(same, dataset_of, max_runs):
         datasets = [dataset_of(p) for p in members]
         packs.append(Pack(members, datasets, seconds * len(members)))
   position = {id(part): k for k, part in enumerate(parts)}
@@ -137,14 +149,16 @@ def _shapes(dataset: data.BiasedDataset) -> tuple:
   )
 
 
-def _fitting(parts: list[loop.Part], dataset_of) -> list[list[loop.Part]]:
-  """`parts` in order, cut into packs whose distinct training images fit the device budget."""
+def _fitting(parts: list[loop.Part], dataset_of, max_runs: int | None) -> list[list[loop.Part]]:
+  """`parts` in order, cut into packs of at most `max_runs` whose distinct training images fit
+  the device budget."""
   packs, current, held = [], [], {}
   for part in parts:
     dataset = dataset_of(part)
     devices = sharding.make_mesh(part.config.mesh).shape[sharding.DATA]
     more = {**held, id(dataset): dataset.train.images.nbytes / devices}
-    if current and sum(more.values()) > streaming.budget_bytes(part.config):
+    full = max_runs is not None and len(current) == max_runs
+    if current and (full or sum(more.values()) > streaming.budget_bytes(part.config)):
       packs.append(current)
       current, more = [], {id(dataset): more[id(dataset)]}
     current.append(part)

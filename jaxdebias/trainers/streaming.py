@@ -6,7 +6,8 @@ host memory or storage (the data sources memory-map their images) and sends each
 batches to the devices, read while the previous piece trains; "auto" (default) streams when a
 device's share of the split exceeds `config.device_images_budget_gib` (default a quarter of the
 device's memory; on CPU, of the host's RAM). Both give the same batches in the same order
-(`data.sampler`), so the same run either way.
+(`data.sampler`), so the same run either way. The test split follows the same rule on its
+own (`evaluator.Evaluator` reads it in pieces at each evaluation when it streams).
 
 Streamed pieces: a chunk of steps is sent in pieces of at most `PIECE_BYTES` per process (a
 divisor of the chunk length, so that pieces share one compiled program), each split along the
@@ -50,15 +51,19 @@ def check(config: ml_collections.ConfigDict) -> None:
     )
 
 
-def streams(config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh) -> bool:
-  """Whether `config.train_images` streams these training images (module doc); logged."""
+def streams(
+    config: ml_collections.ConfigDict, images: np.ndarray, mesh: Mesh, split: str = "Training"
+) -> bool:
+  """Whether `config.train_images` streams these images of `split` (module doc; the test split
+  follows the same rule); logged."""
   stream = config.train_images == "stream"
   if config.train_images == "auto":
     stream = images.nbytes / mesh.shape[sharding.DATA] > budget_bytes(config)
     if jax.process_count() > 1:  # One choice for all processes (their hosts may differ).
       stream = bool(multihost_utils.broadcast_one_to_all(np.int32(stream)))
   logging.info(
-      "Training images (%.2f GiB): %s.",
+      "%s images (%.2f GiB): %s.",
+      split,
       images.nbytes / 2**30,
       "streamed from the host" if stream else "on the devices",
   )
@@ -81,37 +86,55 @@ def memory_bytes(device: jax.Device) -> int:
   return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def training_batches(
+    config: ml_collections.ConfigDict,
+    images: np.ndarray,
+    mesh: Mesh,
+    batch_indices: Callable[[int, int], np.ndarray],
+    num_members: int = 1,
+) -> "HostBatches":
+  """HostBatches of a training schedule: chunks end at evaluations, the next one read ahead."""
+
+  def next_chunk(end: int) -> tuple[int, int] | None:
+    if end >= config.num_steps:
+      return None
+    return end, loop.steps_to_next_evaluation(config, end)
+
+  rows_per_step = num_members * config.batch_size
+  return HostBatches(images, mesh, batch_indices, rows_per_step, next_chunk)
+
+
 class HostBatches:
   """The batches of a chunk of steps, read from host images and placed on the devices.
 
-  batch_indices(step, num_steps) -> the rows of `images` the steps train on, ([member,]
-  num_steps, batch) (a pure function of its arguments). `pieces(step, num_steps)` yields
-  (global indices, global images) pieces covering the chunk in order: indices as
-  `members.place_indices` lays them out, images ([member,] k, batch, H, W, C) uint8 split
-  along the batch the same way.
+  batch_indices(step, num_steps) -> the rows of `images` the steps take, ([member,]
+  num_steps, batch) (a pure function of its arguments), `rows_per_step` rows a step.
+  `pieces(step, num_steps)` yields (global indices, global images) pieces covering the chunk in
+  order: indices as `members.place_indices` lays them out, images ([member,] k, batch, H, W, C)
+  uint8 split along the batch the same way. next_chunk(end) -> (first step, steps) of the chunk
+  after one that ends at `end` (its first piece is read ahead), or None.
   """
 
   def __init__(
       self,
-      config: ml_collections.ConfigDict,
       images: np.ndarray,
       mesh: Mesh,
       batch_indices: Callable[[int, int], np.ndarray],
-      num_members: int = 1,
+      rows_per_step: int,
+      next_chunk: Callable[[int], tuple[int, int] | None] = lambda end: None,
   ):
-    self.config, self.images, self.mesh = config, images, mesh
-    self.batch_indices = batch_indices
-    step_bytes = num_members * config.batch_size * images[0].nbytes
-    self.piece_steps = max(1, PIECE_BYTES // step_bytes)
+    self.images, self.mesh = images, mesh
+    self.batch_indices, self.next_chunk = batch_indices, next_chunk
+    self.piece_steps = max(1, PIECE_BYTES // (rows_per_step * images[0].nbytes))
     # Its thread ends when this object is collected.
     self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stream")
     self.ahead: tuple[tuple[int, int], concurrent.futures.Future] | None = None
 
   def pieces(self, step: int, num_steps: int) -> Iterator[tuple[jax.Array, jax.Array]]:
     ranges = self._ranges(step, num_steps)
-    upcoming, end = ranges[1:], step + num_steps
-    if end < self.config.num_steps:  # Read ahead into the next chunk too.
-      upcoming.append(self._ranges(end, loop.steps_to_next_evaluation(self.config, end))[0])
+    upcoming, following = ranges[1:], self.next_chunk(step + num_steps)
+    if following is not None:  # Read ahead into the next chunk too.
+      upcoming.append(self._ranges(*following)[0])
     for piece, after in itertools.zip_longest(ranges, upcoming):
       host = self._read(piece)
       if after is not None:
