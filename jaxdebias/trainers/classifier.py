@@ -140,7 +140,7 @@ def train_runs(
   train_seconds = round(time.perf_counter() - started, 2)
   all_results = []
   for part, dataset in zip(parts, datasets):
-    own = part.records(finals)
+    own = part.rows(finals)
     results = own[0]
     if len(own) > 1:
       results = {"step": results["step"], "members": own}

@@ -39,7 +39,8 @@ class Evaluator:
     read the batches from the host at each evaluation instead (one split only;
     `streaming.HostBatches`), for a split the device cannot hold.
     """
-    distinct, self.member_split = _distinct([split] if isinstance(split, Split) else split)
+    splits = [split] * num_members if isinstance(split, Split) else split
+    distinct, self.member_split = _distinct(splits)
     self.splits = distinct
     sizes = [len(s.label) for s in distinct]
     batch_size = math.ceil(batch_size / mesh.shape[sharding.DATA]) * mesh.shape[sharding.DATA]
@@ -111,7 +112,7 @@ class Evaluator:
   def summaries(self, predictions: dict[str, np.ndarray]) -> list[dict[str, dict[str, Any]]]:
     per_member = []
     for member, member_predictions in enumerate(zip(*predictions.values())):
-      split = self.splits[self.member_split[member] if len(self.splits) > 1 else 0]
+      split = self.splits[self.member_split[member]]
       summaries = {}
       for name, pred in zip(predictions, member_predictions):
         total, correct = metrics.group_counts(

@@ -96,9 +96,9 @@ class Part:
     index = self.members if self.stacked else self.members.start
     return jax.tree.map(lambda x: x[index], state)
 
-  def records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """This run's records among all members'."""
-    return records if self.members is None else records[self.members]
+  def rows(self, per_member):
+    """This run's rows of a per-member sequence (records, a chunk's losses)."""
+    return per_member if self.members is None else per_member[self.members]
 
 
 def join(parts: list[Part], states: list[Any], shardings: Any = None) -> Any:
@@ -192,13 +192,12 @@ def train(
         with clock("first_chunk" if previous == first_step else "training"):
           chunk = jax.device_get(chunk)
         for part, ckpt in zip(parts, ckpts):
-          losses = chunk["loss"] if part.members is None else chunk["loss"][part.members]
-          check_finite(losses, previous, ckpt.directory, learning_rate_key)
+          check_finite(part.rows(chunk["loss"]), previous, ckpt.directory, learning_rate_key)
         with clock("evaluation"):
           records = records_of({k: np.mean(v, -1).reshape(-1) for k, v in chunk.items()})
         with clock("logs"):
           for part, log, tensorboard in zip(parts, logs, tensorboards):
-            for record in part.records(records):
+            for record in part.rows(records):
               log.write(record)
               tensorboard.write(record)
             tensorboard.flush()

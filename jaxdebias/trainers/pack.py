@@ -133,11 +133,14 @@ def _group_key(part: loop.Part) -> tuple:
   config = part.config.to_dict()
   for field in PACKED_FIELDS:
     config.pop(field)
-  checkpoints = part.workdir / "checkpoints"
-  step = runs.Checkpointer(checkpoints, keep=1).latest_step() if checkpoints.exists() else None
+  step, checkpoints = 0, part.workdir / "checkpoints"
+  if checkpoints.exists():  # Read with the run's own settings, and let go.
+    ckpt = runs.Checkpointer(checkpoints, keep=part.config.keep_checkpoints)
+    step = ckpt.latest_step() or 0
+    ckpt.close()
   packable = methods.get(part.config.method).packable and part.config.train_images != "stream"
   alone = None if packable else str(part.workdir)
-  return _json(config), step or 0, alone
+  return _json(config), step, alone
 
 
 def _shapes(dataset: data.BiasedDataset) -> tuple:
