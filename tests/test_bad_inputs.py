@@ -286,7 +286,8 @@ CASES = [
     # The workdir.
     ("workdir is a file", lambda c: (c.run.write_text("x"), c.args())[1]),
     ("workdir under a file", lambda c: (c.file("f", "x"), _args(c.npz, c.tmp / "f" / "run"))[1]),
-    ("workdir of another config", lambda c: (c.finished(), c.args("--config.num_steps=30"))[1]),
+    ("workdir of another config", lambda c: (c.finished(), c.args("--config.seed=3"))[1]),
+    ("finished run shortened", lambda c: (c.finished(), c.args("--config.num_steps=10"))[1]),
     ("config.json not JSON", _in_workdir(lambda w: (w / "config.json").write_text("{"))),
     ("config.json unknown field", _in_workdir(_edit_config_json(lambda d: d.update(zz=1)))),
     ("results.json not JSON", _in_workdir(lambda w: (w / "results.json").write_text("{"),

@@ -89,7 +89,7 @@ def test_tinted_gan_sets_the_colour_by_its_tint_alone(gan_config, tmp_path):
   assert np.abs(g(swapped) - g(s)).max() > 1e-3
 
 
-def test_gan_resume_after_interruption_equals_uninterrupted_run(
+def test_gan_resumed_or_extended_equals_the_run_trained_straight(
     gan_config, tmp_path, interrupt_after_metrics_of
 ):
   train_gan(gan_config, str(tmp_path / "straight"))
@@ -101,6 +101,13 @@ def test_gan_resume_after_interruption_equals_uninterrupted_run(
   )
   lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
   assert [json.loads(l)["step"] for l in lines] == [2, 4, 6]
+  gan_config.num_steps = 8  # Extended in place: as the run planned that long.
+  train_gan(gan_config, str(tmp_path / "resumed"))
+  train_gan(gan_config, str(tmp_path / "planned"))
+  chex.assert_trees_all_close(
+      _generator_params(tmp_path / "resumed"), _generator_params(tmp_path / "planned"), atol=1e-6
+  )
+  assert json.loads((tmp_path / "resumed" / "results_step6.json").read_text())["step"] == 6
 
 
 def test_missing_unfinished_or_different_gan_runs_are_refused(
@@ -111,8 +118,8 @@ def test_missing_unfinished_or_different_gan_runs_are_refused(
   interrupt_after_metrics_of(4, lambda: train_gan(gan_config, str(tmp_path)))
   with pytest.raises(InputError, match="at step 2 of 6; rerun its training command"):
     runs.load_generator(str(tmp_path))
-  gan_config.num_steps = 8
-  with pytest.raises(InputError, match="differs in num_steps"):
+  gan_config.gan.learning_rate = 1e-3
+  with pytest.raises(InputError, match="differs in gan/learning_rate"):
     train_gan(gan_config, str(tmp_path))
 
 

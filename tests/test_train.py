@@ -172,6 +172,47 @@ def test_workdir_of_another_config_is_refused_untouched(tiny_config, tmp_path):
   assert _snapshot(tmp_path) == before
 
 
+def test_num_steps_changes_in_place_like_a_run_planned_that_long(
+    tiny_config, tmp_path, interrupt_after_metrics_of
+):
+  results = lambda r: {k: v for k, v in r.items() if not k.endswith("seconds_this_run")}
+  planned = {}
+  for num_steps in (30, 40):
+    tiny_config.num_steps = num_steps
+    planned[num_steps] = tmp_path / f"planned{num_steps}"
+    trainers.train_and_evaluate(tiny_config, str(planned[num_steps]))
+  changed = tmp_path / "changed"
+
+  def run(num_steps: int) -> dict:
+    tiny_config.num_steps = num_steps
+    return trainers.train_and_evaluate(tiny_config, str(changed))
+
+  first = run(20)
+  # Extended to 40, interrupted after step 30's metrics (its checkpoint of 20 the latest), then
+  # shortened to 30 and extended to 40 again: each time the run planned that long.
+  interrupt_after_metrics_of(30, lambda: run(40))
+  assert json.loads((changed / "results_step20.json").read_text()) == first  # Kept.
+  for num_steps in (30, 40):
+    got = run(num_steps)
+    expected = json.loads((planned[num_steps] / "results.json").read_text())
+    assert results(got) == results(expected) and got["seconds_this_run"]["restore"] > 0
+    assert (changed / "metrics.jsonl").read_text() == (
+        planned[num_steps] / "metrics.jsonl"
+    ).read_text()
+    chex.assert_trees_all_equal(_final_checkpoint(changed), _final_checkpoint(planned[num_steps]))
+    assert runs.read_config(changed).num_steps == num_steps
+  assert sorted(p.name for p in changed.glob("results*.json")) == [
+      "results.json", "results_step20.json", "results_step30.json"
+  ]
+  before = _snapshot(changed)
+  with pytest.raises(InputError, match="finished at step 40, past num_steps 30: a finished run"):
+    run(30)
+  (changed / "results.json").unlink()  # Unfinished, its latest checkpoint past num_steps.
+  with pytest.raises(InputError, match="cannot be shortened below its latest checkpoint"):
+    run(30)
+  assert _snapshot(changed) == {k: v for k, v in before.items() if k != "results.json"}
+
+
 def test_corrupted_checkpoint_is_an_error_not_a_restart(tiny_config, tmp_path):
   tiny_config.num_steps = 20
   trainers.train_and_evaluate(tiny_config, str(tmp_path))

@@ -71,11 +71,14 @@ def claim_workdir(
     workdir: epath.Path,
     config: ml_collections.ConfigDict,
     defaults: ml_collections.ConfigDict | None = None,
+    resizable: bool = False,
 ) -> None:
   """Refuses a workdir that holds a run of a different config (it would be overwritten).
 
-  `defaults`: the config's defaults (a recipe's; default: `base_config()`). Only reads: the
-  workdir is created once the data and method are known to be good.
+  `defaults`: the config's defaults (a recipe's; default: `base_config()`). `resizable`: a
+  different num_steps is no difference (a single run extended or shortened in place; the loop
+  checks its checkpoints allow it). Only reads: the workdir is created once the data and method
+  are known to be good.
   """
   if not (workdir / "config.json").exists():
     return
@@ -90,6 +93,7 @@ def claim_workdir(
       if saved.get(k) != current.get(k)
       and not (k not in saved and k in defaults and current.get(k) == defaults[k])
       and not k.startswith("mesh/")
+      and not (resizable and k == "num_steps")
   )
   if keys:
     raise InputError(

@@ -56,12 +56,35 @@ _POSITIVE = (
 
 def start(config: ml_collections.ConfigDict, workdir: str) -> tuple[epath.Path, dict | None]:
   """Checks the schedule, claims the workdir (refusing another config's run); returns the
-  absolute workdir and the results of the run if it finished earlier (None otherwise)."""
+  absolute workdir and the results of the run if it finished earlier (None otherwise).
+
+  The run's num_steps may change in place: a finished run asked for more steps trains on from
+  its last checkpoint (its results.json kept as results_stepN.json), exactly as a run planned
+  that long (batches depend on the seed and step only, the learning rate is constant); an
+  unfinished one stops at the new num_steps if its latest checkpoint is not past it (`train`).
+  """
   check_schedule(config)
   workdir = runs.absolute(workdir)
-  runs.claim_workdir(workdir, config)
+  runs.claim_workdir(workdir, config, resizable=True)
   results_path = workdir / "results.json"
-  return workdir, runs.read_json(results_path) if results_path.exists() else None
+  if not results_path.exists():
+    return workdir, None
+  finished = runs.read_json(results_path)
+  step = finished.get("step", config.num_steps)
+  if step > config.num_steps:
+    raise InputError(
+        f"{workdir} holds a run finished at step {step}, past num_steps {config.num_steps}: a "
+        "finished run cannot be shortened; use a new --workdir, or num_steps="
+        f"{step} to read it."
+    )
+  if step < config.num_steps:
+    kept = workdir / f"results_step{step}.json"
+    if runs.is_main_process():  # The others decide the same with or without the file.
+      results_path.rename(kept)
+    logging.info("Extending %s from step %d to %d (its results so far: %s).",
+                 workdir, step, config.num_steps, kept.name)
+    return workdir, None
+  return workdir, finished
 
 
 def read_dataset(data_config: ml_collections.ConfigDict):
@@ -153,7 +176,8 @@ def train(
     if step > config.num_steps:
       raise InputError(
           f"{ckpts[0].directory} holds a checkpoint at step {step}, past num_steps "
-          f"{config.num_steps}: it is not this run's; move it away, or use a new --workdir."
+          f"{config.num_steps}: a run cannot be shortened below its latest checkpoint; set "
+          f"num_steps to {step} or more, or use a new --workdir."
       )
     logs = [runs.MetricsLog(p.workdir / "metrics.jsonl") for p in parts]
     for log in logs:
