@@ -2,6 +2,7 @@
 GroupDRO oracle, which shares amplified_dro's update."""
 
 import json
+import sys
 
 import chex
 import jax
@@ -43,6 +44,19 @@ def test_generated_training_split_has_every_class_and_no_bias_labels(tiny_config
   tiny_config.data.generated_train.generator = str(amplifier_dirs[1])  # A classifier, no generator.
   with pytest.raises(InputError, match="holds no trained generator"):
     runs.load_dataset(tiny_config.data)
+
+
+def test_the_amplifier_labels_without_generating_its_training_split(amplifier_dirs, monkeypatch):
+  """The pairs stage's bias labeller is sized by its results.json, not by regenerating the
+  60,000 images it trained on."""
+  load = sys.modules["jaxdebias.runs.load"]
+  monkeypatch.setattr(load, "load_dataset", lambda *_: pytest.fail("it read its dataset"))
+  labeller = runs.load_labeller(str(amplifier_dirs[1]))
+  images = np.zeros((3, 8, 8, 3), np.uint8)
+  assert labeller.num_classes == 4 and labeller.threshold is None
+  np.testing.assert_array_equal(
+      labeller(images), runs.load_classifier(str(amplifier_dirs[1]))(images).argmax(-1)
+  )
 
 
 def test_amplified_lff_uses_the_frozen_amplifier_as_its_biased_model(tiny_config, amplifier_dirs):

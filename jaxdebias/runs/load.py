@@ -106,7 +106,11 @@ def load_labeller(workdir: str, member: int | None = None) -> pairs.Labeller:
   generated images; binary ones get the F1-optimal threshold on their dataset's validation
   split (`data.valid_fraction`), or 0.5 without one."""
   logits = load_classifier(workdir, member=member)
-  dataset = load_dataset(read_config(absolute(workdir)).data)
+  workdir = absolute(workdir)
+  sizes = read_json(workdir / "results.json").get("train_set")
+  if sizes and sizes["num_classes"] != 2:  # No data to load (a bias amplifier's is generated).
+    return pairs.Labeller(logits, sizes["num_classes"])
+  dataset = load_dataset(read_config(workdir).data)
   if dataset.num_classes != 2:
     return pairs.Labeller(logits, dataset.num_classes)
   if dataset.valid is None:
