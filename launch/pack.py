@@ -8,7 +8,8 @@ What `python -m launch.run SWEEP --pack` starts. Each run writes ROOT/NAME exact
 finished runs are kept as they are and unfinished ones resume. Runs that do not pack (another
 trainer, a recipe, a method that reads its own training split) train one after another, alone.
 One process on one machine: a multi-host run is launched run by run (launch.tpu_vm, slurm).
-A pack that fails does not stop the others; the exit status is 1 if any run failed.
+A pack that fails, or a run whose config does not parse, does not stop the others; the exit
+status is 1 if any run failed.
 """
 
 import sys
@@ -37,7 +38,7 @@ def config_of(run: sweep.Run, root: str):
     return values.config
   except Exception as e:  # pylint: disable=broad-except  # What the flags say of a bad override.
     cause = str(e.__cause__ or e).strip().splitlines()[-1]
-    raise sweep.SweepError(f"run {run.name}: its config does not parse ({cause}).") from e
+    raise sweep.SweepError(f"its config does not parse ({cause}); fix its overrides.") from e
 
 
 def _main(args, every_run: list[sweep.Run]) -> int:
@@ -52,19 +53,28 @@ def _main(args, every_run: list[sweep.Run]) -> int:
           f"{unknown} are not runs of {args.sweep}; launch.run's --dry-run lists its runs."
       )
     chosen = [by_name[n] for n in names]
-  configs = [config_of(run, args.root) for run in chosen]
   runs.quiet_library_logs()
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   use_compilation_cache(None)
   failed = []
 
+  def fail(name: str, error: UserFacingError) -> None:
+    failed.append(name)
+    print(f"failed {name}: error: {error}", flush=True)
+
+  configs = {}
+  for k, run in enumerate(chosen):
+    try:
+      configs[k] = config_of(run, args.root)
+    except sweep.SweepError as e:  # That run fails; the others still train.
+      fail(run.name, e)
+
   def report(failed_pack: pack.Pack, error: UserFacingError) -> None:
     for part in failed_pack.parts:
-      failed.append(part.workdir.name)
-      print(f"failed {part.workdir.name}: error: {error}", flush=True)
+      fail(part.workdir.name, error)
 
-  packed = [k for k, c in enumerate(configs) if c.trainer == "classifier"]
+  packed = [k for k, c in configs.items() if c.trainer == "classifier"]
   try:
     pack.train_packed(
         [configs[k] for k in packed],
@@ -75,12 +85,11 @@ def _main(args, every_run: list[sweep.Run]) -> int:
   except UserFacingError as e:  # Before any pack trained (a run's workdir or config).
     print(f"error: {e}", file=sys.stderr)
     return 1
-  for k in sorted(set(range(len(chosen))) - set(packed)):  # Recipes, GANs: alone.
+  for k in sorted(set(configs) - set(packed)):  # Recipes, GANs: alone.
     try:
       recipes.run(configs[k], chosen[k].workdir(args.root))
     except UserFacingError as e:
-      failed.append(chosen[k].name)
-      print(f"failed {chosen[k].name}: error: {e}", flush=True)
+      fail(chosen[k].name, e)
   print(f"{len(chosen) - len(failed)} trained or finished before, {len(failed)} failed.")
   return 1 if failed else 0
 

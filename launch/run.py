@@ -25,10 +25,12 @@ import time
 from launch import sweep
 
 
-def _last_line(path: str) -> str:
+def _last_line(path: str, prefix: str = "") -> str:
+  """The log's last line that starts with `prefix`, less it (the last line if none does)."""
   with open(path, errors="replace") as f:
     lines = [line.strip() for line in f if line.strip()]
-  return lines[-1][:200] if lines else "(empty log)"
+  mine = [line[len(prefix) :] for line in lines if prefix and line.startswith(prefix)]
+  return (mine or lines or ["(empty log)"])[-1][:200]
 
 
 def _train(run: sweep.Run, root: str) -> int:
@@ -66,7 +68,8 @@ def _train_packed(args, todo: list[sweep.Run]) -> int:
   failed = [run for run in todo if not os.path.exists(run.results_path(args.root))]
   for run in todo:
     if run in failed:
-      print(f"failed {run.name}: {_last_line(log)} (log: {log})", flush=True)
+      error = _last_line(log, prefix=f"failed {run.name}: ")  # launch.pack's line for it.
+      print(f"failed {run.name}: {error} (log: {log})", flush=True)
     else:
       print(f"finished {run.name} in {time.monotonic() - started:.0f} s (packed)", flush=True)
   return len(failed)
