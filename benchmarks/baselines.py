@@ -5,6 +5,7 @@ the GroupDRO oracle.
   python -m benchmarks.baselines                                # both datasets, 3 seeds
   python -m benchmarks.baselines --ratios= --rhos=0.997,0.999   # Biased MNIST, two columns
   python -m benchmarks.baselines --methods=disent --seeds=0
+  python -m benchmarks.baselines --methods=recipe --rhos=0.997 --seeds=0 --update  # one cell more
 
 Every (method, dataset, column, seed) is an ordinary `jaxdebias.main` run of
 configs/colored_mnist.py or configs/biased_mnist.py in workdirs/DATASET/... (finished runs are
@@ -15,7 +16,8 @@ held-out training data without bias labels.
 Final models; every knob fixed in advance or chosen without bias labels, as each row's `knobs`
 says.
 Bias labels are read by evaluation only, but by the GroupDRO oracle, which trains with them and
-is marked so. The MLP protocol throughout (a 2-core CPU runs it); the published Biased MNIST
+is marked so. With --update the cells of OUT/baselines.json (same seeds) that this run does not
+compute are kept, and the table shows both. The MLP protocol throughout (a 2-core CPU runs it); the published Biased MNIST
 numbers used the SimpleConvNet protocol and are not comparable, only listed. Writes
 results/baselines.{md,json,png} and puts the table into README.md.
 """
@@ -35,9 +37,8 @@ from benchmarks.references import PUBLISHED as COLORED_MNIST_PUBLISHED
 from jaxdebias import runs
 from jaxdebias.runs import quiet_library_logs
 
-_METHODS = flags.DEFINE_list(
-    "methods", ["erm", "lff", "disent", "jtt", "recipe", "group_dro_oracle"], "Methods to run."
-)
+METHODS = ["erm", "lff", "disent", "jtt", "recipe", "group_dro_oracle"]  # The table's order.
+_METHODS = flags.DEFINE_list("methods", METHODS, "Methods to run.")
 _RATIOS = flags.DEFINE_list(
     "ratios", ["0.005", "0.01", "0.02", "0.05"], "Colored MNIST conflicting ratios."
 )
@@ -45,6 +46,9 @@ _RHOS = flags.DEFINE_list("rhos", ["0.999", "0.997", "0.995", "0.99"], "Biased M
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and plot go.")
 _README = flags.DEFINE_bool("readme", True, "Also put the table into README.md.")
+_UPDATE = flags.DEFINE_bool(
+    "update", False, "Keep the cells of OUT/baselines.json (same seeds) this run does not compute."
+)
 
 KNOBS = {
     "erm": "LfF protocol (MLP 3 x 100, Adam 1e-3, 23,500 steps)",
@@ -94,7 +98,10 @@ def recipe_seeds(dataset: str, value: float, seeds: list[int]) -> list[dict]:
     )
   results = recipe_run(dataset, value, len(seeds))
   chosen = results["selection"]["chosen"]["name"]
-  return [{"test": {"classifier": t}, "chosen": chosen} for t in member_tests(results["final"])]
+  return [
+      {"seed": seed, "test": {"classifier": t}, "chosen": chosen}
+      for seed, t in zip(seeds, member_tests(results["final"]))
+  ]
 
 
 def jtt_error_set(dataset: str, value: float, seed: int) -> dict:
@@ -131,10 +138,33 @@ def error_set_lines(error_sets: dict) -> list[str]:
   ] + lines
 
 
+def methods_in(found: dict, dataset: str | None = None) -> list[str]:
+  """The methods with a cell in `found` (of `dataset`, if given), in the table's order."""
+  return [m for m in METHODS if any(k[1] == m and dataset in (None, k[0]) for k in found)]
+
+
+def previous(path: pathlib.Path, seeds: list[int]) -> tuple[dict, dict]:
+  """(cells, JTT error sets) of an earlier baselines.json at `path`, those of `seeds` only."""
+  if not path.exists():
+    return {}, {}
+  found, error_sets = {}, {}
+  for key, per_seed in json.loads(path.read_text()).items():
+    dataset, method, value = key.split("/")
+    if method == "jtt_error_set":
+      error_sets[dataset, float(value)] = per_seed
+    elif [r.get("seed") for r in per_seed] == seeds:
+      found[dataset, method, float(value)] = per_seed
+  return found, {k: v for k, v in error_sets.items() if (k[0], "jtt", k[1]) in found}
+
+
 def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
   seeds_text = ",".join(map(str, seeds))
+  missing = any(
+      (d, m, v) not in found for d, values in columns.items() for m in methods_in(found, d)
+      for v in values
+  )
   flags_text = " ".join(
-      [f"--seeds={seeds_text}", f"--methods={','.join(dict.fromkeys(m for _, m, _ in found))}"]
+      [f"--seeds={seeds_text}", f"--methods={','.join(methods_in(found))}"]
       + [f"--{name}={','.join(f'{v:g}' for v in columns[d])}" for d, name in FLAG_OF.items()]
   )
   lines = [
@@ -142,7 +172,8 @@ def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
       f" std over seeds {seeds_text}; final models, the MLP protocol; knobs fixed in advance or"
       " chosen on held-out training data without bias labels, as listed; bias labels read by"
       " evaluation only (but by the oracle)."
-      f" Machine: {machine()}. Regenerate with `python -m benchmarks.baselines {flags_text}`.",
+      f" Machine: {machine()}. Regenerate with `python -m benchmarks.baselines {flags_text}`."
+      + (" -: not run yet." if missing else ""),
   ]
   for dataset, values in columns.items():
     if not values:
@@ -150,8 +181,11 @@ def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
     head = " | ".join(f"{100 * v:g}%" if dataset == "colored_mnist" else f"{v:g}" for v in values)
     lines += ["", f"**{TITLES[dataset]}**", "", f"| method | {head} | knobs |",
               "|---|" + "---|" * (len(values) + 1)]
-    for method in dict.fromkeys(m for d, m, _ in found if d == dataset):
-      cells = [mean_std(unbiased(found[dataset, method, v])) for v in values]
+    for method in methods_in(found, dataset):
+      cells = [
+          mean_std(unbiased(found[dataset, method, v])) if (dataset, method, v) in found else "-"
+          for v in values
+      ]
       lines.append(f"| {method} | {' | '.join(cells)} | {KNOBS[method]} |")
     for name, published in PUBLISHED[dataset]:
       cells = [f"{published[v]:.2f}" if v in published else "-" for v in values]
@@ -169,10 +203,11 @@ def write_plot(found: dict, columns: dict, path: pathlib.Path) -> None:
   fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.5), squeeze=False)
   for ax, (dataset, values) in zip(axes[0], shown.items()):
     positions = np.arange(len(values))
-    for method in dict.fromkeys(m for d, m, _ in found if d == dataset):
-      acc = [100 * np.array(unbiased(found[dataset, method, v])) for v in values]
+    for method in methods_in(found, dataset):
+      shown_at = [k for k, v in enumerate(values) if (dataset, method, v) in found]
+      acc = [100 * np.array(unbiased(found[dataset, method, values[k]])) for k in shown_at]
       ax.errorbar(
-          positions,
+          positions[shown_at],
           [a.mean() for a in acc],
           yerr=[a.std(ddof=1) if len(a) > 1 else 0 for a in acc],
           marker="o",
@@ -195,7 +230,8 @@ def main(argv):
       "colored_mnist": [float(r) for r in _RATIOS.value],
       "biased_mnist": [float(r) for r in _RHOS.value],
   }
-  found = {}
+  out = pathlib.Path(_OUT.value)
+  found, error_sets = previous(out / "baselines.json", seeds) if _UPDATE.value else ({}, {})
   for dataset, values in columns.items():
     for method in _METHODS.value:
       for value in values:
@@ -203,13 +239,13 @@ def main(argv):
           found[dataset, method, value] = recipe_seeds(dataset, value, seeds)
         else:
           found[dataset, method, value] = [run_one(dataset, method, value, s) for s in seeds]
-  error_sets = {}
   if "jtt" in _METHODS.value:
-    error_sets = {
+    error_sets |= {
         (d, v): [jtt_error_set(d, v, s) for s in seeds] for d, values in columns.items()
         for v in values
     }
-  out = pathlib.Path(_OUT.value)
+  for dataset, value in dict.fromkeys((d, v) for d, _, v in found):  # Kept cells' columns too.
+    columns[dataset] += [] if value in columns[dataset] else [value]
   out.mkdir(parents=True, exist_ok=True)
   (out / "baselines.json").write_text(
       json.dumps(

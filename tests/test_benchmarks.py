@@ -1,0 +1,37 @@
+"""The benchmark tables' bookkeeping (no training): benchmarks/baselines.py --update."""
+
+import json
+
+from benchmarks import baselines
+
+
+def _cell(seed: int, accuracy: float) -> dict:
+  return {"seed": seed, "test": {"classifier": {"unbiased_accuracy": accuracy}}}
+
+
+def test_update_keeps_the_earlier_cells_of_the_same_seeds(tmp_path):
+  path = tmp_path / "baselines.json"
+  path.write_text(
+      json.dumps(
+          {
+              "biased_mnist/lff/0.997": [_cell(0, 0.6), _cell(1, 0.7)],
+              "biased_mnist/erm/0.999": [_cell(0, 0.2)],  # Other seeds: dropped.
+              "biased_mnist/jtt/0.997": [_cell(0, 0.3), _cell(1, 0.4)],
+              "biased_mnist/jtt_error_set/0.997": [{"error_set": 5}, {"error_set": 6}],
+          }
+      )
+  )
+  found, error_sets = baselines.previous(path, [0, 1])
+  assert set(found) == {("biased_mnist", "lff", 0.997), ("biased_mnist", "jtt", 0.997)}
+  assert error_sets == {("biased_mnist", 0.997): [{"error_set": 5}, {"error_set": 6}]}
+  assert baselines.previous(tmp_path / "none.json", [0]) == ({}, {})
+
+  found["biased_mnist", "recipe", 0.999] = [_cell(0, 0.8), _cell(1, 0.9)]
+  columns = {"colored_mnist": [], "biased_mnist": [0.997, 0.999]}
+  rows = baselines.table(found, columns, [0, 1], {}).splitlines()
+  assert "--methods=lff,jtt,recipe --ratios= --rhos=0.997,0.999`. -: not run yet." in rows[0]
+  row = lambda method: next(r for r in rows if r.startswith(f"| {method} |"))
+  lff, jtt, recipe = row("lff"), row("jtt"), row("recipe")
+  assert lff.startswith("| lff | 65.00 ± 7.07 | - |")
+  assert jtt.startswith("| jtt | 35.00 ± 7.07 | - |")
+  assert recipe.startswith("| recipe | - | 85.00 ± 7.07 |")
