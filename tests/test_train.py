@@ -188,6 +188,11 @@ def test_num_steps_changes_in_place_like_a_run_planned_that_long(
     return trainers.train_and_evaluate(tiny_config, str(changed))
 
   first = run(20)
+  os.rename(tiny_config.data.path, tmp_path / "away.npz")  # Its data gone: stops, no change.
+  with pytest.raises(InputError, match=re.escape(tiny_config.data.path)):
+    run(40)
+  assert json.loads((changed / "results.json").read_text()) == first
+  os.rename(tmp_path / "away.npz", tiny_config.data.path)
   # Extended to 40, interrupted after step 30's metrics (its checkpoint of 20 the latest), then
   # shortened to 30 and extended to 40 again: each time the run planned that long.
   interrupt_after_metrics_of(30, lambda: run(40))

@@ -11,6 +11,7 @@ module) and samples/.
 from jaxdebias.runs.checkpoint import Checkpointer
 from jaxdebias.runs.files import (
     MetricsLog,
+    failed_writes_said,
     flatten,
     is_main_process,
     print_results,

@@ -58,18 +58,22 @@ def start(config: ml_collections.ConfigDict, workdir: str) -> tuple[epath.Path, 
   """Checks the schedule, claims the workdir (refusing another config's run); returns the
   absolute workdir and the results of the run if it finished earlier (None otherwise).
 
-  The run's num_steps may change in place: a finished run asked for more steps trains on from
-  its last checkpoint (its results.json kept as results_stepN.json), exactly as a run planned
-  that long (batches depend on the seed and step only, the learning rate is constant); an
-  unfinished one stops at the new num_steps if its latest checkpoint is not past it (`train`).
+  The run's num_steps may change in place (single runs and GANs; a recipe refuses it): a
+  finished run asked for more steps trains on from its last checkpoint (`train` keeps its
+  results.json as results_stepN.json once work starts), as a run planned that long would
+  (batches depend on the seed and step only, the learning rate is constant; the same numbers
+  bit for bit unless the length crosses 1,000 steps, where the scan's unrolling changes,
+  `members.scan_unroll`); an unfinished one stops at the new num_steps if its latest checkpoint
+  is not past it (`train`).
   """
   check_schedule(config)
   workdir = runs.absolute(workdir)
   runs.claim_workdir(workdir, config, resizable=True)
   results_path = workdir / "results.json"
-  if not results_path.exists():
+  try:
+    finished = runs.read_json(results_path)
+  except FileNotFoundError:  # Not finished (or process 0 has just kept it aside: extending).
     return workdir, None
-  finished = runs.read_json(results_path)
   step = finished.get("step", config.num_steps)
   if step > config.num_steps:
     raise InputError(
@@ -77,14 +81,20 @@ def start(config: ml_collections.ConfigDict, workdir: str) -> tuple[epath.Path, 
         "finished run cannot be shortened; use a new --workdir, or num_steps="
         f"{step} to read it."
     )
-  if step < config.num_steps:
+  return workdir, finished if step == config.num_steps else None
+
+
+def _keep_earlier_results(workdir: epath.Path, num_steps: int) -> None:
+  """A finished run being extended (`start`): its results.json becomes results_stepN.json."""
+  path = workdir / "results.json"
+  if not runs.is_main_process() or not path.exists():
+    return
+  step = runs.read_json(path).get("step", num_steps)
+  if step < num_steps:
     kept = workdir / f"results_step{step}.json"
-    if runs.is_main_process():  # The others decide the same with or without the file.
-      results_path.rename(kept)
-    logging.info("Extending %s from step %d to %d (its results so far: %s).",
-                 workdir, step, config.num_steps, kept.name)
-    return workdir, None
-  return workdir, finished
+    with runs.failed_writes_said(kept):
+      path.replace(kept)
+    logging.info("Extending from step %d to %d; the results so far: %s.", step, num_steps, kept)
 
 
 def read_dataset(data_config: ml_collections.ConfigDict):
@@ -197,6 +207,7 @@ def train(
     runs.work_starts()
     for part in parts:
       runs.write_json(part.workdir / "config.json", part.config.to_dict())
+      _keep_earlier_results(part.workdir, config.num_steps)
     records = None
     bar = tqdm.tqdm(
         total=config.num_steps,
