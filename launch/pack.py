@@ -8,10 +8,11 @@ What `python -m launch.run SWEEP --pack` starts. Each run writes ROOT/NAME exact
 finished runs are kept as they are and unfinished ones resume. Runs that do not pack (another
 trainer, a recipe, a method that reads its own training split) train one after another, alone.
 One process on one machine: a multi-host run is launched run by run (launch.tpu_vm, slurm).
-A pack that fails, or a run whose config does not parse, does not stop the others; the exit
-status is 1 if any run failed.
+A run refused (a config that does not parse, a workdir holding another run) or a pack that
+fails does not stop the others; the exit status is 1 if any run failed.
 """
 
+import os
 import sys
 
 from absl import flags
@@ -59,7 +60,7 @@ def _main(args, every_run: list[sweep.Run]) -> int:
   use_compilation_cache(None)
   failed = []
 
-  def fail(name: str, error: UserFacingError) -> None:
+  def fail(name: str, error: Exception) -> None:
     failed.append(name)
     print(f"failed {name}: error: {error}", flush=True)
 
@@ -70,21 +71,17 @@ def _main(args, every_run: list[sweep.Run]) -> int:
     except sweep.SweepError as e:  # That run fails; the others still train.
       fail(run.name, e)
 
-  def report(failed_pack: pack.Pack, error: UserFacingError) -> None:
-    for part in failed_pack.parts:
-      fail(part.workdir.name, error)
+  def report(workdirs: list[str], error: UserFacingError) -> None:
+    for workdir in workdirs:
+      fail(os.path.basename(workdir), error)
 
   packed = [k for k, c in configs.items() if c.trainer == "classifier"]
-  try:
-    pack.train_packed(
-        [configs[k] for k in packed],
-        [chosen[k].workdir(args.root) for k in packed],
-        report,
-        args.pack_size,
-    )
-  except UserFacingError as e:  # Before any pack trained (a run's workdir or config).
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  pack.train_packed(
+      [configs[k] for k in packed],
+      [chosen[k].workdir(args.root) for k in packed],
+      report,
+      args.pack_size,
+  )
   for k in sorted(set(configs) - set(packed)):  # Recipes, GANs: alone.
     try:
       recipes.run(configs[k], chosen[k].workdir(args.root))

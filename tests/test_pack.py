@@ -132,20 +132,22 @@ def test_launch_run_pack_trains_a_sweep_as_one_process(tmp_path):
       f"  return product(values('data.path', [{npz!r}, {other!r}]), values('seed', [0, 1]),"
       " [{'model.hidden': (32, 32), 'batch_size': 32, 'num_steps': 20, 'eval_every': 10,"
       " 'eval_batch_size': 64}])"
-      f" + [{{'data.path': {npz!r}, 'num_steps': 'many'}}]\n"  # Fails alone: does not parse.
+      f" + [{{'data.path': {npz!r}, 'num_steps': 'many'}}, {{'data.path': {npz!r},"
+      " 'method': 'nope'}]\n"  # Each fails alone: one does not parse, one is refused.
   )
   root = tmp_path / "root"
   command = [sys.executable, "-m", "launch.run", str(path), f"--root={root}", "--pack"]
   command.append("--pack_size=4")  # On CPU the default is 3.
   proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
   assert proc.returncode == 1, proc.stdout + proc.stderr
-  *every, bad = sweep.load(str(path))
-  assert proc.stdout.splitlines()[-1] == "4 finished, 1 failed, 0 skipped."
+  *every, bad, unknown = sweep.load(str(path))
+  assert proc.stdout.splitlines()[-1] == "4 finished, 2 failed, 0 skipped."
   assert f"failed {bad.name}: error: its config does not parse" in proc.stdout
+  assert f"failed {unknown.name}: error: Unknown method 'nope'" in proc.stdout
   (log,) = root.glob("pack-*.log")
   assert "Training 4 run(s) as one program" in log.read_text()
   for one in every:
     results = json.loads((root / one.name / "results.json").read_text())
     assert len(results["packed_with"]) == 3 and results["step"] == 20
   rerun = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
-  assert rerun.stdout.splitlines()[-1] == "0 finished, 1 failed, 4 skipped."
+  assert rerun.stdout.splitlines()[-1] == "0 finished, 2 failed, 4 skipped."

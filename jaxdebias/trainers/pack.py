@@ -54,30 +54,42 @@ def default_max_runs() -> int | None:
 def train_packed(
     configs: list[ml_collections.ConfigDict],
     workdirs: list[str],
-    on_error: Callable[[Pack, UserFacingError], None] | None = None,
+    on_error: Callable[[list[str], UserFacingError], None] | None = None,
     max_runs: int | None = None,
 ) -> list[dict[str, Any] | None]:
   """Trains the classifier runs `configs` into `workdirs`, packed (module doc) with at most
   `max_runs` runs per pack (None: `default_max_runs()`); returns each run's results.json (a
   finished run's as it was), in order.
 
-  on_error: given, a pack that fails with an error for the user is reported to it (its runs'
-  results None) and the other packs go on; else the error stops everything.
+  on_error: given, a run refused before training (its config, its workdir) or a pack that
+  fails with an error for the user is reported to it (the workdirs of its runs, whose results
+  are None) and the other runs go on; else the error stops everything.
   """
   if len(configs) != len(workdirs):
     raise ValueError(f"{len(configs)} configs for {len(workdirs)} workdirs.")
   results: dict[str, Any] = {}
+
+  def failed(names: list[str], error: UserFacingError) -> None:
+    if on_error is None:
+      raise error
+    on_error(names, error)
+    results.update(dict.fromkeys(names))
+
   with contextlib.ExitStack() as locks:
     todo = []
     for config, workdir in zip(configs, workdirs):
-      if config.trainer != "classifier":
-        raise InputError(
-            f"{workdir} is a {config.trainer} run: only classifier runs pack; train it alone."
-        )
-      methods.get(config.method)
-      streaming.check(config)
-      locks.enter_context(runs.workdir_lock(runs.absolute(workdir)))
-      workdir, finished = loop.start(config, workdir)
+      try:
+        if config.trainer != "classifier":
+          raise InputError(
+              f"{workdir} is a {config.trainer} run: only classifier runs pack; train it alone."
+          )
+        methods.get(config.method)
+        streaming.check(config)
+        locks.enter_context(runs.workdir_lock(runs.absolute(workdir)))
+        workdir, finished = loop.start(config, workdir)
+      except UserFacingError as e:
+        failed([str(runs.absolute(workdir))], e)
+        continue
       if finished is not None:
         runs.print_results(finished)
         results[str(workdir)] = finished
@@ -87,13 +99,9 @@ def train_packed(
       names = [str(p.workdir) for p in pack.parts]
       logging.info("Training %d run(s) as one program: %s", len(names), ", ".join(names))
       try:
-        own = classifier.train_runs(pack.parts, pack.datasets, pack.data_read)
+        results.update(zip(names, classifier.train_runs(pack.parts, pack.datasets, pack.data_read)))
       except UserFacingError as e:
-        if on_error is None:
-          raise
-        on_error(pack, e)
-        own = [None] * len(names)
-      results.update(zip(names, own))
+        failed(names, e)
   return [results[str(runs.absolute(w))] for w in workdirs]
 
 
