@@ -5,7 +5,7 @@ the GroupDRO oracle.
   python -m benchmarks.baselines                                # both datasets, 3 seeds
   python -m benchmarks.baselines --ratios= --rhos=0.997,0.999   # Biased MNIST, two columns
   python -m benchmarks.baselines --methods=disent --seeds=0
-  python -m benchmarks.baselines --methods=recipe --rhos=0.997 --seeds=0 --update  # one cell more
+  python -m benchmarks.baselines --methods=recipe --ratios= --rhos=0.997 --seeds=0 --update
 
 Every (method, dataset, column, seed) is an ordinary `jaxdebias.main` run of
 configs/colored_mnist.py or configs/biased_mnist.py in workdirs/DATASET/... (finished runs are
@@ -17,8 +17,9 @@ Final models; every knob fixed in advance or chosen without bias labels, as each
 says.
 Bias labels are read by evaluation only, but by the GroupDRO oracle, which trains with them and
 is marked so. With --update the cells of OUT/baselines.json (same seeds) that this run does not
-compute are kept, and the table shows both. The MLP protocol throughout (a 2-core CPU runs it); the published Biased MNIST
-numbers used the SimpleConvNet protocol and are not comparable, only listed. Writes
+compute are kept, and the table shows both. The MLP protocol throughout (a 2-core CPU runs it);
+the published Biased MNIST numbers used the SimpleConvNet protocol and are not comparable, only
+listed. Writes
 results/baselines.{md,json,png} and puts the table into README.md.
 """
 
@@ -144,7 +145,8 @@ def methods_in(found: dict, dataset: str | None = None) -> list[str]:
 
 
 def previous(path: pathlib.Path, seeds: list[int]) -> tuple[dict, dict]:
-  """(cells, JTT error sets) of an earlier baselines.json at `path`, those of `seeds` only."""
+  """(cells, JTT error sets) of an earlier baselines.json at `path`; refuses one whose cells
+  are of other seeds (the table would drop them)."""
   if not path.exists():
     return {}, {}
   found, error_sets = {}, {}
@@ -152,9 +154,14 @@ def previous(path: pathlib.Path, seeds: list[int]) -> tuple[dict, dict]:
     dataset, method, value = key.split("/")
     if method == "jtt_error_set":
       error_sets[dataset, float(value)] = per_seed
-    elif [r.get("seed") for r in per_seed] == seeds:
-      found[dataset, method, float(value)] = per_seed
-  return found, {k: v for k, v in error_sets.items() if (k[0], "jtt", k[1]) in found}
+      continue
+    if (their := [r.get("seed") for r in per_seed]) != seeds:
+      raise app.UsageError(
+          f"{path} holds {key} of seeds {their}; --update keeps cells of the same seeds only: "
+          f"pass --seeds={','.join(map(str, their))}, or another --out."
+      )
+    found[dataset, method, float(value)] = per_seed
+  return found, error_sets
 
 
 def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
@@ -244,8 +251,9 @@ def main(argv):
         (d, v): [jtt_error_set(d, v, s) for s in seeds] for d, values in columns.items()
         for v in values
     }
-  for dataset, value in dict.fromkeys((d, v) for d, _, v in found):  # Kept cells' columns too.
-    columns[dataset] += [] if value in columns[dataset] else [value]
+  for dataset in columns:  # With the kept cells' columns; ratios up, rhos down (hardest first).
+    values = {v for d, _, v in found if d == dataset} | set(columns[dataset])
+    columns[dataset] = sorted(values, reverse=dataset == "biased_mnist")
   out.mkdir(parents=True, exist_ok=True)
   (out / "baselines.json").write_text(
       json.dumps(

@@ -2,6 +2,9 @@
 
 import json
 
+from absl import app
+import pytest
+
 from benchmarks import baselines
 
 
@@ -9,22 +12,20 @@ def _cell(seed: int, accuracy: float) -> dict:
   return {"seed": seed, "test": {"classifier": {"unbiased_accuracy": accuracy}}}
 
 
-def test_update_keeps_the_earlier_cells_of_the_same_seeds(tmp_path):
+def test_update_keeps_the_earlier_cells_and_refuses_other_seeds(tmp_path):
   path = tmp_path / "baselines.json"
-  path.write_text(
-      json.dumps(
-          {
-              "biased_mnist/lff/0.997": [_cell(0, 0.6), _cell(1, 0.7)],
-              "biased_mnist/erm/0.999": [_cell(0, 0.2)],  # Other seeds: dropped.
-              "biased_mnist/jtt/0.997": [_cell(0, 0.3), _cell(1, 0.4)],
-              "biased_mnist/jtt_error_set/0.997": [{"error_set": 5}, {"error_set": 6}],
-          }
-      )
-  )
+  earlier = {
+      "biased_mnist/lff/0.997": [_cell(0, 0.6), _cell(1, 0.7)],
+      "biased_mnist/jtt/0.997": [_cell(0, 0.3), _cell(1, 0.4)],
+      "biased_mnist/jtt_error_set/0.997": [{"error_set": 5}, {"error_set": 6}],
+  }
+  path.write_text(json.dumps(earlier))
   found, error_sets = baselines.previous(path, [0, 1])
   assert set(found) == {("biased_mnist", "lff", 0.997), ("biased_mnist", "jtt", 0.997)}
   assert error_sets == {("biased_mnist", 0.997): [{"error_set": 5}, {"error_set": 6}]}
   assert baselines.previous(tmp_path / "none.json", [0]) == ({}, {})
+  with pytest.raises(app.UsageError, match=r"lff/0.997 of seeds \[0, 1\].*--seeds=0,1"):
+    baselines.previous(path, [0])  # The table would lose them.
 
   found["biased_mnist", "recipe", 0.999] = [_cell(0, 0.8), _cell(1, 0.9)]
   columns = {"colored_mnist": [], "biased_mnist": [0.997, 0.999]}
