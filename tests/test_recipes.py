@@ -13,7 +13,7 @@ from configs import latent_debiasing as latent_debiasing_config
 from jaxdebias import recipes
 from jaxdebias.errors import InputError
 from jaxdebias.latent import pairs
-from jaxdebias.recipes import bias_amplification, make_pairs
+from jaxdebias.recipes import bias_amplification
 from jaxdebias.recipes import stages as recipe_stages
 from jaxdebias.recipes.graph import Recipe
 from tests import synthetic
@@ -91,7 +91,7 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
       "amplified_groups_ml0, weight_decay=0.1",
   }
   if "skipped" not in pairs:  # The best amplified_groups candidate, with the pairs.
-    expected.add("amplified_groups_ml0_pairs")
+    expected |= {f"amplified_groups_ml0_pairs, weight_decay={v}" for v in ("0", "0.1")}
   assert set(selection["scores"]) == expected
   assert selection["held_out_examples"] == 128
   assert all(0 <= s["mean"] <= 1 for s in selection["scores"].values())
@@ -154,10 +154,11 @@ def test_pairs_stage_skips_only_where_the_generator_cannot_reach_a_class(tiny_np
   recipe = Recipe(config, str(tmp_path / "recipe"), bias_amplification.default_config())
   make = lambda: recipe_stages.pairs(recipe, tmp_path, tmp_path, tmp_path, pairs.default_config())
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(make_pairs, "write", mock.Mock(side_effect=InputError("bad settings")))
+    fail = lambda error: patch.setattr(recipe_stages, "write_pairs", mock.Mock(side_effect=error))
+    fail(InputError("bad settings"))
     with pytest.raises(InputError, match="bad settings"):  # A mistake is not skipped.
       make()
-    patch.setattr(make_pairs, "write", mock.Mock(side_effect=pairs.UnreachableClasses("none")))
+    fail(pairs.UnreachableClasses("none"))
     assert make() == {"skipped": "none"}
 
 

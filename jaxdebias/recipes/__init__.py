@@ -1,5 +1,5 @@
 """Recipes: stage graphs of runs (`graph.Recipe`), chosen by `config.trainer` like a trainer;
-and a command made of finished runs (`make_pairs`)."""
+and a command made of finished runs (`make_pairs`, not imported here)."""
 
 from collections.abc import Callable
 from typing import Any

@@ -26,8 +26,9 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    - with the opt-in colour prior gan.tinted, latent_generator: a tinted unconditional GAN, and
      latent de-biasing's pairs from it (`recipe.pairs`), their target read by that candidate
      and their protected class by the amplifier.
-   Then pairs, candidates/NAME_pairs, and selection_with_pairs scores it too. Pairs that cannot
-   be made (a generator that never shows some class) are skipped, and said so.
+   Then pairs, candidates/NAME_pairs (that candidate's min_loss, every `recipe.weight_decay`
+   side by side), and selection_with_pairs scores them too. Pairs that cannot be made (a
+   generator that never shows some class) are skipped, and said so.
 6. The best amplified_groups candidate (mean over seeds) is chosen, unless a fallback scores
    higher: then that fallback is, and the output says so. final: the chosen candidate retrained
    on the whole training split, `num_seeds` seeds.
@@ -84,7 +85,7 @@ def default_config() -> ml_collections.ConfigDict:
           "pairs": pairs.default_config(),  # num_pairs 0: as many as synthetic_ratio needs.
           # The candidates: the fallbacks, and amplified_groups over this grid.
           "fallbacks": ("erm", "lff"),
-          "weight_decay": (0.0, 0.1),
+          "weight_decay": (0.0, 0.1, 0.3),
           "min_loss": (0.0, 9.2),
       }
   )
@@ -148,11 +149,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     min_loss = changes[best["run"]].get("amplifier.min_loss", 0.0)
     pairs_report = _pairs(recipe, amplifier_dir, best, trained, min_loss, len(dataset.train.label))
   if pairs_report and "skipped" not in pairs_report:
-    changes[f"{best['run']}_pairs"] = {
-        **changes[best["run"]],
-        **_hparam_changes(best["hparams"]),
-        **stages.with_pairs(recipe),
-    }
+    # Its min_loss, every weight decay side by side: the pairs change which decay fits best.
+    changes[f"{best['run']}_pairs"] = {**changes[best["run"]], **stages.with_pairs(recipe)}
     trained[f"{best['run']}_pairs"] = train(f"{best['run']}_pairs")
     selection = recipe.computed("selection_with_pairs", select)
   _say_selection(selection)

@@ -11,34 +11,14 @@ stderr and exit status 2.
 """
 
 import json
-import pathlib
-from typing import Any
 
 from absl import app
 from absl import flags
-import ml_collections
 
 from jaxdebias import runs
 from jaxdebias.errors import exit_on_user_error
 from jaxdebias.latent import edits, generator, pairs
-
-
-def write(
-    generator_dir: str,
-    target_dir: str,
-    protected_dir: str,
-    out: pathlib.Path,
-    options: ml_collections.ConfigDict,
-    target_member: int | None = None,
-) -> dict[str, Any]:
-  """Makes the pairs (`options`: `pairs.default_config` fields) and writes them to `out`;
-  returns the report. target_member: which member of the target run labels (if several)."""
-  gen = runs.load_generator(str(generator_dir), options.latent_space)
-  target = runs.load_labeller(str(target_dir), target_member)
-  protected = runs.load_labeller(str(protected_dir))
-  arrays, report = pairs.make_pairs_with(gen, target, protected, options)
-  pairs.save(pathlib.Path(out), arrays, report)
-  return report
+from jaxdebias.recipes import stages
 
 
 def _define_flags() -> None:
@@ -69,7 +49,9 @@ def main(argv) -> None:
   options = pairs.default_config()
   options.update({k: f[k].value for k in options})
   with exit_on_user_error():
-    report = write(f.generator, f.target_classifier, f.protected_classifier, f.out, options)
+    report = stages.write_pairs(
+        f.generator, f.target_classifier, f.protected_classifier, f.out, options
+    )
   print(json.dumps({k: v for k, v in report.items() if k != "definitions"}, indent=2))
 
 

@@ -3,14 +3,14 @@ pairs. Each takes the recipe (`graph.Recipe`), its config and the stage's inputs
 stage's workdir or report; the recipe config's `recipe` section holds the knobs named here."""
 
 import math
+import pathlib
 from typing import Any
 
 from etils import epath
 import ml_collections
 
-from jaxdebias import data
+from jaxdebias import data, runs
 from jaxdebias.latent import pairs as latent_pairs
-from jaxdebias.recipes import make_pairs
 from jaxdebias.recipes.graph import Recipe, say, stage_config
 from jaxdebias.trainers import train_and_evaluate, train_gan
 
@@ -91,7 +91,7 @@ def pairs(
 
   def write() -> dict[str, Any]:
     try:
-      return make_pairs.write(
+      return write_pairs(
           str(generator_dir), str(target_dir), str(protected_dir), path, options, target_member
       )
     except latent_pairs.UnreachableClasses as e:
@@ -109,3 +109,21 @@ def with_pairs(recipe: Recipe) -> dict[str, Any]:
       "data.added_pairs.path": str(recipe.directory("pairs") / "pairs.npz"),
       "data.added_pairs.ratio": recipe.config.recipe.synthetic_ratio,
   }
+
+
+def write_pairs(
+    generator_dir: str,
+    target_dir: str,
+    protected_dir: str,
+    out: pathlib.Path,
+    options: ml_collections.ConfigDict,
+    target_member: int | None = None,
+) -> dict[str, Any]:
+  """Makes the pairs (`options`: `pairs.default_config` fields) and writes them to `out`;
+  returns the report. target_member: which member of the target run labels (if several)."""
+  gen = runs.load_generator(str(generator_dir), options.latent_space)
+  target = runs.load_labeller(str(target_dir), target_member)
+  protected = runs.load_labeller(str(protected_dir))
+  arrays, report = latent_pairs.make_pairs_with(gen, target, protected, options)
+  latent_pairs.save(pathlib.Path(out), arrays, report)
+  return report
