@@ -121,9 +121,9 @@ def write_pairs(
 ) -> dict[str, Any]:
   """Makes the pairs (`options`: `pairs.default_config` fields) and writes them to `out`;
   returns the report. target_member: which member of the target run labels (if several)."""
-  gen = runs.load_generator(str(generator_dir), options.latent_space)
-  target = runs.load_labeller(str(target_dir), target_member)
-  protected = runs.load_labeller(str(protected_dir))
+  gen = runs.load_generator(generator_dir, options.latent_space)
+  target = runs.load_labeller(target_dir, target_member)
+  protected = runs.load_labeller(protected_dir)
   arrays, report = latent_pairs.make_pairs_with(gen, target, protected, options)
   latent_pairs.save(pathlib.Path(out), arrays, report)
   return report
