@@ -79,6 +79,24 @@ def test_summarize_without_aligned_groups_and_bad_shapes():
     metrics.summarize(np.zeros((2, 3)), np.zeros((3, 2)))
 
 
+def test_bootstrap_unbiased_accuracy_is_summarize_on_each_resample():
+  rng = np.random.default_rng(0)
+  labels, bias = rng.integers(0, 3, 40), rng.integers(0, 2, 40)
+  hits = rng.random((2, 40)) < 0.7  # Two models, scored on the same resamples.
+  predictions = np.where(hits, labels, (labels + 1) % 3)
+  found = metrics.bootstrap_unbiased_accuracy(hits, labels, bias, 3, 2, num_resamples=5, seed=3)
+  assert found.shape == (2, 5)
+  draws = np.random.default_rng(3).multinomial(40, np.full(40, 1 / 40), size=5)
+  for r, counts in enumerate(draws):  # Resample r: example i drawn counts[i] times.
+    index = np.repeat(np.arange(40), counts)
+    for m in range(2):
+      total, correct = metrics.group_counts(predictions[m][index], labels[index], bias[index], 3, 2)
+      summary = metrics.summarize(total, correct)
+      assert found[m, r] == pytest.approx(summary["unbiased_accuracy"])
+  perfect = metrics.bootstrap_unbiased_accuracy(np.ones((1, 40), bool), labels, bias, 3, 2)
+  chex.assert_trees_all_close(perfect, np.ones((1, 1000)))
+
+
 def test_format_table():
   debiased = metrics.summarize(_TOTAL, _CORRECT)
   biased = dict(debiased, aligned_accuracy=None)

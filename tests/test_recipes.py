@@ -94,6 +94,9 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
     expected |= {f"amplified_groups_ml0_pairs, weight_decay={v}" for v in ("0", "0.1")}
   assert set(selection["scores"]) == expected
   assert selection["held_out_examples"] == 128
+  assert 0 <= selection["held_out_flagged"] <= 128
+  assert 0 <= selection["standard_error"] <= 1
+  assert selection["recipe_choice"] in selection["within_one_standard_error"]
   assert all(0 <= s["mean"] <= 1 for s in selection["scores"].values())
   chosen = selection["chosen"]
   assert chosen["name"] in selection["scores"]
@@ -110,6 +113,36 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   config.recipe.holdout_fraction = 0.5
   with pytest.raises(InputError, match="differs in recipe/holdout_fraction"):
     recipes.run(config, str(tmp_path / "recipe"))
+
+
+def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard_error():
+  scores = {
+      "erm": {"hparams": {}, "mean": 0.5},
+      "lff": {"hparams": {}, "mean": 0.6},
+      "ag, weight_decay=0": {"hparams": {"weight_decay": 0.0}, "mean": 0.90},
+      "ag, weight_decay=0.1": {"hparams": {"weight_decay": 0.1}, "mean": 0.85},
+      "ag, weight_decay=0.3": {"hparams": {"weight_decay": 0.3}, "mean": 0.80},
+      "ag_pairs, weight_decay=0.1": {"hparams": {"weight_decay": 0.1}, "mean": 0.87},
+  }
+  rule = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.05)
+  assert rule["best_recipe_candidate"] == "ag, weight_decay=0"
+  assert rule["within_one_standard_error"] == [
+      "ag, weight_decay=0",
+      "ag, weight_decay=0.1",
+      "ag_pairs, weight_decay=0.1",
+  ]
+  # The largest weight decay within one SE; of the two at 0.1, the higher score.
+  assert rule["recipe_choice"] == rule["chosen"] == "ag_pairs, weight_decay=0.1"
+  assert not rule["fell_back"]
+  tight = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.01)
+  assert tight["chosen"] == "ag, weight_decay=0"
+  wide = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.2)
+  assert wide["chosen"] == "ag, weight_decay=0.3"
+  # A fallback above every amplified_groups candidate is chosen, whatever the rule's choice.
+  scores["lff"]["mean"] = 0.95
+  fallen = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.05)
+  assert fallen["recipe_choice"] == "ag_pairs, weight_decay=0.1"
+  assert fallen["chosen"] == "lff" and fallen["fell_back"]
 
 
 def test_latent_debiasing_recipe_runs_every_stage_without_bias_labels(tiny_npz, tmp_path, capsys):

@@ -18,6 +18,7 @@ from jaxdebias.metrics.fairness import (
 from jaxdebias.metrics.groups import (
     DEFINITIONS,
     batch_accuracy,
+    bootstrap_unbiased_accuracy,
     format_table,
     group_counts,
     summarize,

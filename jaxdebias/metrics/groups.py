@@ -132,6 +132,42 @@ def summarize(total: np.ndarray, correct: np.ndarray) -> dict:
   }
 
 
+def bootstrap_unbiased_accuracy(
+    hits: np.ndarray,
+    labels: np.ndarray,
+    bias_labels: np.ndarray,
+    num_classes: int,
+    num_bias_classes: int,
+    num_resamples: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+  """`summarize`'s unbiased accuracy over bootstrap resamples of the examples (host NumPy).
+
+  Every row of `hits` is scored on the same resamples, so models compare pairwise.
+
+  Args:
+    hits: (num_models, N) bool, whether each model classifies each example right.
+    labels: (N,) int class labels in [0, num_classes).
+    bias_labels: (N,) int bias labels in [0, num_bias_classes).
+    num_classes: number of classes.
+    num_bias_classes: number of bias values.
+    num_resamples: how many resamples (N examples drawn with replacement each).
+    seed: the resamples' seed.
+
+  Returns:
+    (num_models, num_resamples) unbiased accuracies in [0, 1].
+  """
+  hits = np.asarray(hits, np.float64)
+  group = np.asarray(labels) * num_bias_classes + np.asarray(bias_labels)
+  in_group = np.eye(num_classes * num_bias_classes)[group]  # (N, groups)
+  n = len(group)
+  draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=num_resamples)
+  total = draws @ in_group  # (resamples, groups)
+  correct = np.einsum("rn,mn,ng->mrg", draws, hits, in_group)
+  accuracy = np.where(total > 0, correct / np.maximum(total, 1), np.nan)
+  return np.nanmean(accuracy, axis=-1)
+
+
 def format_table(results: Mapping[str, Mapping]) -> str:
   """Aligned text table of `summarize` outputs, one row per model, accuracies in percent.
 

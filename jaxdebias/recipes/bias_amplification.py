@@ -15,8 +15,12 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    (`recipe.fallbacks`: ERM and LfF) and amplified_groups over `recipe.weight_decay` x
    `recipe.min_loss`.
 4. selection: each candidate's members scored on the held-out part by their pseudo-group
-   accuracy (`SELECTION_CRITERION`), no bias label read.
-5. Pairs that break the bias, and the best amplified_groups candidate trained again with
+   accuracy (`SELECTION_CRITERION`), no bias label read, and one chosen by `SELECTION_RULE`.
+   The held-out part is as biased as the rest, so its scores rest on the few examples the
+   amplifier reads as conflicting (tens on Biased MNIST at rho 0.997), and the highest of
+   several such noisy scores overfits them: the one-standard-error rule takes the most
+   regularised candidate the held-out part cannot tell apart from the best.
+5. Pairs that break the bias, and the chosen amplified_groups candidate trained again with
    `recipe.synthetic_ratio` pair images per real one (unless it is 0):
    - by default, group_generator: a GAN conditioned on (class, the amplifier's pseudo bias at
      that candidate's min_loss), the pseudo-conflicting examples 30% of its batches
@@ -29,8 +33,10 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    Then pairs, candidates/NAME_pairs (that candidate's min_loss, every `recipe.weight_decay`
    side by side), and selection_with_pairs scores them too. Pairs that cannot be made (a
    generator that never shows some class) are skipped, and said so.
-6. The best amplified_groups candidate (mean over seeds) is chosen, unless a fallback scores
-   higher: then that fallback is, and the output says so. final: the chosen candidate retrained
+6. The rule's amplified_groups candidate is chosen, unless a fallback scores above every
+   amplified_groups candidate: then that fallback is, and the output says so. The output also
+   says how many held-out examples the amplifier reads as conflicting and the best score's
+   standard error: how far the choice can be trusted. final: the chosen candidate retrained
    on the whole training split, `num_seeds` seeds.
 7. diagnostics, for evaluation only (they read bias labels): how well the amplifier's loss
    finds the conflicting training examples, how its pseudo-groups match the true groups, and
@@ -60,6 +66,14 @@ SELECTION_CRITERION = (
     " unbiased accuracy with the amplifier's reading in place of the bias label; averaged over"
     " seeds"
 )
+NUM_RESAMPLES = 1000
+SELECTION_RULE = (
+    "among the amplified_groups candidates, the most regularised one (the largest weight decay;"
+    " ties: the higher score) whose score is within one standard error of the best one's (the"
+    " one-standard-error rule; the standard error of the best candidate's score over"
+    f" {NUM_RESAMPLES} bootstrap resamples of the held-out part); a fallback instead when it"
+    " scores above every amplified_groups candidate"
+)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -79,7 +93,7 @@ def default_config() -> ml_collections.ConfigDict:
           **stages.gan_fields(),
           # Generated images per class for the amplifier; 0: the training split's mean.
           "per_class": 0,
-          # Latent de-biasing's pairs for the best amplified_groups candidate, this many
+          # Latent de-biasing's pairs for the chosen amplified_groups candidate, this many
           # synthetic images per real one (the paper's about 2; 0: none), made as `pairs` says.
           "synthetic_ratio": 2.0,
           "pairs": pairs.default_config(),  # num_pairs 0: as many as synthetic_ratio needs.
@@ -143,7 +157,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   fit_data = stage_config(config, **fit).data
   select = lambda: _select(config, recipe, fit_data, amplifier_dir, trained)
   selection = recipe.computed("selection", select)
-  best = selection["scores"][selection["best_recipe_candidate"]]
+  best = selection["scores"][selection["recipe_choice"]]
   pairs_report = {}
   if options.synthetic_ratio:
     min_loss = changes[best["run"]].get("amplifier.min_loss", 0.0)
@@ -194,8 +208,9 @@ def _hparam_changes(hparams: dict[str, float]) -> dict[str, float]:
 def _pairs(
     recipe: Recipe, amplifier_dir, best, trained, min_loss: float, num_train: int
 ) -> dict[str, Any]:
-  """The pairs stages (module doc, 5), their labellers the best amplified_groups candidate (the
-  member of its hyperparameters) for the class and the amplifier for the bias: no bias label.
+  """The pairs stages (module doc, 5), their labellers the chosen amplified_groups candidate
+  (the member of its hyperparameters) for the class and the amplifier for the bias: no bias
+  label.
   Returns their report (`stages.pairs`)."""
   if recipe.config.gan.tinted:
     generator_dir = stages.generator(recipe, "latent_generator", conditional=False)
@@ -253,15 +268,16 @@ def _member_predictions(workdir: str, results: dict, images: np.ndarray):
 
 
 def _select(config, recipe: Recipe, fit_data, amplifier_dir, trained) -> dict[str, Any]:
-  """Scores every candidate on the held-out split (SELECTION_CRITERION) and chooses one.
+  """Scores every candidate on the held-out split (SELECTION_CRITERION) and chooses one
+  (SELECTION_RULE).
 
   A candidate is a run and its swept hyperparameter values; its score the mean over seeds.
   """
   held = runs.load_dataset(fit_data).valid
   amplifier_logits = runs.load_classifier(str(amplifier_dir))(held.images)
-  pseudo = amplified.pseudo_bias(amplifier_logits, held.label)  # No bias label here.
+  pseudo = np.asarray(amplified.pseudo_bias(amplifier_logits, held.label))  # No bias label.
   num_classes = amplifier_logits.shape[-1]
-  scores = {}
+  scores, hits = {}, {}
   for run_name, results in trained.items():
     directory = str(recipe.directory(f"candidates/{run_name}"))
     for hparams, predicted in _member_predictions(directory, results, held.images):
@@ -271,20 +287,52 @@ def _select(config, recipe: Recipe, fit_data, amplifier_dir, trained) -> dict[st
       name = candidate_name(run_name, hparams)
       entry = scores.setdefault(name, {"run": run_name, "hparams": hparams, "members": []})
       entry["members"].append(metrics.summarize(total, correct)["unbiased_accuracy"])
+      hits.setdefault(name, []).append(np.asarray(predicted) == held.label)
   for entry in scores.values():
     entry["mean"] = float(np.mean(entry["members"]))
   fallbacks = [n for n, e in scores.items() if e["run"] in config.recipe.fallbacks]
+  recipe_best = max((n for n in scores if n not in fallbacks), key=lambda n: scores[n]["mean"])
+  resampled = metrics.bootstrap_unbiased_accuracy(
+      hits[recipe_best],
+      held.label,
+      pseudo,
+      num_classes,
+      num_classes,
+      num_resamples=NUM_RESAMPLES,
+      seed=config.recipe.holdout_seed,
+  ).mean(0)  # The mean over seeds, per resample.
+  rule = choose(scores, fallbacks, standard_error=float(np.std(resampled)))
+  chosen = rule["chosen"]
+  return {
+      "criterion": SELECTION_CRITERION,
+      "rule": SELECTION_RULE,
+      "held_out_examples": len(held.label),
+      "held_out_flagged": int((pseudo != np.asarray(held.label)).sum()),
+      "scores": scores,
+      **rule,
+      "chosen": {"name": chosen, **{k: scores[chosen][k] for k in ("run", "hparams")}},
+  }
+
+
+def choose(scores: dict[str, dict], fallbacks: list[str], standard_error: float) -> dict:
+  """SELECTION_RULE over `scores` (candidate -> {'hparams', 'mean'}; `fallbacks` name some),
+  `standard_error` that of the best amplified_groups candidate's score: the rule's record."""
   best = lambda names: max(names, key=lambda n: scores[n]["mean"])
   recipe_best = best([n for n in scores if n not in fallbacks])
-  chosen, fell_back = recipe_best, False
+  floor = scores[recipe_best]["mean"] - standard_error
+  within = [n for n in scores if n not in fallbacks and scores[n]["mean"] >= floor]
+  recipe_choice = max(
+      within, key=lambda n: (scores[n]["hparams"].get("weight_decay", 0.0), scores[n]["mean"])
+  )
+  chosen, fell_back = recipe_choice, False
   if fallbacks and scores[best(fallbacks)]["mean"] > scores[recipe_best]["mean"]:
     chosen, fell_back = best(fallbacks), True
   return {
-      "criterion": SELECTION_CRITERION,
-      "held_out_examples": len(held.label),
-      "scores": scores,
       "best_recipe_candidate": recipe_best,
-      "chosen": {"name": chosen, **{k: scores[chosen][k] for k in ("run", "hparams")}},
+      "standard_error": standard_error,
+      "within_one_standard_error": within,
+      "recipe_choice": recipe_choice,
+      "chosen": chosen,
       "fell_back": fell_back,
   }
 
@@ -294,6 +342,12 @@ def _say_selection(selection: dict[str, Any]) -> None:
   ranked = "; ".join(f"{n}: {100 * s['mean']:.2f}%" for n, s in scores.items())
   chosen = selection["chosen"]["name"]
   say(f"held-out pseudo-group accuracy: {ranked}")
+  say(
+      f"{selection['held_out_flagged']} of {selection['held_out_examples']} held-out examples"
+      " read as bias-conflicting by the amplifier; the best score's standard error"
+      f" {100 * selection['standard_error']:.2f} points; within one standard error of"
+      f" {selection['best_recipe_candidate']}: {', '.join(selection['within_one_standard_error'])}"
+  )
   if selection["fell_back"]:
     say(
         f"the recipe is unlikely to help here: {selection['best_recipe_candidate']} scores"
