@@ -98,9 +98,11 @@ def recipe_seeds(dataset: str, value: float, seeds: list[int]) -> list[dict]:
         " not of that form: pass --seeds=0,1,2 (say) or leave recipe out of --methods."
     )
   results = recipe_run(dataset, value, len(seeds))
-  chosen = results["selection"]["chosen"]["name"]
+  selection = results["selection"]
+  how = {"chosen": selection["chosen"]["name"]}
+  how |= {k: selection[k] for k in ("held_out_flagged", "standard_error") if k in selection}
   return [
-      {"seed": seed, "test": {"classifier": t}, "chosen": chosen}
+      {"seed": seed, "test": {"classifier": t}, **how}
       for seed, t in zip(seeds, member_tests(results["final"]))
   ]
 
@@ -137,6 +139,27 @@ def error_set_lines(error_sets: dict) -> list[str]:
       " training examples, read with bias labels for this diagnosis only:",
       "",
   ] + lines
+
+
+def recipe_lines(found: dict) -> list[str]:
+  """What each recipe cell chose, with the label-free signals of how far to trust it."""
+  lines = []
+  for (dataset, method, value), per_seed in found.items():
+    if method != "recipe":
+      continue
+    first = per_seed[0]  # One selection for all the seeds of a recipe run.
+    if "standard_error" in first:
+      how = (
+          f"one-standard-error rule; {first['held_out_flagged']} held-out examples read as"
+          f" conflicting by the amplifier; standard error {100 * first['standard_error']:.2f}"
+          " points"
+      )
+    else:
+      how = "the best held-out score, made before the one-standard-error rule"
+    lines.append(f"- {TITLES[dataset]} {value:g}: {first['chosen']} ({how})")
+  if not lines:
+    return []
+  return ["", "The recipe's choice in each cell, made without bias labels:", ""] + lines
 
 
 def methods_in(found: dict, dataset: str | None = None) -> list[str]:
@@ -197,7 +220,7 @@ def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
     for name, published in PUBLISHED[dataset]:
       cells = [f"{published[v]:.2f}" if v in published else "-" for v in values]
       lines.append(f"| {name} | {' | '.join(cells)} | published |")
-  return "\n".join(lines + error_set_lines(error_sets)) + "\n"
+  return "\n".join(lines + recipe_lines(found) + error_set_lines(error_sets)) + "\n"
 
 
 def write_plot(found: dict, columns: dict, path: pathlib.Path) -> None:

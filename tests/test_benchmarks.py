@@ -27,8 +27,21 @@ def test_update_keeps_the_earlier_cells_and_refuses_other_seeds(tmp_path):
   with pytest.raises(app.UsageError, match=r"lff/0.997 of seeds \[0, 1\].*--seeds=0,1"):
     baselines.previous(path, [0])  # The table would lose them.
 
-  found["biased_mnist", "recipe", 0.999] = [_cell(0, 0.8), _cell(1, 0.9)]
+  how = {"chosen": "ag, weight_decay=0.3", "held_out_flagged": 19, "standard_error": 0.0412}
+  found["biased_mnist", "recipe", 0.999] = [_cell(0, 0.8) | how, _cell(1, 0.9) | how]
+  earlier_rule = {"chosen": "ag, weight_decay=0"}  # A cell made before the rule.
+  found["biased_mnist", "recipe", 0.997] = [_cell(0, 0.7) | earlier_rule]
   columns = {"colored_mnist": [], "biased_mnist": [0.997, 0.999]}
+  rows = baselines.table(found, columns, [0, 1], {}).splitlines()
+  assert (
+      "- Biased MNIST (rho) 0.999: ag, weight_decay=0.3 (one-standard-error rule;"
+      " 19 held-out examples read as conflicting by the amplifier; standard error 4.12 points)"
+  ) in rows
+  assert (
+      "- Biased MNIST (rho) 0.997: ag, weight_decay=0 (the best held-out score,"
+      " made before the one-standard-error rule)"
+  ) in rows
+  del found["biased_mnist", "recipe", 0.997]
   rows = baselines.table(found, columns, [0, 1], {}).splitlines()
   assert "--methods=lff,jtt,recipe --ratios= --rhos=0.997,0.999`. -: not run yet." in rows[0]
   row = lambda method: next(r for r in rows if r.startswith(f"| {method} |"))
