@@ -141,13 +141,13 @@ def error_set_lines(error_sets: dict) -> list[str]:
   ] + lines
 
 
-def recipe_lines(found: dict) -> list[str]:
+def recipe_lines(found: dict, columns: dict) -> list[str]:
   """What each recipe cell chose, with the label-free signals of how far to trust it."""
   lines = []
-  for (dataset, method, value), per_seed in found.items():
-    if method != "recipe":
+  for dataset, value in ((d, v) for d, values in columns.items() for v in values):
+    if (dataset, "recipe", value) not in found:
       continue
-    first = per_seed[0]  # One selection for all the seeds of a recipe run.
+    first = found[dataset, "recipe", value][0]  # One selection for all of a run's seeds.
     if "standard_error" in first:
       how = (
           f"one-standard-error rule; {first['held_out_flagged']} held-out examples read as"
@@ -220,7 +220,7 @@ def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
     for name, published in PUBLISHED[dataset]:
       cells = [f"{published[v]:.2f}" if v in published else "-" for v in values]
       lines.append(f"| {name} | {' | '.join(cells)} | published |")
-  return "\n".join(lines + recipe_lines(found) + error_set_lines(error_sets)) + "\n"
+  return "\n".join(lines + recipe_lines(found, columns) + error_set_lines(error_sets)) + "\n"
 
 
 def write_plot(found: dict, columns: dict, path: pathlib.Path) -> None:

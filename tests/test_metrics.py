@@ -95,6 +95,8 @@ def test_bootstrap_unbiased_accuracy_is_summarize_on_each_resample():
       assert found[m, r] == pytest.approx(summary["unbiased_accuracy"])
   perfect = metrics.bootstrap_unbiased_accuracy(np.ones((1, 40), bool), labels, bias, 3, 2)
   chex.assert_trees_all_close(perfect, np.ones((1, 1000)))
+  with pytest.raises(ValueError, match=r"bias labels in \[0, 2\)"):
+    metrics.bootstrap_unbiased_accuracy(hits, labels, bias - 1, 3, 2)
 
 
 def test_format_table():

@@ -113,6 +113,12 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   config.recipe.holdout_fraction = 0.5
   with pytest.raises(InputError, match="differs in recipe/holdout_fraction"):
     recipes.run(config, str(tmp_path / "recipe"))
+  config.recipe.holdout_fraction = 0.25
+  (tmp_path / "recipe" / "results.json").unlink()  # Interrupted before the end, and its
+  selection = tmp_path / "recipe" / "selection" / "results.json"  # selection by another rule.
+  selection.write_text(json.dumps({**json.loads(selection.read_text()), "rule": "the best"}))
+  with pytest.raises(InputError, match="made by an earlier selection rule; rerun it in a new"):
+    recipes.run(config, str(tmp_path / "recipe"))
 
 
 def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard_error():
@@ -124,7 +130,7 @@ def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard
       "ag, weight_decay=0.3": {"hparams": {"weight_decay": 0.3}, "mean": 0.80},
       "ag_pairs, weight_decay=0.1": {"hparams": {"weight_decay": 0.1}, "mean": 0.87},
   }
-  rule = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.05)
+  rule = bias_amplification.choose(scores, ["erm", "lff"], lambda name: 0.05)
   assert rule["best_recipe_candidate"] == "ag, weight_decay=0"
   assert rule["within_one_standard_error"] == [
       "ag, weight_decay=0",
@@ -134,15 +140,22 @@ def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard
   # The largest weight decay within one SE; of the two at 0.1, the higher score.
   assert rule["recipe_choice"] == rule["chosen"] == "ag_pairs, weight_decay=0.1"
   assert not rule["fell_back"]
-  tight = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.01)
+  tight = bias_amplification.choose(scores, ["erm", "lff"], lambda name: 0.01)
   assert tight["chosen"] == "ag, weight_decay=0"
-  wide = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.2)
+  wide = bias_amplification.choose(scores, ["erm", "lff"], lambda name: 0.2)
   assert wide["chosen"] == "ag, weight_decay=0.3"
   # A fallback above every amplified_groups candidate is chosen, whatever the rule's choice.
   scores["lff"]["mean"] = 0.95
-  fallen = bias_amplification.choose(scores, ["erm", "lff"], standard_error=0.05)
+  fallen = bias_amplification.choose(scores, ["erm", "lff"], lambda name: 0.05)
   assert fallen["recipe_choice"] == "ag_pairs, weight_decay=0.1"
   assert fallen["chosen"] == "lff" and fallen["fell_back"]
+  # One weight decay (no swept one): the candidates tie on it and the higher score wins; the
+  # standard error asked for is the best candidate's; a score exactly at the floor is within.
+  asked = []
+  single = {"ag_ml0": {"hparams": {}, "mean": 0.7}, "ag_ml9.2": {"hparams": {}, "mean": 0.75}}
+  rule = bias_amplification.choose(single, [], lambda name: asked.append(name) or 0.05)
+  assert asked == ["ag_ml9.2"] and rule["within_one_standard_error"] == ["ag_ml0", "ag_ml9.2"]
+  assert rule["chosen"] == "ag_ml9.2" and not rule["fell_back"]
 
 
 def test_latent_debiasing_recipe_runs_every_stage_without_bias_labels(tiny_npz, tmp_path, capsys):

@@ -143,7 +143,7 @@ def bootstrap_unbiased_accuracy(
 ) -> np.ndarray:
   """`summarize`'s unbiased accuracy over bootstrap resamples of the examples (host NumPy).
 
-  Every row of `hits` is scored on the same resamples, so models compare pairwise.
+  Every row of `hits` (a model, or a seed of one) is scored on the same resamples.
 
   Args:
     hits: (num_models, N) bool, whether each model classifies each example right.
@@ -157,13 +157,19 @@ def bootstrap_unbiased_accuracy(
   Returns:
     (num_models, num_resamples) unbiased accuracies in [0, 1].
   """
-  hits = np.asarray(hits, np.float64)
-  group = np.asarray(labels) * num_bias_classes + np.asarray(bias_labels)
-  in_group = np.eye(num_classes * num_bias_classes)[group]  # (N, groups)
-  n = len(group)
+  labels, bias_labels = np.asarray(labels), np.asarray(bias_labels)
+  if not ((0 <= labels) & (labels < num_classes) & (0 <= bias_labels)).all() or (
+      bias_labels >= num_bias_classes
+  ).any():
+    raise ValueError(
+        f"labels must lie in [0, {num_classes}) and bias labels in [0, {num_bias_classes})."
+    )
+  in_group = np.eye(num_classes * num_bias_classes)[labels * num_bias_classes + bias_labels]
+  n = len(labels)
   draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=num_resamples)
+  draws = draws.astype(np.float64)  # (resamples, N): how often each example is drawn.
   total = draws @ in_group  # (resamples, groups)
-  correct = np.einsum("rn,mn,ng->mrg", draws, hits, in_group)
+  correct = np.stack([draws @ (in_group * row[:, None]) for row in np.asarray(hits, bool)])
   accuracy = np.where(total > 0, correct / np.maximum(total, 1), np.nan)
   return np.nanmean(accuracy, axis=-1)
 
