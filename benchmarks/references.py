@@ -69,13 +69,17 @@ def run_one(dataset: str, method: str, value: float, seed: int) -> dict:
 
 def recipe_run(dataset: str, value: float, num_seeds: int, prior: str = "none") -> dict:
   """The recipe's results.json on Colored MNIST (value: the ratio) or Biased MNIST (rho), run
-  or reused from workdirs/bias_amplification/PRIOR_rR_sN or biased_rhoR_sN."""
+  or reused from workdirs/bias_amplification/PRIOR_rR_sN or biased_rhoR_sN; the same cell's
+  run with another number of seeds lends it the stages they share (its GANs)."""
   if dataset == "colored_mnist":
     arg, name = f"data=colored_mnist,ratio={value}", f"{prior}_r{value}"
   else:
     arg, name = f"data=biased_mnist,rho={value}", f"biased_rho{value}"
   arg += f",seeds={num_seeds}" + (",tinted" if prior == "tinted" else "")
-  return recipes.run(bias_amplification.get_config(arg), str(RECIPE_ROOT / f"{name}_s{num_seeds}"))
+  workdir = RECIPE_ROOT / f"{name}_s{num_seeds}"
+  others = sorted(p for p in RECIPE_ROOT.glob(f"{name}_s*") if (p / "config.json").exists())
+  others = [str(p) for p in others if p != workdir]
+  return recipes.run(bias_amplification.get_config(arg), str(workdir), (others or [None])[0])
 
 
 def member_tests(results: dict) -> list[dict]:

@@ -50,6 +50,13 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     "compiling; '' = off. Default: $JAX_COMPILATION_CACHE_DIR as JAX's own settings say, else "
     f"{DEFAULT_COMPILATION_CACHE}.",
 )
+_REUSE_STAGES_FROM = flags.DEFINE_string(
+    "reuse_stages_from",
+    None,
+    "A recipe only: the workdir of another run of a recipe; each of its finished stages whose"
+    " config this run's stage has too is copied instead of trained (the same recipe with more"
+    " seeds or another candidate grid reuses its generators).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -87,7 +94,7 @@ def main(argv):
   with exit_on_user_error(), runs.held_until_work_starts():
     use_compilation_cache(_COMPILATION_CACHE.value)
     logging.info("Config:\n%s", config)
-    recipes.run(config, _WORKDIR.value)
+    recipes.run(config, _WORKDIR.value, _REUSE_STAGES_FROM.value)
 
 
 def use_compilation_cache(directory: str | None) -> None:

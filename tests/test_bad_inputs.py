@@ -306,6 +306,8 @@ CASES = [
     ("recipe unknown argument", _recipe(RECIPE + ",tint")),
     ("recipe knob out of range", _recipe(RECIPE, "--config.recipe.holdout_fraction=1.5")),
     ("recipe in a single run's workdir", lambda c: (c.finished(), _recipe(RECIPE)(c))[1]),
+    ("recipe stages reused from nowhere", _recipe(RECIPE, "--reuse_stages_from=/nonexistent/w")),
+    ("stages reused by a single run", lambda c: c.args(f"--reuse_stages_from={c.ground}")),
 ]
 
 

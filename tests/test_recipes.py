@@ -10,7 +10,7 @@ import pytest
 
 from configs import bias_amplification as bias_amplification_config
 from configs import latent_debiasing as latent_debiasing_config
-from jaxdebias import recipes
+from jaxdebias import recipes, runs
 from jaxdebias.errors import InputError
 from jaxdebias.latent import pairs
 from jaxdebias.recipes import bias_amplification
@@ -119,6 +119,45 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   selection.write_text(json.dumps({**json.loads(selection.read_text()), "rule": "the best"}))
   with pytest.raises(InputError, match="made by an earlier selection rule; rerun it in a new"):
     recipes.run(config, str(tmp_path / "recipe"))
+
+
+def test_a_recipe_copies_the_finished_stages_of_the_same_config(tiny_npz, tmp_path, capsys):
+  config = _tiny_recipe(tiny_npz)
+  config.recipe.synthetic_ratio = 0  # No pairs: this is about the stages that train.
+  recipes.run(config, str(tmp_path / "first"))
+  config.recipe.weight_decay = (0.0, 0.3)  # Another grid: its candidates train anew.
+  capsys.readouterr()
+  reused = recipes.run(config, str(tmp_path / "reused"), str(tmp_path / "first"))
+  out = capsys.readouterr().out
+  copied = ["generator", "amplifier", "candidates/erm", "candidates/lff"]
+  for stage in copied:  # The amplifier's config names the generator: the copied one.
+    assert f"stage {stage}: copied from {tmp_path / 'first' / stage}" in out
+    assert json.loads((tmp_path / "reused" / stage / "config.json").read_text()) == json.loads(
+        (tmp_path / "first" / stage / "config.json").read_text().replace("/first/", "/reused/")
+    )
+  assert "stage candidates/amplified_groups_ml0: running" in out
+  fresh = recipes.run(config, str(tmp_path / "fresh"))  # The same, trained from nothing.
+  assert reused["selection"] == fresh["selection"]
+  for stage in [*copied, "candidates/amplified_groups_ml0", "final"]:
+    chex.assert_trees_all_equal(
+        _params(tmp_path / "reused" / stage), _params(tmp_path / "fresh" / stage)
+    )
+  # A stage whose config names a stage trained here, not copied, is trained too.
+  first = tmp_path / "first"
+  defaults = bias_amplification.default_config()
+  recipe = Recipe(config, str(tmp_path / "third"), defaults, str(first))
+  record = lambda c, d: {}
+  recipe.train("generator", record, runs.read_config(first / "generator"))
+  amplifier = runs.read_config(first / "amplifier")
+  amplifier.data.generated_train.generator = str(recipe.directory("generator"))
+  amplifier.seed += 1
+  recipe.train("amplifier", record, amplifier)
+  erm = runs.read_config(first / "candidates" / "erm")
+  erm.amplifier.workdir = str(recipe.directory("amplifier"))
+  recipe.train("candidates/erm", record, erm)
+  assert recipe.copied == ["generator"]
+  with pytest.raises(InputError, match="names the recipe's own workdir"):
+    Recipe(config, str(tmp_path / "third"), defaults, str(tmp_path / "third"))
 
 
 def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard_error():

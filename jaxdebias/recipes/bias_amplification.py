@@ -132,11 +132,14 @@ HPARAM_FIELDS = {
 
 
 @runs.locked
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Every stage (module doc) in `workdir`; returns the recipe's results.json."""
+def run(
+    config: ml_collections.ConfigDict, workdir: str, reuse_stages_from: str | None = None
+) -> dict[str, Any]:
+  """Every stage (module doc) in `workdir`, copying the finished stages of the same config from
+  `reuse_stages_from` (`graph.Recipe`); returns the recipe's results.json."""
   _check(config)
   dataset = runs.load_dataset(config.data)  # Bad data stops the recipe before it writes.
-  recipe = Recipe(config, workdir, default_config())
+  recipe = Recipe(config, workdir, default_config(), reuse_stages_from)
   if recipe.finished is not None:
     runs.print_results(recipe.finished["final"])
     return recipe.finished
@@ -151,9 +154,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     }
   shared = {**fit, "amplifier.workdir": str(amplifier_dir)}
   changes = candidates(config)
-  train = lambda name: recipe.stage(
-      f"candidates/{name}",
-      lambda d: train_and_evaluate(stage_config(config, **shared, **changes[name]), d),
+  train = lambda name: recipe.train(
+      f"candidates/{name}", train_and_evaluate, stage_config(config, **shared, **changes[name])
   )
   trained = {name: train(name) for name in changes}
   fit_data = stage_config(config, **fit).data
@@ -172,11 +174,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   _say_selection(selection)
   chosen = selection["chosen"]
   final_changes = {**changes[chosen["run"]], **_hparam_changes(chosen["hparams"])}
-  final = recipe.stage(
+  final = recipe.train(
       "final",
-      lambda d: train_and_evaluate(
-          stage_config(config, **{"amplifier.workdir": str(amplifier_dir)}, **final_changes), d
-      ),
+      train_and_evaluate,
+      stage_config(config, **{"amplifier.workdir": str(amplifier_dir)}, **final_changes),
   )
   diagnostics = recipe.computed(
       "diagnostics", lambda: _diagnostics(config, dataset, amplifier_dir, trained)

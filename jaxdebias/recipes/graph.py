@@ -5,9 +5,15 @@ exactly, as single runs do (the trainers do both). `Recipe.stage` prints a line 
 starts and when it ends, with its wall time; `Recipe.finish` writes the recipe's results.json
 with every stage's time and the whole's. The recipe's own config.json claims its workdir like
 a single run's: another config there is refused.
+
+With `reuse_from` (main's --reuse_stages_from), a stage that trains is copied from that other
+recipe workdir instead when it finished there with the same config, its paths into stages copied
+the same way counting as the same: the same recipe with more seeds or another candidate grid
+reuses its generators, which are most of its time.
 """
 
 from collections.abc import Callable
+import shutil
 import sys
 import time
 from typing import Any
@@ -17,6 +23,7 @@ import ml_collections
 
 from jaxdebias import runs
 from jaxdebias.config import base_config
+from jaxdebias.errors import InputError
 
 
 def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
@@ -42,10 +49,18 @@ class Recipe:
       config: ml_collections.ConfigDict,
       workdir: str,
       defaults: ml_collections.ConfigDict,
+      reuse_from: str | None = None,
   ):
     self.config = config
     self.workdir = runs.absolute(workdir)
     runs.claim_workdir(self.workdir, config, defaults)
+    self.reuse_from = _reusable(runs.absolute(reuse_from)) if reuse_from else None
+    if self.reuse_from == self.workdir:
+      raise InputError(
+          f"--reuse_stages_from names the recipe's own workdir {self.workdir}; name another"
+          " recipe workdir, or leave the flag out."
+      )
+    self.copied: list[str] = []  # The stages copied from reuse_from.
     self.results_path = self.workdir / "results.json"
     self.finished = runs.read_json(self.results_path) if self.results_path.exists() else None
     self.seconds: dict[str, float] = {}
@@ -68,6 +83,37 @@ class Recipe:
     self.seconds[name] = round(time.perf_counter() - start, 2)
     say(f"stage {name}: {'reused' if reused else 'done'} in {self.seconds[name]:.0f} s")
     return results
+
+  def train(
+      self,
+      name: str,
+      trainer: Callable[[ml_collections.ConfigDict, str], dict[str, Any]],
+      config: ml_collections.ConfigDict,
+  ) -> dict[str, Any]:
+    """A stage that trains: trainer(config, stage workdir) -> its results, or the finished run
+    of the same config copied from `reuse_from` (module doc)."""
+    self._copy_if_same(name, config)
+    return self.stage(name, lambda directory: trainer(config, directory))
+
+  def _copy_if_same(self, name: str, config: ml_collections.ConfigDict) -> None:
+    target = self.directory(name)
+    if self.reuse_from is None or target.exists():
+      return
+    source = self.reuse_from / name
+    if not (source / "results.json").exists():
+      return
+    # Paths into this recipe's copied stages read as the same paths in the source recipe.
+    moved = {str(self.directory(n)): str(self.reuse_from / n) for n in self.copied}
+    as_in_source = ml_collections.ConfigDict(_relocated(config.to_dict(), moved))
+    try:
+      if runs.config_differences(source, as_in_source):
+        return
+    except InputError:  # Written by another version of jaxdebias: not the same run.
+      return
+    shutil.copytree(source, target)
+    runs.write_json(target / "config.json", config.to_dict())  # This recipe's paths.
+    self.copied.append(name)
+    say(f"stage {name}: copied from {source}, a finished run of the same config")
 
   def computed(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A stage that computes rather than trains: compute() once, kept as its results.json."""
@@ -94,6 +140,29 @@ class Recipe:
     runs.write_json(self.results_path, results)
     say(f"recipe {self.config.trainer}: done in {results['total_seconds_this_run']:.0f} s")
     return results
+
+
+def _reusable(directory: epath.Path) -> epath.Path:
+  if "://" in str(directory) or not (directory / "config.json").exists():
+    raise InputError(
+        f"--reuse_stages_from={directory} is not a recipe workdir on this machine (no"
+        " config.json there); name the workdir of a recipe run, or leave the flag out."
+    )
+  return directory
+
+
+def _relocated(value: Any, moved: dict[str, str]) -> Any:
+  """`value` (a config dict's) with every string path under a key of `moved` moved under its
+  value."""
+  if isinstance(value, dict):
+    return {k: _relocated(v, moved) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(_relocated(v, moved) for v in value)
+  if isinstance(value, str):
+    for old, new in moved.items():
+      if value == old or value.startswith(old + "/"):
+        return new + value[len(old) :]
+  return value
 
 
 def say(line: str) -> None:

@@ -67,8 +67,11 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 @runs.locked
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Every stage (module doc) in `workdir`; returns the recipe's results.json."""
+def run(
+    config: ml_collections.ConfigDict, workdir: str, reuse_stages_from: str | None = None
+) -> dict[str, Any]:
+  """Every stage (module doc) in `workdir`, copying the finished stages of the same config from
+  `reuse_stages_from` (`graph.Recipe`); returns the recipe's results.json."""
   options = config.recipe
   if options.protected not in PROTECTED_LABELLERS:
     raise InputError(
@@ -81,7 +84,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )
   loop.check_schedule(config)
   dataset = runs.load_dataset(config.data)  # Bad data stops the recipe before it writes.
-  recipe = Recipe(config, workdir, default_config())
+  recipe = Recipe(config, workdir, default_config(), reuse_stages_from)
   if recipe.finished is not None:
     runs.print_results(recipe.finished["final"])
     return recipe.finished
@@ -96,9 +99,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )
   else:
     protected_config = stage_config(config, method="erm", **{"data.target": "bias_label"})
-    recipe.stage("protected", lambda d: train_and_evaluate(protected_config, d))
+    recipe.train("protected", train_and_evaluate, protected_config)
     protected_dir = recipe.directory("protected")
-  baseline = recipe.stage("baseline", lambda d: train_and_evaluate(stage_config(config), d))
+  baseline = recipe.train("baseline", train_and_evaluate, stage_config(config))
   report = stages.pairs(
       recipe,
       generator_dir,
@@ -110,9 +113,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   trained = {"baseline": baseline}
   if "skipped" not in report:
     augmented_config = stage_config(config, **stages.with_pairs(recipe))
-    trained["augmented"] = recipe.stage(
-        "augmented", lambda d: train_and_evaluate(augmented_config, d)
-    )
+    trained["augmented"] = recipe.train("augmented", train_and_evaluate, augmented_config)
   else:
     say("the final classifier is the baseline: there are no pairs to add.")
   evaluation = recipe.computed(

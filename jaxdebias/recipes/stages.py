@@ -38,7 +38,7 @@ def generator(recipe: Recipe, name: str, conditional: bool, **changes) -> epath.
       **{"gan.conditional": conditional, "gan.tinted": bool(config.gan.tinted and not conditional)},
       **changes,
   )
-  recipe.stage(name, lambda d: train_gan(gan_config, d))
+  recipe.train(name, train_gan, gan_config)
   return recipe.directory(name)
 
 
@@ -61,7 +61,7 @@ def amplifier(
           "data.generated_train.per_class": per_class,
       },
   )
-  results = recipe.stage("amplifier", lambda d: train_and_evaluate(amplifier_config, d))
+  results = recipe.train("amplifier", train_and_evaluate, amplifier_config)
   return recipe.directory("amplifier"), results
 
 

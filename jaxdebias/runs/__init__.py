@@ -30,4 +30,4 @@ from jaxdebias.runs.load import (
 from jaxdebias.runs.lock import locked, workdir_lock
 from jaxdebias.runs.logs import held_until_work_starts, quiet_library_logs, work_starts
 from jaxdebias.runs.tensorboard import TensorBoardLog
-from jaxdebias.runs.workdir import absolute, claim_workdir, read_config
+from jaxdebias.runs.workdir import absolute, claim_workdir, config_differences, read_config

@@ -80,14 +80,30 @@ def claim_workdir(
   checks its checkpoints allow it). Only reads: the workdir is created once the data and method
   are known to be good.
   """
+  keys = config_differences(workdir, config, defaults, resizable)
+  if keys:
+    raise InputError(
+        f"{workdir} holds a run with a different config (differs in {', '.join(keys[:5])}); "
+        "use a new --workdir, or rerun with the same config to resume it."
+    )
+
+
+def config_differences(
+    workdir: epath.Path,
+    config: ml_collections.ConfigDict,
+    defaults: ml_collections.ConfigDict | None = None,
+    resizable: bool = False,
+) -> list[str]:
+  """The flattened fields in which `config` differs from the run in `workdir` (none where it
+  holds no config.json), by `claim_workdir`'s rules."""
   if not (workdir / "config.json").exists():
-    return
+    return []
   defaults = base_config() if defaults is None else defaults
   saved, current, defaults = _saved_config(workdir, defaults), _flat(config), _flat(defaults)
   # A field added to jaxdebias after the run was written, left at its default, is no difference:
   # new fields default to the old behaviour. The mesh is where a run trains, not what it
   # computes: a run may resume on other devices.
-  keys = sorted(
+  return sorted(
       k
       for k in saved.keys() | current.keys()
       if saved.get(k) != current.get(k)
@@ -95,8 +111,3 @@ def claim_workdir(
       and not k.startswith("mesh/")
       and not (resizable and k == "num_steps")
   )
-  if keys:
-    raise InputError(
-        f"{workdir} holds a run with a different config (differs in {', '.join(keys[:5])}); "
-        "use a new --workdir, or rerun with the same config to resume it."
-    )
