@@ -49,3 +49,21 @@ def test_update_keeps_the_earlier_cells_and_refuses_other_seeds(tmp_path):
   assert lff.startswith("| lff | 65.00 ± 7.07 | - |")
   assert jtt.startswith("| jtt | 35.00 ± 7.07 | - |")
   assert recipe.startswith("| recipe | - | 85.00 ± 7.07 |")
+
+
+def test_the_best_test_evaluation_is_a_diagnosis_beside_the_final_model(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # Runs live in workdirs/ under the working directory.
+  workdir = baselines.workdir_of("colored_mnist", "disent", 0.01, 0)
+  workdir.mkdir(parents=True)
+  records = [(100, 0.5), (200, 0.8), (300, 0.7)]
+  key = "test/classifier/unbiased_accuracy"
+  lines = [json.dumps({"step": step, key: acc, "seed": 0}) for step, acc in records]
+  (workdir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+  peak = baselines.best_test_evaluation("colored_mnist", "disent", 0.01, 0)
+  assert peak == {"unbiased_accuracy": 0.8, "step": 200}
+  found = {("colored_mnist", "disent", 0.01): [_cell(0, 0.7) | {"best_test_evaluation": peak}]}
+  columns = {"colored_mnist": [0.01], "biased_mnist": []}
+  rows = baselines.table(found, columns, [0], {}).splitlines()
+  assert any(row.startswith("| disent | 70.00 ± 0.00 |") for row in rows)  # The final model.
+  peak_line = "- disent, Colored MNIST (conflicting ratio) 0.01: 70.00 final, 80.00 at step 200"
+  assert f"{peak_line} (seed by seed)" in rows
