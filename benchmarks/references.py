@@ -77,8 +77,8 @@ def recipe_run(dataset: str, value: float, num_seeds: int, prior: str = "none") 
     arg, name = f"data=biased_mnist,rho={value}", f"biased_rho{value}"
   arg += f",seeds={num_seeds}" + (",tinted" if prior == "tinted" else "")
   workdir = RECIPE_ROOT / f"{name}_s{num_seeds}"
-  others = sorted(p for p in RECIPE_ROOT.glob(f"{name}_s*") if (p / "config.json").exists())
-  others = [str(p) for p in others if p != workdir]
+  finished_gan = lambda p: (p / "generator" / "results.json").exists() and p != workdir
+  others = sorted(str(p) for p in RECIPE_ROOT.glob(f"{name}_s*") if finished_gan(p))
   return recipes.run(bias_amplification.get_config(arg), str(workdir), (others or [None])[0])
 
 

@@ -143,21 +143,31 @@ def test_a_recipe_copies_the_finished_stages_of_the_same_config(tiny_npz, tmp_pa
         _params(tmp_path / "reused" / stage), _params(tmp_path / "fresh" / stage)
     )
   # A stage whose config names a stage trained here, not copied, is trained too.
-  first = tmp_path / "first"
+  first, third = tmp_path / "first", tmp_path / "third"
   defaults = bias_amplification.default_config()
-  recipe = Recipe(config, str(tmp_path / "third"), defaults, str(first))
+  recipe = Recipe(config, str(third), defaults, str(first))
   record = lambda c, d: {}
+  (third / ".generator.copying").mkdir(parents=True)  # A copy killed halfway: redone.
   recipe.train("generator", record, runs.read_config(first / "generator"))
+  assert not (third / ".generator.copying").exists()
   amplifier = runs.read_config(first / "amplifier")
-  amplifier.data.generated_train.generator = str(recipe.directory("generator"))
-  amplifier.seed += 1
-  recipe.train("amplifier", record, amplifier)
+  amplifier.data.generated_train.generator = str(tmp_path / "elsewhere")
+  recipe.train("amplifier", record, amplifier)  # Named another generator: trained anew.
   erm = runs.read_config(first / "candidates" / "erm")
   erm.amplifier.workdir = str(recipe.directory("amplifier"))
-  recipe.train("candidates/erm", record, erm)
+  recipe.train("candidates/erm", record, erm)  # Names the amplifier trained here.
   assert recipe.copied == ["generator"]
+  again = Recipe(config, str(third), defaults, str(first))  # Rerun: the copy is known as one.
+  again.train("generator", record, runs.read_config(first / "generator"))
+  assert again.copied == ["generator"]
+  (first / "generator" / "config.json").unlink()  # Not known to be the same: not copied.
+  fifth = Recipe(config, str(tmp_path / "fifth"), defaults, str(first))
+  fifth.train("generator", record, runs.read_config(third / "generator"))
+  assert fifth.copied == []
   with pytest.raises(InputError, match="names the recipe's own workdir"):
-    Recipe(config, str(tmp_path / "third"), defaults, str(tmp_path / "third"))
+    Recipe(config, str(third), defaults, str(third))
+  with pytest.raises(InputError, match="is not the workdir of a recipe run on a local disk"):
+    Recipe(config, str(tmp_path / "fourth"), defaults, str(first / "generator"))
 
 
 def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard_error():

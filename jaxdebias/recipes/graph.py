@@ -9,21 +9,28 @@ a single run's: another config there is refused.
 With `reuse_from` (main's --reuse_stages_from), a stage that trains is copied from that other
 recipe workdir instead when it finished there with the same config, its paths into stages copied
 the same way counting as the same: the same recipe with more seeds or another candidate grid
-reuses its generators, which are most of its time.
+reuses its generators, which are most of its time. A copied stage says where from in
+`COPIED_FROM`; the copy is renamed into place whole, so a kill never leaves half of one.
 """
 
 from collections.abc import Callable
+import os
 import shutil
 import sys
 import time
 from typing import Any
 
 from etils import epath
+import jax
+from jax.experimental import multihost_utils
 import ml_collections
+import numpy as np
 
 from jaxdebias import runs
 from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
+
+COPIED_FROM = "copied_from.json"  # In a stage copied from another recipe: where from.
 
 
 def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
@@ -96,24 +103,45 @@ class Recipe:
     return self.stage(name, lambda directory: trainer(config, directory))
 
   def _copy_if_same(self, name: str, config: ml_collections.ConfigDict) -> None:
-    target = self.directory(name)
-    if self.reuse_from is None or target.exists():
+    if self.reuse_from is None:
       return
+    target, source = self.directory(name), self.reuse_from / name
+    copied_from = target / COPIED_FROM
+    if copied_from.exists():  # By an earlier, interrupted run of this recipe.
+      if runs.read_json(copied_from)["source"] == str(source):
+        self.copied.append(name)
+      return
+    # One decision for all processes: they read the files at different moments.
+    if not _agreed(self._same_finished_stage(name, config)):
+      return
+    if runs.is_main_process():  # Copied whole or not at all: a kill leaves only the partial.
+      target.parent.mkdir(parents=True, exist_ok=True)
+      partial = target.parent / f".{target.name}.copying"
+      if partial.exists():
+        shutil.rmtree(partial)
+      shutil.copytree(source, partial)
+      runs.write_json(partial / "config.json", config.to_dict())  # This recipe's paths.
+      runs.write_json(partial / COPIED_FROM, {"source": str(source)})
+      os.replace(partial, target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"copied stage {name}")
+    self.copied.append(name)
+    say(f"stage {name}: copied from {source}, a finished run of the same config")
+
+  def _same_finished_stage(self, name: str, config: ml_collections.ConfigDict) -> bool:
+    """Whether reuse_from's stage `name` finished with `config`, paths into this recipe's
+    copied stages read as the same paths there; never where this stage has begun."""
     source = self.reuse_from / name
-    if not (source / "results.json").exists():
-      return
-    # Paths into this recipe's copied stages read as the same paths in the source recipe.
+    if self.directory(name).exists() or not all(
+        (source / f).exists() for f in ("results.json", "config.json")
+    ):
+      return False
     moved = {str(self.directory(n)): str(self.reuse_from / n) for n in self.copied}
     as_in_source = ml_collections.ConfigDict(_relocated(config.to_dict(), moved))
     try:
-      if runs.config_differences(source, as_in_source):
-        return
-    except InputError:  # Written by another version of jaxdebias: not the same run.
-      return
-    shutil.copytree(source, target)
-    runs.write_json(target / "config.json", config.to_dict())  # This recipe's paths.
-    self.copied.append(name)
-    say(f"stage {name}: copied from {source}, a finished run of the same config")
+      return not runs.config_differences(source, as_in_source)
+    except InputError:  # It has fields this version does not know: not comparable.
+      return False
 
   def computed(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A stage that computes rather than trains: compute() once, kept as its results.json."""
@@ -142,11 +170,20 @@ class Recipe:
     return results
 
 
+def _agreed(decision: bool) -> bool:
+  """Process 0's `decision`, on every process."""
+  if jax.process_count() == 1:
+    return decision
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(decision)))
+
+
 def _reusable(directory: epath.Path) -> epath.Path:
-  if "://" in str(directory) or not (directory / "config.json").exists():
+  """`directory` if it holds a recipe run (its config.json has a `recipe` section)."""
+  config = directory / "config.json"
+  if "://" in str(directory) or not config.exists() or "recipe" not in runs.read_json(config):
     raise InputError(
-        f"--reuse_stages_from={directory} is not a recipe workdir on this machine (no"
-        " config.json there); name the workdir of a recipe run, or leave the flag out."
+        f"--reuse_stages_from={directory} is not the workdir of a recipe run on a local disk;"
+        " name one (stages are copied with local file operations), or leave the flag out."
     )
   return directory
 
