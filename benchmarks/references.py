@@ -79,7 +79,8 @@ def recipe_run(dataset: str, value: float, num_seeds: int, prior: str = "none") 
   workdir = RECIPE_ROOT / f"{name}_s{num_seeds}"
   finished_gan = lambda p: (p / "generator" / "results.json").exists() and p != workdir
   others = sorted(str(p) for p in RECIPE_ROOT.glob(f"{name}_s*") if finished_gan(p))
-  return recipes.run(bias_amplification.get_config(arg), str(workdir), (others or [None])[0])
+  lender = others[0] if others else None
+  return recipes.run(bias_amplification.get_config(arg), str(workdir), lender)
 
 
 def member_tests(results: dict) -> list[dict]:

@@ -24,7 +24,6 @@ from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
-import numpy as np
 
 from jaxdebias import runs
 from jaxdebias.config import base_config
@@ -112,7 +111,7 @@ class Recipe:
         self.copied.append(name)
       return
     # One decision for all processes: they read the files at different moments.
-    if not _agreed(self._same_finished_stage(name, config)):
+    if not runs.process_zero_decides(self._same_finished_stage(name, config)):
       return
     if runs.is_main_process():  # Copied whole or not at all: a kill leaves only the partial.
       target.parent.mkdir(parents=True, exist_ok=True)
@@ -168,13 +167,6 @@ class Recipe:
     runs.write_json(self.results_path, results)
     say(f"recipe {self.config.trainer}: done in {results['total_seconds_this_run']:.0f} s")
     return results
-
-
-def _agreed(decision: bool) -> bool:
-  """Process 0's `decision`, on every process."""
-  if jax.process_count() == 1:
-    return decision
-  return bool(multihost_utils.broadcast_one_to_all(np.int32(decision)))
 
 
 def _reusable(directory: epath.Path) -> epath.Path:

@@ -14,6 +14,7 @@ from jaxdebias.runs.files import (
     failed_writes_said,
     flatten,
     is_main_process,
+    process_zero_decides,
     print_results,
     read_json,
     write_json,

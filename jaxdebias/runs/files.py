@@ -8,6 +8,8 @@ from typing import Any
 from absl import logging
 from etils import epath
 import jax
+from jax.experimental import multihost_utils
+import numpy as np
 
 from jaxdebias import metrics
 from jaxdebias.errors import InputError, WriteError
@@ -16,6 +18,14 @@ from jaxdebias.errors import InputError, WriteError
 def is_main_process() -> bool:
   """In a multi-process run, process 0 alone writes files and logs; all take part in the rest."""
   return jax.process_index() == 0
+
+
+def process_zero_decides(decision: bool) -> bool:
+  """Process 0's `decision`, on every process (a collective in a multi-process run): one choice
+  where the processes' own may differ (their hosts, the moment they read a file)."""
+  if jax.process_count() == 1:
+    return decision
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(decision)))
 
 
 def read_json(path: epath.Path) -> Any:

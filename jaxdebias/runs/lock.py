@@ -21,11 +21,9 @@ from typing import Any
 
 from etils import epath
 import jax
-from jax.experimental import multihost_utils
-import numpy as np
 
 from jaxdebias.errors import InputError
-from jaxdebias.runs.files import failed_writes_said, is_main_process
+from jaxdebias.runs.files import failed_writes_said, is_main_process, process_zero_decides
 from jaxdebias.runs.workdir import absolute
 
 LOCK_FILE = "lock"
@@ -50,7 +48,7 @@ def workdir_lock(workdir: epath.Path) -> Iterator[None]:
         stack.enter_context(_held(workdir))
       except InputError as e:
         refused = e
-    if not multihost_utils.broadcast_one_to_all(np.int32(refused is None)):
+    if not process_zero_decides(refused is None):
       raise refused or InputError(
           f"process 0 could not lock the workdir {workdir}; its error line says why."
       )

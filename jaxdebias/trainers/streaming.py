@@ -23,12 +23,11 @@ import os
 
 from absl import logging
 import jax
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 import ml_collections
 import numpy as np
 
-from jaxdebias import sharding
+from jaxdebias import runs, sharding
 from jaxdebias.errors import InputError
 from jaxdebias.trainers import loop, members
 
@@ -59,8 +58,7 @@ def streams(
   stream = config.train_images == "stream"
   if config.train_images == "auto":
     stream = images.nbytes / mesh.shape[sharding.DATA] > budget_bytes(config)
-    if jax.process_count() > 1:  # One choice for all processes (their hosts may differ).
-      stream = bool(multihost_utils.broadcast_one_to_all(np.int32(stream)))
+    stream = runs.process_zero_decides(stream)  # One choice: the processes' hosts may differ.
   logging.info(
       "%s images (%.2f GiB): %s.",
       split,
