@@ -16,11 +16,13 @@ held-out training data without bias labels.
 Final models; every knob fixed in advance or chosen without bias labels, as each row's `knobs`
 says.
 Bias labels are read by evaluation only, but by the GroupDRO oracle, which trains with them and
-is marked so. With --update the cells of OUT/baselines.json (same seeds) that this run does not
-compute are kept, and the table shows both. The MLP protocol throughout (a 2-core CPU runs it);
-the published Biased MNIST numbers used the SimpleConvNet protocol and are not comparable, only
-listed. Writes
-results/baselines.{md,json,png} and puts the table into README.md.
+is marked so. With --update the table grows seed by seed: the runs of this invocation join the
+cells of OUT/baselines.json (a seed run again replaces its earlier result; a recipe cell, its
+seeds one run with one selection, is replaced whole, never by one of fewer seeds), and a cell of
+fewer seeds than the table's others says which it has. The MLP protocol throughout (a 2-core
+CPU runs it); the published Biased MNIST numbers used the SimpleConvNet protocol and are not
+comparable, only listed. Writes results/baselines.{md,json,png} and puts the table into
+README.md.
 """
 
 import json
@@ -49,7 +51,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 _OUT = flags.DEFINE_string("out", "results", "Where the table, JSON and plot go.")
 _README = flags.DEFINE_bool("readme", True, "Also put the table into README.md.")
 _UPDATE = flags.DEFINE_bool(
-    "update", False, "Keep the cells of OUT/baselines.json (same seeds) this run does not compute."
+    "update", False, "Add this run's seeds and cells to those of OUT/baselines.json."
 )
 
 KNOBS = {
@@ -122,6 +124,7 @@ def jtt_error_set(dataset: str, value: float, seed: int) -> dict:
   conflicting = train.bias_label != train.label
   found = int((errors & conflicting).sum())
   return {
+      "seed": seed,
       "error_set": int(errors.sum()),
       "conflicting": int(conflicting.sum()),
       "precision": found / max(int(errors.sum()), 1),
@@ -149,13 +152,13 @@ def peak_lines(found: dict, columns: dict) -> list[str]:
     for dataset, value in ((d, v) for d, values in columns.items() for v in values):
       per_seed = found.get((dataset, method, value), [])
       if per_seed and all("best_test_evaluation" in r for r in per_seed):
-        cells = ", ".join(
-            f"{100 * r['test']['classifier']['unbiased_accuracy']:.2f} final,"
+        cells = "; ".join(
+            f"seed {r['seed']}: {100 * r['test']['classifier']['unbiased_accuracy']:.2f} final,"
             f" {100 * r['best_test_evaluation']['unbiased_accuracy']:.2f} at step"
             f" {r['best_test_evaluation']['step']:,}"
             for r in per_seed
         )
-        lines.append(f"- {method}, {TITLES[dataset]} {value:g}: {cells} (seed by seed)")
+        lines.append(f"- {method}, {TITLES[dataset]} {value:g}: {cells}")
   if not lines:
     return []
   return [
@@ -169,11 +172,12 @@ def peak_lines(found: dict, columns: dict) -> list[str]:
 def error_set_lines(error_sets: dict) -> list[str]:
   lines = []
   for (dataset, value), per_seed in error_sets.items():
-    cells = ", ".join(
-        f"{e['error_set']} examples, precision {e['precision']:.2f}, recall {e['recall']:.2f}"
+    cells = "; ".join(
+        f"seed {e['seed']}: {e['error_set']} examples, precision {e['precision']:.2f}, recall"
+        f" {e['recall']:.2f}"
         for e in per_seed
     )
-    lines.append(f"- {TITLES[dataset]} {value:g}: {cells} (seed by seed)")
+    lines.append(f"- {TITLES[dataset]} {value:g}: {cells}")
   if not lines:
     return []
   return [
@@ -210,27 +214,44 @@ def methods_in(found: dict, dataset: str | None = None) -> list[str]:
   return [m for m in METHODS if any(k[1] == m and dataset in (None, k[0]) for k in found)]
 
 
-def previous(path: pathlib.Path, seeds: list[int]) -> tuple[dict, dict]:
-  """(cells, JTT error sets) of an earlier baselines.json at `path`; refuses one whose cells
-  are of other seeds (the table would drop them)."""
+def previous(path: pathlib.Path) -> tuple[dict, dict]:
+  """(cells, JTT error sets) of an earlier baselines.json at `path`, or none."""
   if not path.exists():
     return {}, {}
   found, error_sets = {}, {}
   for key, per_seed in json.loads(path.read_text()).items():
     dataset, method, value = key.split("/")
-    if method == "jtt_error_set":
-      error_sets[dataset, float(value)] = per_seed
-      continue
-    if (their := [r.get("seed") for r in per_seed]) != seeds:
-      raise app.UsageError(
-          f"{path} holds {key} of seeds {their}; --update keeps cells of the same seeds only: "
-          f"pass --seeds={','.join(map(str, their))}, or another --out."
-      )
-    found[dataset, method, float(value)] = per_seed
+    cells = error_sets if method == "jtt_error_set" else found
+    cells[(dataset, float(value)) if cells is error_sets else (dataset, method, float(value))] = (
+        per_seed
+    )
   return found, error_sets
 
 
-def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
+def merged(key: tuple, earlier: list[dict] | None, new: list[dict]) -> list[dict]:
+  """A cell's per-seed results after a run of `new` seeds: each joins or replaces the earlier
+  result of its seed; a recipe cell (its seeds one run, one selection) is replaced whole, and
+  refused if it has fewer seeds than the earlier one (which would be lost)."""
+  if not earlier:
+    return new
+  if key[1] == "recipe":
+    if len(new) < len(earlier):
+      raise app.UsageError(
+          f"{'/'.join(map(str, key))} already holds seeds {[r['seed'] for r in earlier]}; a"
+          f" recipe run of seeds {[r['seed'] for r in new]} would replace them: pass"
+          f" --seeds={','.join(str(r['seed']) for r in earlier)} or more, or another --out."
+      )
+    return new
+  by_seed = {r["seed"]: r for r in earlier} | {r["seed"]: r for r in new}
+  return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def seeds_of(cell: list[dict]) -> list[int]:
+  return [r["seed"] for r in cell]
+
+
+def table(found: dict, columns: dict, error_sets: dict) -> str:
+  seeds = sorted({seed for cell in found.values() for seed in seeds_of(cell)})
   seeds_text = ",".join(map(str, seeds))
   missing = any(
       (d, m, v) not in found for d, values in columns.items() for m in methods_in(found, d)
@@ -242,7 +263,8 @@ def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
   )
   lines = [
       f"Unbiased test accuracy (%: the mean over the (label, bias colour) groups), mean ± sample"
-      f" std over seeds {seeds_text}; final models, the MLP protocol; knobs fixed in advance or"
+      f" std over seeds {seeds_text} (a cell of fewer seeds names them: not all run yet);"
+      " final models, the MLP protocol; knobs fixed in advance or"
       " chosen on held-out training data without bias labels, as listed; bias labels read by"
       " evaluation only (but by the oracle)."
       f" Machine: {machine()}. Regenerate with `python -m benchmarks.baselines {flags_text}`."
@@ -255,16 +277,23 @@ def table(found: dict, columns: dict, seeds, error_sets: dict) -> str:
     lines += ["", f"**{TITLES[dataset]}**", "", f"| method | {head} | knobs |",
               "|---|" + "---|" * (len(values) + 1)]
     for method in methods_in(found, dataset):
-      cells = [
-          mean_std(unbiased(found[dataset, method, v])) if (dataset, method, v) in found else "-"
-          for v in values
-      ]
+      cells = [cell_text(found.get((dataset, method, v)), seeds) for v in values]
       lines.append(f"| {method} | {' | '.join(cells)} | {KNOBS[method]} |")
     for name, published, how in PUBLISHED[dataset]:
       cells = [f"{published[v]:.2f}" if v in published else "-" for v in values]
       lines.append(f"| {name} | {' | '.join(cells)} | {how} |")
   diagnoses = recipe_lines(found, columns) + peak_lines(found, columns)
   return "\n".join(lines + diagnoses + error_set_lines(error_sets)) + "\n"
+
+
+def cell_text(cell: list[dict] | None, seeds: list[int]) -> str:
+  """A table cell: '-' (not run), mean ± std, and the seeds it has if fewer than `seeds`."""
+  if not cell:
+    return "-"
+  text = mean_std(unbiased(cell))
+  if seeds_of(cell) != seeds:
+    text += f" (seed{'s' if len(cell) > 1 else ''} {','.join(map(str, seeds_of(cell)))})"
+  return text
 
 
 def write_plot(found: dict, columns: dict, path: pathlib.Path) -> None:
@@ -305,24 +334,24 @@ def main(argv):
       "biased_mnist": [float(r) for r in _RHOS.value],
   }
   out = pathlib.Path(_OUT.value)
-  found, error_sets = previous(out / "baselines.json", seeds) if _UPDATE.value else ({}, {})
+  found, error_sets = previous(out / "baselines.json") if _UPDATE.value else ({}, {})
   for dataset, values in columns.items():
     for method in _METHODS.value:
       for value in values:
+        key = dataset, method, value
         if method == "recipe":
-          found[dataset, method, value] = recipe_seeds(dataset, value, seeds)
+          cell = recipe_seeds(dataset, value, seeds)
         else:
-          found[dataset, method, value] = [run_one(dataset, method, value, s) for s in seeds]
+          cell = [run_one(dataset, method, value, s) for s in seeds]
         if method in PEAK_REPORTED:
-          found[dataset, method, value] = [
+          cell = [
               r | {"best_test_evaluation": best_test_evaluation(dataset, method, value, s)}
-              for r, s in zip(found[dataset, method, value], seeds)
+              for r, s in zip(cell, seeds)
           ]
-  if "jtt" in _METHODS.value:
-    error_sets |= {
-        (d, v): [jtt_error_set(d, v, s) for s in seeds] for d, values in columns.items()
-        for v in values
-    }
+        found[key] = merged(key, found.get(key), cell)
+        if method == "jtt":
+          new = [jtt_error_set(dataset, value, s) for s in seeds]
+          error_sets[dataset, value] = merged(key, error_sets.get((dataset, value)), new)
   for dataset in columns:  # With the kept cells' columns; ratios up, rhos down (hardest first).
     values = {v for d, _, v in found if d == dataset} | set(columns[dataset])
     columns[dataset] = sorted(values, reverse=dataset == "biased_mnist")
@@ -334,7 +363,7 @@ def main(argv):
           indent=1,
       )
   )
-  text = table(found, columns, seeds, error_sets)
+  text = table(found, columns, error_sets)
   (out / "baselines.md").write_text(f"# Baselines on two kinds of colour bias\n\n{text}")
   write_plot(found, columns, out / "baselines.png")
   if _README.value:

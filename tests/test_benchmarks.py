@@ -3,6 +3,7 @@
 import json
 
 from absl import app
+import chex
 import pytest
 
 from benchmarks import baselines
@@ -12,27 +13,39 @@ def _cell(seed: int, accuracy: float) -> dict:
   return {"seed": seed, "test": {"classifier": {"unbiased_accuracy": accuracy}}}
 
 
-def test_update_keeps_the_earlier_cells_and_refuses_other_seeds(tmp_path):
+def test_update_grows_the_table_seed_by_seed(tmp_path):
   path = tmp_path / "baselines.json"
+  error_set = {"seed": 0, "error_set": 5, "precision": 0.2, "recall": 1.0}
   earlier = {
-      "biased_mnist/lff/0.997": [_cell(0, 0.6), _cell(1, 0.7)],
+      "biased_mnist/lff/0.997": [_cell(0, 0.6)],
       "biased_mnist/jtt/0.997": [_cell(0, 0.3), _cell(1, 0.4)],
-      "biased_mnist/jtt_error_set/0.997": [{"error_set": 5}, {"error_set": 6}],
+      "biased_mnist/jtt_error_set/0.997": [error_set],
   }
   path.write_text(json.dumps(earlier))
-  found, error_sets = baselines.previous(path, [0, 1])
+  found, error_sets = baselines.previous(path)
   assert set(found) == {("biased_mnist", "lff", 0.997), ("biased_mnist", "jtt", 0.997)}
-  assert error_sets == {("biased_mnist", 0.997): [{"error_set": 5}, {"error_set": 6}]}
-  assert baselines.previous(tmp_path / "none.json", [0]) == ({}, {})
-  with pytest.raises(app.UsageError, match=r"lff/0.997 of seeds \[0, 1\].*--seeds=0,1"):
-    baselines.previous(path, [0])  # The table would lose them.
+  assert error_sets == {("biased_mnist", 0.997): [error_set]}
+  assert baselines.previous(tmp_path / "none.json") == ({}, {})
 
+  lff = ("biased_mnist", "lff", 0.997)
+  grown = baselines.merged(lff, found[lff], [_cell(2, 0.8), _cell(1, 0.7)])
+  chex.assert_trees_all_equal(grown, [_cell(0, 0.6), _cell(1, 0.7), _cell(2, 0.8)])
+  rerun = baselines.merged(lff, grown, [_cell(1, 0.75)])  # A seed run again replaces its own.
+  assert [c["test"]["classifier"]["unbiased_accuracy"] for c in rerun] == [0.6, 0.75, 0.8]
+  recipe = ("biased_mnist", "recipe", 0.997)
+  three = [_cell(s, 0.7) for s in range(3)]
+  assert baselines.merged(recipe, [_cell(0, 0.9)], three) == three  # One run, replaced whole.
+  refused = r"recipe/0.997 already holds seeds \[0, 1, 2\].*--seeds=0,1,2"
+  with pytest.raises(app.UsageError, match=refused):
+    baselines.merged(recipe, three, [_cell(0, 0.9)])  # Would lose seeds 1 and 2.
+
+  found[lff] = grown
   how = {"chosen": "ag, weight_decay=0.3", "held_out_flagged": 19, "standard_error": 0.0412}
-  found["biased_mnist", "recipe", 0.999] = [_cell(0, 0.8) | how, _cell(1, 0.9) | how]
+  found["biased_mnist", "recipe", 0.999] = [_cell(s, 0.8 + s / 10) | how for s in range(3)]
   earlier_rule = {"chosen": "ag, weight_decay=0"}  # A cell made before the rule.
   found["biased_mnist", "recipe", 0.997] = [_cell(0, 0.7) | earlier_rule]
   columns = {"colored_mnist": [], "biased_mnist": [0.997, 0.999]}
-  rows = baselines.table(found, columns, [0, 1], {}).splitlines()
+  rows = baselines.table(found, columns, error_sets).splitlines()
   assert (
       "- Biased MNIST (rho) 0.999: ag, weight_decay=0.3 (one-standard-error rule;"
       " 19 held-out examples read as conflicting by the amplifier; standard error 4.12 points)"
@@ -41,14 +54,15 @@ def test_update_keeps_the_earlier_cells_and_refuses_other_seeds(tmp_path):
       "- Biased MNIST (rho) 0.997: ag, weight_decay=0 (the best held-out score,"
       " made before the one-standard-error rule)"
   ) in rows
-  del found["biased_mnist", "recipe", 0.997]
-  rows = baselines.table(found, columns, [0, 1], {}).splitlines()
-  assert "--methods=lff,jtt,recipe --ratios= --rhos=0.997,0.999`. -: not run yet." in rows[0]
+  error_line = "- Biased MNIST (rho) 0.997: seed 0: 5 examples, precision 0.20, recall 1.00"
+  assert error_line in rows
+  assert "std over seeds 0,1,2 (a cell of fewer seeds names them" in rows[0]
+  assert "--seeds=0,1,2 --methods=lff,jtt,recipe --ratios= --rhos=0.997,0.999`." in rows[0]
+  assert "-: not run yet." in rows[0]
   row = lambda method: next(r for r in rows if r.startswith(f"| {method} |"))
-  lff, jtt, recipe = row("lff"), row("jtt"), row("recipe")
-  assert lff.startswith("| lff | 65.00 ± 7.07 | - |")
-  assert jtt.startswith("| jtt | 35.00 ± 7.07 | - |")
-  assert recipe.startswith("| recipe | - | 85.00 ± 7.07 |")
+  assert row("lff").startswith("| lff | 70.00 ± 10.00 | - |")
+  assert row("jtt").startswith("| jtt | 35.00 ± 7.07 (seeds 0,1) | - |")
+  assert row("recipe").startswith("| recipe | 70.00 ± 0.00 (seed 0) | 90.00 ± 10.00 |")
 
 
 def test_the_best_test_evaluation_is_a_diagnosis_beside_the_final_model(tmp_path, monkeypatch):
@@ -63,7 +77,7 @@ def test_the_best_test_evaluation_is_a_diagnosis_beside_the_final_model(tmp_path
   assert peak == {"unbiased_accuracy": 0.8, "step": 200}
   found = {("colored_mnist", "disent", 0.01): [_cell(0, 0.7) | {"best_test_evaluation": peak}]}
   columns = {"colored_mnist": [0.01], "biased_mnist": []}
-  rows = baselines.table(found, columns, [0], {}).splitlines()
+  rows = baselines.table(found, columns, {}).splitlines()
   assert any(row.startswith("| disent | 70.00 ± 0.00 |") for row in rows)  # The final model.
-  peak_line = "- disent, Colored MNIST (conflicting ratio) 0.01: 70.00 final, 80.00 at step 200"
-  assert f"{peak_line} (seed by seed)" in rows
+  peak_line = "- disent, Colored MNIST (conflicting ratio) 0.01: seed 0: 70.00 final, 80.00 at step"
+  assert f"{peak_line} 200" in rows
