@@ -22,10 +22,10 @@ steps, inputs in [0, 1/255]) except on CelebA.
 
 Expected runtime on a 2-core CPU (Colored MNIST 1%, one seed): about 2 h (each of the two GANs
 35-45 min, then 2-7 min per classifier run: the amplifier, 4 candidate runs (ERM, LfF,
-amplified_groups per min_loss with the weight decays side by side), the best min_loss with
-pairs, the refit). Expected result there, seed 0: 80.13% unbiased accuracy, amplified_groups with
-pairs chosen (LfF 72.87%; README "Synthetic bias amplification"; measured with the earlier grid,
-weight decays 0 and 0.1).
+amplified_groups per min_loss that flags other examples, the weight decays side by side), the
+best min_loss with pairs, the refit). Expected result there, seed 0: 80.13% unbiased accuracy,
+amplified_groups with pairs chosen (LfF 72.87%; README "Synthetic bias amplification"; measured
+with the earlier grid, weight decays 0 and 0.1).
 """
 
 from configs import celeba

@@ -29,7 +29,8 @@ def _tiny_recipe(npz_path: str, config_module=bias_amplification_config):
   config.gan.update(latent_dim=8, generator_widths=(16, 8), discriminator_widths=(8,))
   config.recipe.update(gan_steps=10, gan_batch_size=16, gan_eval_every=10, per_class=16)
   if config_module is bias_amplification_config:
-    config.recipe.update(weight_decay=(0.0, 0.1), min_loss=(0.0,), holdout_fraction=0.25)
+    # min_loss 0.5 flags what 0 does (a mistake's loss exceeds ln 2): trained once.
+    config.recipe.update(weight_decay=(0.0, 0.1), min_loss=(0.0, 0.5), holdout_fraction=0.25)
   config.recipe.pairs.num_fit = 256  # num_pairs: as many as synthetic_ratio 2 needs, 512.
   return config
 
@@ -73,7 +74,7 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   shuffled = _tiny_recipe(_shuffled_bias_labels(tmp_path / "shuffled"))
   blind = recipes.run(shuffled, str(tmp_path / "blind"))
   _assert_blind_to_training_bias_labels(tmp_path / "recipe", tmp_path / "blind", results, blind)
-  stages = ["generator", "amplifier", "candidates/erm", "candidates/lff"]
+  stages = ["generator", "amplifier", "pseudo_groups", "candidates/erm", "candidates/lff"]
   stages += ["candidates/amplified_groups_ml0", "selection", "group_generator", "pairs"]
   pairs = results["diagnostics"]["pairs"]
   if "skipped" not in pairs:  # The tiny GAN may never show some class: no pairs, said so.
@@ -83,6 +84,10 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   for stage in stages:
     assert f"[recipe] stage {stage}: done in" in out
     assert (tmp_path / "recipe" / stage / "results.json").exists()
+  groups = results["pseudo_groups"]
+  assert groups["same_as"] == {"0.5": "0"} and groups["distinct_min_loss"] == [0.0]
+  assert groups["flagged"]["0.5"] == groups["flagged"]["0"] <= groups["training_examples"] == 384
+  assert "min_loss 0.5 flags the same examples as min_loss 0: trained once, as 0" in out
   selection = results["selection"]
   expected = {
       "erm",

@@ -13,7 +13,9 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    part (`recipe.holdout_fraction` drawn at random with `recipe.holdout_seed`, or the dataset's
    own validation split where it has one), `num_seeds` seeds side by side: the fallbacks
    (`recipe.fallbacks`: ERM and LfF) and amplified_groups over `recipe.weight_decay` x
-   `recipe.min_loss`.
+   `recipe.min_loss`. A min_loss under which the amplifier flags the same training examples
+   as under an earlier one would train the same run again: it is skipped, and stage
+   pseudo_groups (before the candidates, no bias label) says so and how many each flags.
 4. selection: each candidate's members scored on the held-out part by their pseudo-group
    accuracy (`SELECTION_CRITERION`), no bias label read, and one chosen by `SELECTION_RULE`.
    A held-out part of the training split is as biased as the rest, so its scores rest on the
@@ -109,12 +111,13 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
-def candidates(config: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
+def candidates(config: ml_collections.ConfigDict, min_losses) -> dict[str, dict[str, Any]]:
   """Candidate run name -> the changes to the recipe config that make it. The weight decay
-  values of amplified_groups train side by side as members of one run per min_loss."""
+  values of amplified_groups train side by side as members of one run per min_loss (of
+  `min_losses`)."""
   options = config.recipe
   found = {name: {"method": name} for name in options.fallbacks}
-  for min_loss in options.min_loss:
+  for min_loss in min_losses:
     found[f"amplified_groups_ml{min_loss:g}"] = {
         "method": "amplified_groups",
         "optimizer.weight_decay": tuple(float(v) for v in options.weight_decay),
@@ -153,12 +156,16 @@ def run(
         "data.valid_seed": options.holdout_seed,
     }
   shared = {**fit, "amplifier.workdir": str(amplifier_dir)}
-  changes = candidates(config)
+  fit_data = stage_config(config, **fit).data
+  groups = recipe.computed(
+      "pseudo_groups", lambda: _pseudo_groups(config, fit_data, amplifier_dir)
+  )
+  _say_pseudo_groups(groups)
+  changes = candidates(config, groups["distinct_min_loss"])
   train = lambda name: recipe.train(
       f"candidates/{name}", train_and_evaluate, stage_config(config, **shared, **changes[name])
   )
   trained = {name: train(name) for name in changes}
-  fit_data = stage_config(config, **fit).data
   select = lambda: _select(config, recipe, fit_data, amplifier_dir, trained)
   selection = _checked(recipe.computed("selection", select))
   best = selection["scores"][selection["recipe_choice"]]
@@ -186,6 +193,7 @@ def run(
       {
           "final": final,
           "selection": selection,
+          "pseudo_groups": groups,
           "diagnostics": {
               "amplifier_test": amplifier_results["test"],
               "pairs": pairs_report,
@@ -268,6 +276,39 @@ def _member_predictions(workdir: str, results: dict, images: np.ndarray):
       (m["hparams"], models.on_host(runs.classifier_fn(workdir, member=i))(images).argmax(-1))
       for i, m in enumerate(members)
   ]
+
+
+def _pseudo_groups(config, fit_data, amplifier_dir) -> dict[str, Any]:
+  """How many of the candidates' training examples the amplifier flags as conflicting under
+  each `recipe.min_loss`, and the values that flag the same examples as an earlier one (their
+  amplified_groups run would be that one's again). No bias label."""
+  train = runs.load_dataset(fit_data).train
+  logits = runs.load_classifier(str(amplifier_dir))(train.images)
+  flagged, same_as, distinct = {}, {}, {}
+  for min_loss in config.recipe.min_loss:  # The same flags make the same pseudo-groups.
+    flags = np.asarray(amplified.pseudo_bias(logits, train.label, "correctness", min_loss))
+    flagged[f"{min_loss:g}"] = int(flags.sum())
+    twin = next((m for m, f in distinct.items() if np.array_equal(f, flags)), None)
+    if twin is None:
+      distinct[min_loss] = flags
+    else:
+      same_as[f"{min_loss:g}"] = f"{twin:g}"
+  return {
+      "training_examples": len(train.label),
+      "flagged": flagged,
+      "same_as": same_as,
+      "distinct_min_loss": [float(m) for m in distinct],
+  }
+
+
+def _say_pseudo_groups(groups: dict[str, Any]) -> None:
+  counts = ", ".join(f"min_loss {m}: {n}" for m, n in groups["flagged"].items())
+  say(
+      f"training examples the amplifier reads as conflicting, of {groups['training_examples']}:"
+      f" {counts}"
+  )
+  for min_loss, twin in groups["same_as"].items():
+    say(f"min_loss {min_loss} flags the same examples as min_loss {twin}: trained once, as {twin}")
 
 
 def _select(config, recipe: Recipe, fit_data, amplifier_dir, trained) -> dict[str, Any]:
