@@ -4,7 +4,8 @@ Command:
   python -m jaxdebias.main --config=configs/npz.py:method=lff,path=/data/mine.npz \
       --workdir=workdirs/mine_lff
 
-Arguments after `:`: method (erm | lff), path (the .npz; required). Model, optimizer and
+Arguments after `:`: method (erm | lff), path (the .npz; required; its bias labels are
+optional: without them the test metrics are accuracy alone). Model, optimizer and
 schedule default to the Colored MNIST ones (MLP on flattened pixels, Adam 1e-3, batch 256,
 23,500 steps); override them with --config.num_steps=..., --config.model.hidden=..., etc.
 Pixels reach the model in [0, 1] (`input_scaling=unit`, the library's default); the README's

@@ -81,10 +81,10 @@ class Case:
     return str(path)
 
 
-def _bad_npz(**changes):
+def _bad_npz(*extra, **changes):
   def make(case):
     case.npz = case.npz_with(**changes)
-    return case.args()
+    return case.args(*extra)
 
   return make
 
@@ -268,13 +268,15 @@ CASES = [
     ("npz member not an array", _zip_with_member("train_label.npy", lambda b: b"junk")),
     ("npz header claims 10^12 rows", _zip_with_member("train_label.npy", _huge_header)),
     ("npz object array", _bad_npz(train_label=np.array([None] * 512, dtype=object))),
-    ("npz key missing", _bad_npz(test_bias_label=None)),
+    ("npz key missing", _bad_npz(test_label=None)),
     ("npz float images", _bad_npz(train_images=np.zeros((512, 8, 8, 3), np.float32))),
     ("npz images without channels", _bad_npz(test_images=np.zeros((200, 8, 8), np.uint8))),
     ("npz image sizes differ", _bad_npz(test_images=np.zeros((200, 8, 9, 3), np.uint8))),
     ("npz label out of range", _bad_npz(test_label=np.full(200, 7))),
     ("npz negative label", _bad_npz(train_label=np.full(512, -1))),
-    ("npz unknown bias labels", _bad_npz(train_bias_label=np.full(512, -1))),
+    ("npz bias label -2", _bad_npz(train_bias_label=np.full(512, -2))),
+    ("oracle without bias labels",
+     _bad_npz("--config.method=group_dro_oracle", train_bias_label=np.full(512, -1))),
     ("npz float labels", _bad_npz(train_label=np.zeros(512))),
     ("npz label count differs", _bad_npz(train_label=np.zeros(511, int))),
     ("npz empty test split", _bad_npz(test_images=np.zeros((0, 8, 8, 3), np.uint8),

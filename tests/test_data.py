@@ -384,6 +384,27 @@ def test_npz_loads(tmp_path):
   assert data.load_dataset(npz_config(tmp_path / "novalid.npz")).valid is None
 
 
+def test_npz_bias_labels_are_optional(tmp_path):
+  """A user without bias labels: none stored (all unknown, -1), or -1 for some examples."""
+  arrays = good_npz_arrays(with_valid=True)
+  unlabelled = {k: v for k, v in arrays.items() if not k.endswith("bias_label")}
+  np.savez(tmp_path / "none.npz", **unlabelled)
+  dataset = data.load_dataset(npz_config(tmp_path / "none.npz"))
+  assert (dataset.num_classes, dataset.num_bias_classes) == (3, 1)
+  for split in (dataset.train, dataset.test, dataset.valid):
+    np.testing.assert_array_equal(split.bias_label, np.full(len(split.label), -1))
+  test_only = {**unlabelled, "test_bias_label": np.arange(20) % 4}  # The count: from the test.
+  test_only["train_bias_label"] = np.where(np.arange(30) < 5, 1, -1)
+  np.savez(tmp_path / "some.npz", **test_only)
+  dataset = data.load_dataset(npz_config(tmp_path / "some.npz"))
+  assert dataset.num_bias_classes == 4
+  np.testing.assert_array_equal(dataset.train.bias_label, test_only["train_bias_label"])
+  binary = data.transforms.binary(dataset)  # An unknown bias label stays unknown.
+  np.testing.assert_array_equal(binary.train.bias_label, np.where(np.arange(30) < 5, 0, -1))
+  with pytest.raises(InputError, match="lacks some examples' bias labels .*recipe.protected"):
+    data.transforms.bias_as_target(dataset)
+
+
 def _set(key, value):
   return lambda arrays: arrays.update({key: value})
 
@@ -391,11 +412,8 @@ def _set(key, value):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda a: a.pop("test_bias_label"), r"lacks the arrays test_bias_label; add them"),
-        (
-            _set("valid_label", np.zeros(3, int)),
-            r"lacks the arrays valid_images, valid_bias_label; add them",
-        ),
+        (lambda a: a.pop("test_label"), r"lacks the arrays test_label; add them"),
+        (_set("valid_label", np.zeros(3, int)), r"lacks the arrays valid_images; add them"),
         (
             lambda a: a.update(train_images=a["train_images"].astype(np.float32)),
             r"`train_images` is float32 .*; store images as uint8 with shape \(N, H, W, C\)",
@@ -413,8 +431,8 @@ def _set(key, value):
             r"`test_label` has values in 0\.\.3, outside 0\.\.2 .*; relabel them",
         ),
         (
-            _set("train_bias_label", np.arange(30) % 2 - 1),
-            r"`train_bias_label` has values in -1\.\.0, outside 0\.\.0 .*; relabel them",
+            _set("train_bias_label", np.arange(30) % 2 - 2),
+            r"`train_bias_label` has values in -2\.\.-1, outside 0\.\.1 \(or -1: unknown\)",
         ),
         (
             _set("test_label", np.zeros(19, int)),

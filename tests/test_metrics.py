@@ -67,6 +67,14 @@ def test_summarize_by_hand():
   assert summary["num_examples"] == 10
   assert json.loads(json.dumps(summary)) == summary  # JSON round trip (no NaN).
   assert all(isinstance(summary[k], float) for k in ("accuracy", "unbiased_accuracy"))
+  # 4 more examples of unknown bias (-1), 1 of them right: in accuracy, in no group.
+  with_unknown = metrics.summarize(_TOTAL, _CORRECT, unknown_bias=(4, 1))
+  assert with_unknown["accuracy"] == pytest.approx(8 / 14)
+  assert (with_unknown["num_examples"], with_unknown["num_bias_unknown"]) == (14, 4)
+  group_keys = set(summary) - {"accuracy", "num_examples", "num_bias_unknown"}
+  assert {k: with_unknown[k] for k in group_keys} == {k: summary[k] for k in group_keys}
+  only_unknown = metrics.summarize(np.zeros((2, 1), int), np.zeros((2, 1), int), (5, 4))
+  assert (only_unknown["accuracy"], only_unknown["unbiased_accuracy"]) == (0.8, None)
 
 
 def test_summarize_without_aligned_groups_and_bad_shapes():

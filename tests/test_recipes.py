@@ -50,6 +50,14 @@ def _shuffled_bias_labels(directory) -> str:
   return str(directory / "tiny.npz")
 
 
+def _without_bias_labels(directory) -> str:
+  """The tiny dataset with no bias label stored at all (a user who has none)."""
+  arrays = synthetic.biased_arrays()
+  directory.mkdir()
+  np.savez(directory / "tiny.npz", **{k: v for k, v in arrays.items() if "bias" not in k})
+  return str(directory / "tiny.npz")
+
+
 def _assert_blind_to_training_bias_labels(one, two, first: dict, second: dict) -> None:
   """Recipes `first` in `one` and `second` in `two`, on data differing only in the training
   split's bias labels: bit-identical training and selection; only the diagnostics differ."""
@@ -74,6 +82,13 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   shuffled = _tiny_recipe(_shuffled_bias_labels(tmp_path / "shuffled"))
   blind = recipes.run(shuffled, str(tmp_path / "blind"))
   _assert_blind_to_training_bias_labels(tmp_path / "recipe", tmp_path / "blind", results, blind)
+  unlabelled = _tiny_recipe(_without_bias_labels(tmp_path / "unlabelled"))
+  without = recipes.run(unlabelled, str(tmp_path / "without"))  # The same, without a label.
+  _assert_blind_to_training_bias_labels(tmp_path / "recipe", tmp_path / "without", results, without)
+  assert "amplifier_finds_conflicting" not in without["diagnostics"]  # It needs bias labels.
+  unknown = without["final"]["test"]["classifier"]
+  assert unknown["accuracy"] == results["final"]["test"]["classifier"]["accuracy"]
+  assert (unknown["unbiased_accuracy"], unknown["num_bias_unknown"]) == (None, 200)
   stages = ["generator", "amplifier", "pseudo_groups", "candidates/erm", "candidates/lff"]
   stages += ["candidates/amplified_groups_ml0", "selection", "group_generator", "pairs"]
   pairs = results["diagnostics"]["pairs"]

@@ -2,14 +2,17 @@
 
 Required keys, for each split s in ('train', 'test'):
   `{s}_images`      (N, H, W, C) uint8, the same H, W, C in every split;
-  `{s}_label`       (N,) integer class labels;
-  `{s}_bias_label`  (N,) integer bias labels (the shortcut attribute).
-Optional: `valid_images`, `valid_label`, `valid_bias_label` (all three or none),
-and scalars `num_classes`, `num_bias_classes`; without them each count is
-1 + the largest training label of its kind, and every split's labels must lie
-in 0..count-1. Counts are at most MAX_CLASSES, and their product (the number of
-(label, bias) groups the metrics count) at most MAX_GROUPS. Arrays are read
-without unpickling: object arrays are refused.
+  `{s}_label`       (N,) integer class labels.
+Optional: `{s}_bias_label` (N,) integer bias labels (the shortcut attribute), -1 where
+unknown; a split without them has every bias label unknown. No method but the GroupDRO
+oracle trains with them: they serve evaluation (the group metrics count the examples whose
+bias label is known; accuracy counts all). Optional too: `valid_images`, `valid_label` (both
+or neither, with `valid_bias_label` if known), and scalars `num_classes`, `num_bias_classes`;
+without them the class count is 1 + the largest training label, the bias count 1 + the largest
+known bias label of any split (1 if none is known), and every split's labels must lie in
+0..count-1. Counts are at most MAX_CLASSES, and their product (the number of (label, bias)
+groups the metrics count) at most MAX_GROUPS. Arrays are read without unpickling: object
+arrays are refused.
 
 Write one with, e.g.,
 `np.savez(path, train_images=..., train_label=..., train_bias_label=..., ...)`.
@@ -30,6 +33,8 @@ from jaxdebias.errors import InputError
 SPLITS = ("train", "test")
 OPTIONAL_SPLIT = "valid"
 FIELDS = ("images", "label", "bias_label")
+REQUIRED_FIELDS = FIELDS[:2]
+UNKNOWN_BIAS = -1  # A bias label not known.
 # Split name -> (images, label, bias_label).
 Arrays = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 MAX_CLASSES = 10_000
@@ -54,14 +59,14 @@ def _array(data: np.lib.npyio.NpzFile, key: str, path: pathlib.Path) -> np.ndarr
 
 
 def _count(
-    data: np.lib.npyio.NpzFile, key: str, train_labels: np.ndarray, path: pathlib.Path
+    data: np.lib.npyio.NpzFile, key: str, labels: np.ndarray, what: str, path: pathlib.Path
 ) -> int:
-  """The npz's scalar `key` if present, else 1 + the largest training label."""
+  """The npz's scalar `key` if present, else 1 + the largest of `labels` (`what`; 1 if none)."""
   if key not in data:
-    count = int(train_labels.max()) + 1
+    count = int(labels.max(initial=0)) + 1
     if count > MAX_CLASSES:
       raise InputError(
-          f"{path}: the training labels go up to {count - 1}, so {key} would be {count}, over "
+          f"{path}: the {what} go up to {count - 1}, so {key} would be {count}, over "
           f"the limit of {MAX_CLASSES}; relabel them 0..K-1."
       )
     return count
@@ -125,7 +130,10 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
         (OPTIONAL_SPLIT,) if any(key.startswith(OPTIONAL_SPLIT + "_") for key in data) else ()
     )
     missing = [
-        f"{split}_{field}" for split in splits for field in FIELDS if f"{split}_{field}" not in data
+        f"{split}_{field}"
+        for split in splits
+        for field in REQUIRED_FIELDS
+        if f"{split}_{field}" not in data
     ]
     if missing:
       raise InputError(
@@ -135,7 +143,12 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
     arrays = {}
     for split in splits:
       images = _array(data, f"{split}_images", path)
-      labels = {field: _array(data, f"{split}_{field}", path) for field in FIELDS[1:]}
+      labels = {
+          field: _array(data, f"{split}_{field}", path)
+          if f"{split}_{field}" in data
+          else np.full(len(images), UNKNOWN_BIAS)
+          for field in FIELDS[1:]
+      }
       _check_split(path, split, images, labels)
       if split != "train" and images.shape[1:] != arrays["train"][0].shape[1:]:
         raise InputError(
@@ -144,24 +157,25 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
             f"split at the same (H, W, C)."
         )
       arrays[split] = (images, labels["label"], labels["bias_label"])
-    num_classes = _count(data, "num_classes", arrays["train"][1], path)
-    num_bias_classes = _count(data, "num_bias_classes", arrays["train"][2], path)
+    num_classes = _count(data, "num_classes", arrays["train"][1], "training labels", path)
+    every_bias = np.concatenate([bias for _, _, bias in arrays.values()])
+    num_bias_classes = _count(data, "num_bias_classes", every_bias, "bias labels", path)
   if num_classes * num_bias_classes > MAX_GROUPS:
     raise InputError(
         f"{path}: {num_classes} classes x {num_bias_classes} bias classes is over the limit of "
         f"{MAX_GROUPS} groups; merge classes or relabel them 0..K-1."
     )
   for split, (images, label, bias_label) in arrays.items():
-    for field, values, count in (
-        ("label", label, num_classes),
-        ("bias_label", bias_label, num_bias_classes),
+    for field, values, count, lowest in (
+        ("label", label, num_classes, 0),
+        ("bias_label", bias_label, num_bias_classes, UNKNOWN_BIAS),
     ):
-      if values.min() < 0 or values.max() >= count:
+      if values.min() < lowest or values.max() >= count:
+        unknown = " (or -1: unknown)" if lowest < 0 else ""
         raise InputError(
-            f"{path}: `{split}_{field}` has values in {values.min()}.."
-            f"{values.max()}, outside 0..{count - 1} (the range set by "
-            f"num_classes or the training labels); relabel them into that "
-            f"range."
+            f"{path}: `{split}_{field}` has values in {values.min()}..{values.max()}, outside"
+            f" 0..{count - 1}{unknown} (the range set by num_{field[:-5]}classes or the"
+            " labels); relabel them into that range."
         )
     arrays[split] = (images, label.astype(np.int32), bias_label.astype(np.int32))
   return arrays, num_classes, num_bias_classes

@@ -8,10 +8,12 @@ from jaxdebias.errors import InputError
 
 
 def binary(dataset: BiasedDataset) -> BiasedDataset:
-  """Labels and bias labels halved into 0 (lower half of the classes) and 1 (upper half)."""
+  """Labels and bias labels halved into 0 (lower half of the classes) and 1 (upper half); an
+  unknown bias label (-1) stays unknown."""
+  upper_bias = lambda b: np.where(b < 0, -1, b >= dataset.num_bias_classes // 2)
   halve = lambda s: s and s._replace(
       label=(s.label >= dataset.num_classes // 2).astype(np.int32),
-      bias_label=(s.bias_label >= dataset.num_bias_classes // 2).astype(np.int32),
+      bias_label=upper_bias(s.bias_label).astype(np.int32),
   )
   return dataset._replace(
       name=f"{dataset.name}/binary",
@@ -52,6 +54,13 @@ def split_off_valid(
 
 def bias_as_target(dataset: BiasedDataset) -> BiasedDataset:
   """Label and bias label swapped in every split (a classifier of the protected attribute)."""
+  splits = (dataset.train, dataset.test, dataset.valid)
+  if any(s is not None and (s.bias_label < 0).any() for s in splits):
+    raise InputError(
+        f"{dataset.name} lacks some examples' bias labels (unknown, -1), so data.target="
+        "'bias_label' has no label to learn for them; add the bias labels or use a recipe"
+        " option that needs none (recipe.protected='amplifier')."
+    )
   swap = lambda s: s and s._replace(label=s.bias_label, bias_label=s.label)
   return dataset._replace(
       train=swap(dataset.train),

@@ -32,6 +32,10 @@ _LEGEND = (
 # Written into results.json next to the numbers, so a reader of the file knows what they mean.
 DEFINITIONS = {
     "accuracy": "correct / examples over the whole split (sample mean)",
+    "groups": (
+        "the group metrics count the examples whose bias label is known; num_bias_unknown"
+        " examples (bias label -1) count in accuracy only"
+    ),
     "unbiased_accuracy": "unweighted mean of the accuracies of the non-empty (label, bias) groups",
     "aligned_accuracy": "the same group mean over the groups with bias == label",
     "conflicting_accuracy": "the same group mean over the groups with bias != label",
@@ -85,18 +89,22 @@ def _group_mean(accuracy: np.ndarray, selected: np.ndarray) -> float | None:
   return float(accuracy[selected].mean()) if selected.any() else None
 
 
-def summarize(total: np.ndarray, correct: np.ndarray) -> dict:
-  """Named metrics from per-group counts (host-side NumPy).
+def summarize(
+    total: np.ndarray, correct: np.ndarray, unknown_bias: tuple[int, int] = (0, 0)
+) -> dict:
+  """Named metrics from per-group counts (host-side NumPy), and (examples, correct ones) of
+  `unknown_bias`: the examples whose bias label is unknown (-1), in no group.
 
   With acc[y, b] = correct[y, b] / total[y, b] over the non-empty groups (total > 0):
-    accuracy:             sum(correct) / sum(total), the sample mean over all examples.
+    accuracy:             correct / examples, the sample mean over all examples.
     unbiased_accuracy:    mean of acc over all non-empty groups (group mean).
     aligned_accuracy:     mean of acc over non-empty groups with b == y.
     conflicting_accuracy: mean of acc over non-empty groups with b != y.
     worst_group_accuracy: min of acc over non-empty groups.
     group_accuracy:       acc as nested lists [y][b], None for empty groups.
     num_groups:           number of non-empty groups.
-    num_examples:         sum(total).
+    num_examples:         sum(total) + the examples of unknown bias.
+    num_bias_unknown:     the examples of unknown bias.
   Accuracies are Python floats in [0, 1] (not percent); a metric with no group to average over is
   None, so the dict is JSON-serialisable.
 
@@ -117,9 +125,10 @@ def summarize(total: np.ndarray, correct: np.ndarray) -> dict:
   nonempty = total > 0
   accuracy = np.where(nonempty, correct / np.maximum(total, 1), np.nan)
   label, bias = np.indices(total.shape)
-  num_examples = int(total.sum())
+  num_unknown, unknown_correct = (int(n) for n in unknown_bias)
+  num_examples = int(total.sum()) + num_unknown
   return {
-      "accuracy": float(correct.sum() / num_examples) if num_examples else None,
+      "accuracy": float((correct.sum() + unknown_correct) / num_examples) if num_examples else None,
       "unbiased_accuracy": _group_mean(accuracy, nonempty),
       "aligned_accuracy": _group_mean(accuracy, nonempty & (label == bias)),
       "conflicting_accuracy": _group_mean(accuracy, nonempty & (label != bias)),
@@ -129,6 +138,7 @@ def summarize(total: np.ndarray, correct: np.ndarray) -> dict:
       ],
       "num_groups": int(nonempty.sum()),
       "num_examples": num_examples,
+      "num_bias_unknown": num_unknown,
   }
 
 

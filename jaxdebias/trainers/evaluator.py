@@ -114,11 +114,14 @@ class Evaluator:
     for member, member_predictions in enumerate(zip(*predictions.values())):
       split = self.splits[self.member_split[member]]
       summaries = {}
+      unknown = split.bias_label < 0
       for name, pred in zip(predictions, member_predictions):
-        total, correct = metrics.group_counts(
-            pred[: len(split.label)], split.label, split.bias_label, *self.shape
+        pred = pred[: len(split.label)]
+        total, correct = metrics.group_counts(pred, split.label, split.bias_label, *self.shape)
+        hits = int((pred[unknown] == split.label[unknown]).sum())
+        summaries[name] = metrics.summarize(
+            np.asarray(total), np.asarray(correct), (int(unknown.sum()), hits)
         )
-        summaries[name] = metrics.summarize(np.asarray(total), np.asarray(correct))
       per_member.append(summaries)
     return per_member
 
