@@ -215,16 +215,21 @@ def methods_in(found: dict, dataset: str | None = None) -> list[str]:
 
 
 def previous(path: pathlib.Path) -> tuple[dict, dict]:
-  """(cells, JTT error sets) of an earlier baselines.json at `path`, or none."""
+  """(cells, JTT error sets) of an earlier baselines.json at `path`, or none. (A file written
+  before error sets named their seeds lists them in the order of its JTT cell's seeds.)"""
   if not path.exists():
     return {}, {}
   found, error_sets = {}, {}
   for key, per_seed in json.loads(path.read_text()).items():
     dataset, method, value = key.split("/")
-    cells = error_sets if method == "jtt_error_set" else found
-    cells[(dataset, float(value)) if cells is error_sets else (dataset, method, float(value))] = (
-        per_seed
-    )
+    if method == "jtt_error_set":
+      error_sets[dataset, float(value)] = per_seed
+    else:
+      found[dataset, method, float(value)] = per_seed
+  for (dataset, value), per_seed in error_sets.items():
+    seeds = seeds_of(found.get((dataset, "jtt", value), []))
+    if any("seed" not in e for e in per_seed) and len(seeds) == len(per_seed):
+      error_sets[dataset, value] = [{"seed": s, **e} for s, e in zip(seeds, per_seed)]
   return found, error_sets
 
 
@@ -232,18 +237,21 @@ def merged(key: tuple, earlier: list[dict] | None, new: list[dict]) -> list[dict
   """A cell's per-seed results after a run of `new` seeds: each joins or replaces the earlier
   result of its seed; a recipe cell (its seeds one run, one selection) is replaced whole, and
   refused if it has fewer seeds than the earlier one (which would be lost)."""
-  if not earlier:
-    return new
   if key[1] == "recipe":
-    if len(new) < len(earlier):
-      raise app.UsageError(
-          f"{'/'.join(map(str, key))} already holds seeds {[r['seed'] for r in earlier]}; a"
-          f" recipe run of seeds {[r['seed'] for r in new]} would replace them: pass"
-          f" --seeds={','.join(str(r['seed']) for r in earlier)} or more, or another --out."
-      )
+    check_recipe_seeds(key, earlier, seeds_of(new))
     return new
-  by_seed = {r["seed"]: r for r in earlier} | {r["seed"]: r for r in new}
+  by_seed = {r["seed"]: r for r in earlier or []} | {r["seed"]: r for r in new}
   return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def check_recipe_seeds(key: tuple, earlier: list[dict] | None, seeds: list[int]) -> None:
+  """Refuses a recipe run of `seeds` that would replace a cell of more seeds."""
+  if earlier and len(seeds) < len(earlier):
+    raise app.UsageError(
+        f"{'/'.join(map(str, key))} already holds seeds {seeds_of(earlier)}; a recipe run of"
+        f" seeds {seeds} would replace them: pass"
+        f" --seeds={','.join(map(str, seeds_of(earlier)))} or more, or another --out."
+    )
 
 
 def seeds_of(cell: list[dict]) -> list[int]:
@@ -335,6 +343,9 @@ def main(argv):
   }
   out = pathlib.Path(_OUT.value)
   found, error_sets = previous(out / "baselines.json") if _UPDATE.value else ({}, {})
+  for dataset, values in columns.items():  # Before any run: refused cells cost nothing.
+    for value in values if "recipe" in _METHODS.value else []:
+      check_recipe_seeds((dataset, "recipe", value), found.get((dataset, "recipe", value)), seeds)
   for dataset, values in columns.items():
     for method in _METHODS.value:
       for value in values:

@@ -21,7 +21,7 @@ candidate grid). Classifier stages use the LfF protocol (MLP, Adam 1e-3, batch 2
 steps, inputs in [0, 1/255]) except on CelebA.
 
 Expected runtime on a 2-core CPU (Colored MNIST 1%, one seed): about 2 h (each of the two GANs
-35-45 min, then 2-7 min per classifier run: the amplifier, 4 candidate runs (ERM, LfF,
+35-45 min, then 2-7 min per classifier run: the amplifier, 3-4 candidate runs (ERM, LfF,
 amplified_groups per min_loss that flags other examples, the weight decays side by side), the
 best min_loss with pairs, the refit). Expected result there, seed 0: 80.13% unbiased accuracy,
 amplified_groups with pairs chosen (LfF 72.87%; README "Synthetic bias amplification"; measured

@@ -15,19 +15,22 @@ def _cell(seed: int, accuracy: float) -> dict:
 
 def test_update_grows_the_table_seed_by_seed(tmp_path):
   path = tmp_path / "baselines.json"
-  error_set = {"seed": 0, "error_set": 5, "precision": 0.2, "recall": 1.0}
+  error_set = {"error_set": 5, "precision": 0.2, "recall": 1.0}
   earlier = {
       "biased_mnist/lff/0.997": [_cell(0, 0.6)],
       "biased_mnist/jtt/0.997": [_cell(0, 0.3), _cell(1, 0.4)],
-      "biased_mnist/jtt_error_set/0.997": [error_set],
+      # Written before error sets named their seed: those of the JTT cell, in order.
+      "biased_mnist/jtt_error_set/0.997": [error_set, error_set],
   }
   path.write_text(json.dumps(earlier))
   found, error_sets = baselines.previous(path)
   assert set(found) == {("biased_mnist", "lff", 0.997), ("biased_mnist", "jtt", 0.997)}
-  assert error_sets == {("biased_mnist", 0.997): [error_set]}
+  assert error_sets == {("biased_mnist", 0.997): [{"seed": s, **error_set} for s in (0, 1)]}
   assert baselines.previous(tmp_path / "none.json") == ({}, {})
 
   lff = ("biased_mnist", "lff", 0.997)
+  in_order = [_cell(0, 0.6), _cell(1, 0.7)]
+  assert baselines.merged(lff, None, in_order[::-1]) == in_order
   grown = baselines.merged(lff, found[lff], [_cell(2, 0.8), _cell(1, 0.7)])
   chex.assert_trees_all_equal(grown, [_cell(0, 0.6), _cell(1, 0.7), _cell(2, 0.8)])
   rerun = baselines.merged(lff, grown, [_cell(1, 0.75)])  # A seed run again replaces its own.
@@ -54,8 +57,8 @@ def test_update_grows_the_table_seed_by_seed(tmp_path):
       "- Biased MNIST (rho) 0.997: ag, weight_decay=0 (the best held-out score,"
       " made before the one-standard-error rule)"
   ) in rows
-  error_line = "- Biased MNIST (rho) 0.997: seed 0: 5 examples, precision 0.20, recall 1.00"
-  assert error_line in rows
+  error_line = "- Biased MNIST (rho) 0.997: seed 0: 5 examples, precision 0.20, recall 1.00;"
+  assert any(row.startswith(f"{error_line} seed 1:") for row in rows)
   assert "std over seeds 0,1,2 (a cell of fewer seeds names them" in rows[0]
   assert "--seeds=0,1,2 --methods=lff,jtt,recipe --ratios= --rhos=0.997,0.999`." in rows[0]
   assert "-: not run yet." in rows[0]

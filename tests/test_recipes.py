@@ -89,7 +89,7 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   unknown = without["final"]["test"]["classifier"]
   assert unknown["accuracy"] == results["final"]["test"]["classifier"]["accuracy"]
   assert (unknown["unbiased_accuracy"], unknown["num_bias_unknown"]) == (None, 200)
-  stages = ["generator", "amplifier", "pseudo_groups", "candidates/erm", "candidates/lff"]
+  stages = ["generator", "amplifier", "flagged", "candidates/erm", "candidates/lff"]
   stages += ["candidates/amplified_groups_ml0", "selection", "group_generator", "pairs"]
   pairs = results["diagnostics"]["pairs"]
   if "skipped" not in pairs:  # The tiny GAN may never show some class: no pairs, said so.
@@ -99,9 +99,10 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   for stage in stages:
     assert f"[recipe] stage {stage}: done in" in out
     assert (tmp_path / "recipe" / stage / "results.json").exists()
-  groups = results["pseudo_groups"]
-  assert groups["same_as"] == {"0.5": "0"} and groups["distinct_min_loss"] == [0.0]
-  assert groups["flagged"]["0.5"] == groups["flagged"]["0"] <= groups["training_examples"] == 384
+  flagged = results["flagged"]
+  assert flagged["same_as"] == {"0.5": "0"} and flagged["distinct_min_loss"] == [0.0]
+  counts = flagged["by_min_loss"]
+  assert counts["0.5"] == counts["0"] <= flagged["training_examples"] == 384
   assert "min_loss 0.5 flags the same examples as min_loss 0: trained once, as 0" in out
   selection = results["selection"]
   expected = {
@@ -262,6 +263,11 @@ def test_latent_debiasing_recipe_runs_every_stage_without_bias_labels(tiny_npz, 
   config.recipe.protected = "labels"
   with pytest.raises(InputError, match="recipe.protected is 'labels'"):
     recipes.run(config, str(tmp_path / "other"))
+  unlabelled = _tiny_recipe(_without_bias_labels(tmp_path / "unlabelled"), latent_debiasing_config)
+  unlabelled.recipe.protected = "bias_labels"  # The paper's labeller: it needs them.
+  with pytest.raises(InputError, match="lacks some examples' bias labels .*protected='amplifier'"):
+    recipes.run(unlabelled, str(tmp_path / "refused"))
+  assert not (tmp_path / "refused").exists()  # Refused before any stage.
 
 
 def test_pairs_stage_skips_only_where_the_generator_cannot_reach_a_class(tiny_npz, tmp_path):

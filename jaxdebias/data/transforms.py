@@ -52,15 +52,21 @@ def split_off_valid(
   return dataset._replace(train=part(fit), valid=part(valid))
 
 
-def bias_as_target(dataset: BiasedDataset) -> BiasedDataset:
-  """Label and bias label swapped in every split (a classifier of the protected attribute)."""
+def check_bias_labels_known(dataset: BiasedDataset) -> None:
+  """Refuses a dataset with an unknown bias label (-1) where bias labels become the target."""
   splits = (dataset.train, dataset.test, dataset.valid)
   if any(s is not None and (s.bias_label < 0).any() for s in splits):
     raise InputError(
-        f"{dataset.name} lacks some examples' bias labels (unknown, -1), so data.target="
-        "'bias_label' has no label to learn for them; add the bias labels or use a recipe"
-        " option that needs none (recipe.protected='amplifier')."
+        f"{dataset.name} lacks some examples' bias labels (unknown, -1), so a classifier of the"
+        " bias (data.target='bias_label', recipe.protected='bias_labels') has no label to"
+        " learn for them; add the bias labels or use recipe.protected='amplifier', which needs"
+        " none."
     )
+
+
+def bias_as_target(dataset: BiasedDataset) -> BiasedDataset:
+  """Label and bias label swapped in every split (a classifier of the protected attribute)."""
+  check_bias_labels_known(dataset)
   swap = lambda s: s and s._replace(label=s.bias_label, bias_label=s.label)
   return dataset._replace(
       train=swap(dataset.train),

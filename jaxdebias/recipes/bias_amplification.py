@@ -14,8 +14,8 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    own validation split where it has one), `num_seeds` seeds side by side: the fallbacks
    (`recipe.fallbacks`: ERM and LfF) and amplified_groups over `recipe.weight_decay` x
    `recipe.min_loss`. A min_loss under which the amplifier flags the same training examples
-   as under an earlier one would train the same run again: it is skipped, and stage
-   pseudo_groups (before the candidates, no bias label) says so and how many each flags.
+   as under an earlier one would train the same run again: it is skipped, and stage flagged
+   (before the candidates, no bias label) says so and how many each flags.
 4. selection: each candidate's members scored on the held-out part by their pseudo-group
    accuracy (`SELECTION_CRITERION`), no bias label read, and one chosen by `SELECTION_RULE`.
    A held-out part of the training split is as biased as the rest, so its scores rest on the
@@ -157,11 +157,9 @@ def run(
     }
   shared = {**fit, "amplifier.workdir": str(amplifier_dir)}
   fit_data = stage_config(config, **fit).data
-  groups = recipe.computed(
-      "pseudo_groups", lambda: _pseudo_groups(config, fit_data, amplifier_dir)
-  )
-  _say_pseudo_groups(groups)
-  changes = candidates(config, groups["distinct_min_loss"])
+  flagged = recipe.computed("flagged", lambda: _flagged(config, fit_data, amplifier_dir))
+  _say_flagged(flagged)
+  changes = candidates(config, flagged["distinct_min_loss"])
   train = lambda name: recipe.train(
       f"candidates/{name}", train_and_evaluate, stage_config(config, **shared, **changes[name])
   )
@@ -193,7 +191,7 @@ def run(
       {
           "final": final,
           "selection": selection,
-          "pseudo_groups": groups,
+          "flagged": flagged,
           "diagnostics": {
               "amplifier_test": amplifier_results["test"],
               "pairs": pairs_report,
@@ -278,16 +276,16 @@ def _member_predictions(workdir: str, results: dict, images: np.ndarray):
   ]
 
 
-def _pseudo_groups(config, fit_data, amplifier_dir) -> dict[str, Any]:
+def _flagged(config, fit_data, amplifier_dir) -> dict[str, Any]:
   """How many of the candidates' training examples the amplifier flags as conflicting under
   each `recipe.min_loss`, and the values that flag the same examples as an earlier one (their
   amplified_groups run would be that one's again). No bias label."""
   train = runs.load_dataset(fit_data).train
   logits = runs.load_classifier(str(amplifier_dir))(train.images)
-  flagged, same_as, distinct = {}, {}, {}
+  counts, same_as, distinct = {}, {}, {}
   for min_loss in config.recipe.min_loss:  # The same flags make the same pseudo-groups.
     flags = np.asarray(amplified.pseudo_bias(logits, train.label, "correctness", min_loss))
-    flagged[f"{min_loss:g}"] = int(flags.sum())
+    counts[f"{min_loss:g}"] = int(flags.sum())
     twin = next((m for m, f in distinct.items() if np.array_equal(f, flags)), None)
     if twin is None:
       distinct[min_loss] = flags
@@ -295,19 +293,19 @@ def _pseudo_groups(config, fit_data, amplifier_dir) -> dict[str, Any]:
       same_as[f"{min_loss:g}"] = f"{twin:g}"
   return {
       "training_examples": len(train.label),
-      "flagged": flagged,
+      "by_min_loss": counts,
       "same_as": same_as,
       "distinct_min_loss": [float(m) for m in distinct],
   }
 
 
-def _say_pseudo_groups(groups: dict[str, Any]) -> None:
-  counts = ", ".join(f"min_loss {m}: {n}" for m, n in groups["flagged"].items())
+def _say_flagged(flagged: dict[str, Any]) -> None:
+  counts = ", ".join(f"min_loss {m}: {n}" for m, n in flagged["by_min_loss"].items())
   say(
-      f"training examples the amplifier reads as conflicting, of {groups['training_examples']}:"
+      f"training examples the amplifier reads as conflicting, of {flagged['training_examples']}:"
       f" {counts}"
   )
-  for min_loss, twin in groups["same_as"].items():
+  for min_loss, twin in flagged["same_as"].items():
     say(f"min_loss {min_loss} flags the same examples as min_loss {twin}: trained once, as {twin}")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from jaxdebias import metrics, runs
 from jaxdebias.config import base_config
+from jaxdebias.data import transforms
 from jaxdebias.errors import InputError
 from jaxdebias.latent import pairs
 from jaxdebias.recipes import stages
@@ -84,6 +85,8 @@ def run(
     )
   loop.check_schedule(config)
   dataset = runs.load_dataset(config.data)  # Bad data stops the recipe before it writes.
+  if options.protected == "bias_labels":
+    transforms.check_bias_labels_known(dataset)
   recipe = Recipe(config, workdir, default_config(), reuse_stages_from)
   if recipe.finished is not None:
     runs.print_results(recipe.finished["final"])
@@ -157,14 +160,16 @@ def fairness(
 
 def _evaluate(recipe: Recipe, dataset, names: list[str], num_resamples: int) -> dict[str, Any]:
   """Evaluation only (bias labels): each run's test metrics (`test`, or per seed `members`), and
-  where the target is binary and there is a validation split its fairness metrics (a list: one
-  entry per seed)."""
+  where the target is binary, there is a validation split and every test example has its bias
+  label, its fairness metrics (a list: one entry per seed)."""
   found = {}
+  test_labelled = (dataset.test.bias_label >= 0).all()
+  binary_and_labelled = dataset.num_classes == 2 and dataset.valid is not None and test_labelled
   for name in names:
     directory = recipe.directory(name)
     results = runs.read_json(directory / "results.json")
     found[name] = {k: results[k] for k in ("test", "members") if k in results}
-    if dataset.num_classes == 2 and dataset.valid is not None:
+    if binary_and_labelled:
       config = runs.read_config(directory)
       members = [None] if "test" in results else range(len(results["members"]))
       found[name]["fairness"] = [
