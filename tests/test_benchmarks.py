@@ -40,7 +40,8 @@ def test_update_grows_the_table_seed_by_seed(tmp_path):
   assert baselines.merged(recipe, [_cell(0, 0.9)], three) == three  # One run, replaced whole.
   refused = r"recipe/0.997 already holds seeds \[0, 1, 2\].*--seeds=0,1,2"
   with pytest.raises(app.UsageError, match=refused):
-    baselines.merged(recipe, three, [_cell(0, 0.9)])  # Would lose seeds 1 and 2.
+    baselines.check_recipe_seeds(recipe, three, [0])  # Would lose seeds 1 and 2.
+  baselines.check_recipe_seeds(recipe, three, [0, 1, 2])  # As many: replaced.
 
   found[lff] = grown
   how = {"chosen": "ag, weight_decay=0.3", "held_out_flagged": 19, "standard_error": 0.0412}

@@ -166,16 +166,16 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
         f"{MAX_GROUPS} groups; merge classes or relabel them 0..K-1."
     )
   for split, (images, label, bias_label) in arrays.items():
-    for field, values, count, lowest in (
-        ("label", label, num_classes, 0),
-        ("bias_label", bias_label, num_bias_classes, UNKNOWN_BIAS),
+    for field, values, count, count_name, lowest in (
+        ("label", label, num_classes, "num_classes", 0),
+        ("bias_label", bias_label, num_bias_classes, "num_bias_classes", UNKNOWN_BIAS),
     ):
       if values.min() < lowest or values.max() >= count:
         unknown = " (or -1: unknown)" if lowest < 0 else ""
         raise InputError(
             f"{path}: `{split}_{field}` has values in {values.min()}..{values.max()}, outside"
-            f" 0..{count - 1}{unknown} (the range set by num_{field[:-5]}classes or the"
-            " labels); relabel them into that range."
+            f" 0..{count - 1}{unknown} (the range set by {count_name} or the labels); relabel"
+            " them into that range."
         )
     arrays[split] = (images, label.astype(np.int32), bias_label.astype(np.int32))
   return arrays, num_classes, num_bias_classes

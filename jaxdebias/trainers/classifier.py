@@ -126,9 +126,9 @@ def train_runs(
     tests = [r["test"]["classifier"] for r in records]
     loss = np.mean([r["train"]["loss"] for r in records])
     # A test split without bias labels has no unbiased accuracy: its accuracy then.
-    shown = "unbiased" if all(t["unbiased_accuracy"] is not None for t in tests) else "accuracy"
-    value = np.mean([t["unbiased_accuracy" if shown == "unbiased" else "accuracy"] for t in tests])
-    return {"loss": f"{loss:.3g}", shown: f"{100 * value:.2f}%"}
+    known = all(t["unbiased_accuracy"] is not None for t in tests)
+    shown, key = ("unbiased", "unbiased_accuracy") if known else ("accuracy", "accuracy")
+    return {"loss": f"{loss:.3g}", shown: f"{100 * np.mean([t[key] for t in tests]):.2f}%"}
 
   finals, seconds = loop.train(
       parts,
