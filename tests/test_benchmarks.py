@@ -60,13 +60,22 @@ def test_update_grows_the_table_seed_by_seed(tmp_path):
   ) in rows
   error_line = "- Biased MNIST (rho) 0.997: seed 0: 5 examples, precision 0.20, recall 1.00;"
   assert any(row.startswith(f"{error_line} seed 1:") for row in rows)
-  assert "std over seeds 0,1,2 (a cell of fewer seeds names them" in rows[0]
+  assert "std over seeds 0,1,2 (a cell of other seeds names them" in rows[0]
   assert "--seeds=0,1,2 --methods=lff,jtt,recipe --ratios= --rhos=0.997,0.999`." in rows[0]
   assert "-: not run yet." in rows[0]
   row = lambda method: next(r for r in rows if r.startswith(f"| {method} |"))
   assert row("lff").startswith("| lff | 70.00 ± 10.00 | - |")
   assert row("jtt").startswith("| jtt | 35.00 ± 7.07 (seeds 0,1) | - |")
   assert row("recipe").startswith("| recipe | 70.00 ± 0.00 (seed 0) | 90.00 ± 10.00 |")
+
+  # A recipe cell of more seeds (one run of five side by side) names them; the header keeps the
+  # seeds most cells hold and says how that cell is rerun.
+  found["biased_mnist", "recipe", 0.997] = [_cell(s, 0.7) | how for s in range(5)]
+  rows = baselines.table(found, columns, error_sets).splitlines()
+  assert "std over seeds 0,1,2 (a cell of other seeds" in rows[0]
+  rerun = "(a recipe cell of seeds 0,1,2,3,4: its run with `--methods=recipe --seeds=0,1,2,3,4`)."
+  assert rerun in rows[0]
+  assert row("recipe").startswith("| recipe | 70.00 ± 0.00 (seeds 0,1,2,3,4) | 90.00 ± 10.00 |")
 
 
 def test_the_best_test_evaluation_is_a_diagnosis_beside_the_final_model(tmp_path, monkeypatch):
