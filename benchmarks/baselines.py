@@ -36,9 +36,10 @@ from etils import epath
 import numpy as np
 
 from benchmarks import readme
-from benchmarks.readme import machine, mean_std
+from benchmarks.readme import machine
 from benchmarks.references import JTT_STEPS, PUBLISHED_RATIOS, jtt_identifier_dir, member_tests
-from benchmarks.references import recipe_run, run_one, workdir_of
+from benchmarks.references import cell_text, merge_seeds, recipe_run, run_one, seeds_of
+from benchmarks.references import unbiased, workdir_of
 from benchmarks.references import PUBLISHED as COLORED_MNIST_PUBLISHED
 from jaxdebias import runs
 from jaxdebias.runs import quiet_library_logs
@@ -93,10 +94,6 @@ TITLES = {
     "colored_mnist": "Colored MNIST (conflicting ratio)",
     "biased_mnist": "Biased MNIST (rho)",
 }
-
-
-def unbiased(seed_results: list[dict]) -> list[float]:
-  return [r["test"]["classifier"]["unbiased_accuracy"] for r in seed_results]
 
 
 def recipe_seeds(dataset: str, value: float, seeds: list[int]) -> list[dict]:
@@ -239,10 +236,7 @@ def merged(key: tuple, earlier: list[dict] | None, new: list[dict]) -> list[dict
   """A cell's per-seed results after a run of `new` seeds: each joins or replaces the earlier
   result of its seed; a recipe cell (its seeds one run, one selection) is replaced whole
   (`main` has refused, before any run, one of fewer seeds: `check_recipe_seeds`)."""
-  if key[1] == "recipe":
-    return new
-  by_seed = {r["seed"]: r for r in earlier or []} | {r["seed"]: r for r in new}
-  return [by_seed[seed] for seed in sorted(by_seed)]
+  return new if key[1] == "recipe" else merge_seeds(earlier, new)
 
 
 def check_recipe_seeds(key: tuple, earlier: list[dict] | None, seeds: list[int]) -> None:
@@ -253,10 +247,6 @@ def check_recipe_seeds(key: tuple, earlier: list[dict] | None, seeds: list[int])
         f" seeds {seeds} would replace them: pass"
         f" --seeds={','.join(map(str, seeds_of(earlier)))} or more, or another --out."
     )
-
-
-def seeds_of(cell: list[dict]) -> list[int]:
-  return [r["seed"] for r in cell]
 
 
 def common_seeds(found: dict) -> list[int]:
@@ -309,16 +299,6 @@ def table(found: dict, columns: dict, error_sets: dict) -> str:
       lines.append(f"| {name} | {' | '.join(cells)} | {how} |")
   diagnoses = recipe_lines(found, columns) + peak_lines(found, columns)
   return "\n".join(lines + diagnoses + error_set_lines(error_sets)) + "\n"
-
-
-def cell_text(cell: list[dict] | None, seeds: list[int]) -> str:
-  """A table cell: '-' (not run), mean ± std, and the seeds it has if not the table's `seeds`."""
-  if not cell:
-    return "-"
-  text = mean_std(unbiased(cell))
-  if seeds_of(cell) != seeds:
-    text += f" (seed{'s' if len(cell) > 1 else ''} {','.join(map(str, seeds_of(cell)))})"
-  return text
 
 
 def write_plot(found: dict, columns: dict, path: pathlib.Path) -> None:

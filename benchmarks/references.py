@@ -1,11 +1,13 @@
 """The single runs the benchmarks share (`run_one`: one method on Colored or Biased MNIST, one
 seed, in one workdir per run, reused when finished; `recipe_run`: one run of the bias
 amplification recipe), the ERM and LfF reference runs beside the recipe benchmarks' columns,
-and the published Colored MNIST numbers."""
+the published Colored MNIST numbers, and the table cells that grow seed by seed (a cell: one
+results dict per seed, each with its "seed")."""
 
 import math
 import pathlib
 
+from benchmarks.readme import mean_std
 from configs import bias_amplification, biased_mnist, colored_mnist
 from jaxdebias import recipes, trainers
 
@@ -88,3 +90,28 @@ def member_tests(results: dict) -> list[dict]:
   if "members" in results:
     return [m["test"]["classifier"] for m in results["members"]]
   return [results["test"]["classifier"]]
+
+
+def unbiased(cell: list[dict]) -> list[float]:
+  """A cell's unbiased test accuracy of the classifier, seed by seed."""
+  return [r["test"]["classifier"]["unbiased_accuracy"] for r in cell]
+
+
+def seeds_of(cell: list[dict]) -> list[int]:
+  return [r["seed"] for r in cell]
+
+
+def merge_seeds(earlier: list[dict] | None, new: list[dict]) -> list[dict]:
+  """A cell after a run of `new` seeds: each joins, or replaces the earlier result of its seed."""
+  by_seed = {r["seed"]: r for r in earlier or []} | {r["seed"]: r for r in new}
+  return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def cell_text(cell: list[dict] | None, seeds: list[int]) -> str:
+  """A table cell: '-' (not run), mean ± std, and the seeds it has if not the table's `seeds`."""
+  if not cell:
+    return "-"
+  text = mean_std(unbiased(cell))
+  if seeds_of(cell) != seeds:
+    text += f" (seed{'s' if len(cell) > 1 else ''} {','.join(map(str, seeds_of(cell)))})"
+  return text

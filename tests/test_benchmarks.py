@@ -1,4 +1,5 @@
-"""The benchmark tables' bookkeeping (no training): benchmarks/baselines.py --update."""
+"""The benchmark tables' bookkeeping (no training): benchmarks/baselines.py and
+benchmarks/bias_amplification.py --update."""
 
 import json
 
@@ -7,6 +8,7 @@ import chex
 import pytest
 
 from benchmarks import baselines
+from benchmarks import bias_amplification
 
 
 def _cell(seed: int, accuracy: float) -> dict:
@@ -94,3 +96,59 @@ def test_the_best_test_evaluation_is_a_diagnosis_beside_the_final_model(tmp_path
   assert any(row.startswith("| disent | 70.00 ± 0.00 |") for row in rows)  # The final model.
   peak_line = "- disent, Colored MNIST (conflicting ratio) 0.01: seed 0: 70.00 final, 80.00 at step"
   assert f"{peak_line} 200" in rows
+
+
+def _recipe_results(accuracies: list[float], machine: str) -> dict:
+  """A recipe run's results.json, as much of it as the bias amplification tables read."""
+  member = lambda acc: {"test": {"classifier": {"unbiased_accuracy": acc}}}
+  return {
+      "final": {"members": [member(a) for a in accuracies]},
+      "selection": {
+          "scores": {"erm": {"mean": 0.5}, "ag, weight_decay=0.1": {"mean": 0.9}},
+          "chosen": {"name": "ag, weight_decay=0.1"},
+          "fell_back": False,
+      },
+      "diagnostics": {
+          "candidates_test": {
+              "erm": member(0.4)["test"],
+              "ag": [{"hparams": {"weight_decay": 0.1}, **member(0.8)}],
+          },
+          "pairs": {"skipped": "no pairs"},
+      },
+      "stage_seconds_this_run": {"generator": 10.0},
+      "total_seconds_this_run": 12.0,
+      "measured_on": machine,
+  }
+
+
+def test_bias_amplification_update_keeps_cells_across_invocations(tmp_path):
+  path = tmp_path / "bias_amplification.json"
+  lff = [_cell(s, 0.7) | {"measured_on": "machine A"} for s in range(3)]
+  stored = {
+      "recipes": {"none/0.01": _recipe_results([0.8, 0.9], "machine A")},
+      "plain": {"lff/0.01": lff},
+  }
+  path.write_text(json.dumps(stored))
+  found, plain = bias_amplification.previous(path)
+  assert set(found) == {("none", 0.01)} and set(plain) == {("lff", 0.01)}
+  assert bias_amplification.previous(tmp_path / "none.json") == ({}, {})
+
+  # A later invocation adds a cell of five seeds, measured elsewhere.
+  found["none", 0.005] = _recipe_results([0.6, 0.7, 0.8, 0.6, 0.7], "machine B")
+  rows = bias_amplification.report(found, plain).splitlines()
+  header = rows[2]
+  assert "--seeds=5 --ratios=0.005,0.01 --priors=none`" in header
+  assert "over seeds 0,1,2,3,4 (a cell of other seeds names them" in header
+  assert "Measured on: machine A; and machine B." in header
+  row = lambda name: next(r for r in rows if r.startswith(f"| {name}"))
+  assert row("erm") == "| erm (fixed knobs) | - | - |"
+  assert row("lff") == "| lff (fixed knobs) | - | 70.00 ± 0.00 (seeds 0,1,2) |"
+  recipe = "| recipe, no prior (the default) | 68.00 ± 8.37 | 85.00 ± 7.07 (seeds 0,1) |"
+  assert row("recipe") == recipe
+  choice = "| none | 1% | ag, weight_decay=0.1 | no | erm: 50.00 / 40.00 ; ag, weight_decay=0.1:"
+  assert f"{choice} 90.00 / 80.00 |" in rows
+
+  # A recipe cell is one run with one selection: a run of fewer seeds may not replace it.
+  with pytest.raises(app.UsageError, match=r"none/0.005 already holds seeds 0-4.*--seeds=5"):
+    bias_amplification.check_recipe_seeds(found, [0.005], 3, ["none"])
+  bias_amplification.check_recipe_seeds(found, [0.005, 0.01], 5, ["none"])
