@@ -16,7 +16,8 @@ trained): the LfF protocol, fixed knobs. Bias labels are read by evaluation and 
 only. With --update the table grows cell by cell (a cell takes longer than a working session
 on a 2-core CPU): this invocation's cells join those of OUT/bias_amplification.json (a recipe
 cell, its seeds one run with one selection, is replaced whole, never by one of fewer seeds; ERM
-and LfF grow seed by seed), and --noplain leaves ERM and LfF to another invocation. Writes
+and LfF grow seed by seed, a seed held there or in OUT/baselines.json, the same runs, is not
+run again), and --noplain leaves ERM and LfF to another invocation. Writes
 results/bias_amplification.{md,json} and puts the first table into README.md.
 """
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import machine
-from benchmarks.references import cell_text, member_tests, merge_seeds, plain_runs, recipe_run
+from benchmarks.references import cell_text, member_tests, merge_seeds, recipe_run, run_one
 from benchmarks.references import seeds_of
 from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION, candidate_name
 from jaxdebias.runs import quiet_library_logs
@@ -49,6 +50,7 @@ def define_flags() -> None:
   )
 
 
+PLAIN = ("erm", "lff")  # Beside the recipe columns: the LfF protocol's fixed knobs.
 PAIR_QUALITY = ("protected_moved_as_requested", "target_kept", "moved_and_kept")
 PRIORS = {
     "none": "no prior (the default)",
@@ -81,6 +83,21 @@ def previous(path: pathlib.Path) -> tuple[dict, dict]:
       {split(k): v for k, v in stored["recipes"].items()},
       {split(k): v for k, v in stored["plain"].items()},
   )
+
+
+def with_baselines(plain: dict, path: pathlib.Path) -> dict:
+  """`plain` ({(method, ratio): ERM / LfF cell}) with the seeds it lacks taken from the
+  baselines table's JSON at `path`, if any: the same runs (benchmarks.references.run_one)."""
+  if not path.exists():
+    return plain
+  tag = {"measured_on": f"{path}'s runs (its table names the machine)"}
+  merged = dict(plain)
+  for key, cell in json.loads(path.read_text()).items():
+    dataset, method, value = key.split("/")
+    if dataset == "colored_mnist" and method in PLAIN:
+      ours = plain.get((method, float(value)), [])
+      merged[method, float(value)] = merge_seeds([r | tag for r in cell], ours)
+  return merged
 
 
 def check_recipe_seeds(found: dict, ratios, num_seeds: int, priors) -> None:
@@ -126,7 +143,7 @@ def report(found: dict, plain: dict) -> str:
       f"| column | {cols} |",
       "|---|" + "---|" * len(ratios),
   ]
-  for method in ("erm", "lff"):
+  for method in PLAIN:
     row = [cell_text(plain.get((method, r)), seeds) for r in ratios]
     lines.append(f"| {method} (fixed knobs) | {' | '.join(row)} |")
   for prior in priors:
@@ -207,9 +224,13 @@ def main(argv):
   found, plain = previous(out / "bias_amplification.json") if args.update else ({}, {})
   check_recipe_seeds(found, ratios, num_seeds, priors)
   here = {"measured_on": machine()}  # Cells of other invocations may come from other machines.
-  if args.plain:
-    for key, cell in plain_runs(ratios, range(num_seeds)).items():
-      plain[key] = merge_seeds(plain.get(key), [r | here for r in cell])
+  if args.update:
+    plain = with_baselines(plain, out / "baselines.json")
+  for method, ratio in ((m, r) for m in PLAIN for r in ratios) if args.plain else ():
+    held = seeds_of(plain.get((method, ratio), []))
+    new = [run_one("colored_mnist", method, ratio, s) | here for s in range(num_seeds)
+           if s not in held]
+    plain[method, ratio] = merge_seeds(plain.get((method, ratio)), new)
   found |= {key: r | here for key, r in recipe_runs(ratios, num_seeds, priors).items()}
   out.mkdir(parents=True, exist_ok=True)
   text = report(found, plain)

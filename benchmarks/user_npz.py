@@ -15,8 +15,8 @@ fresh workdir with a compilation cache of its own, the command the README gives 
 and reports its wall time, where the time went (each stage), what the recipe chose without bias
 labels and how far it says to trust that (held-out examples read as conflicting, standard
 error, fall-back), and the final classifier's test metrics. It refuses a ROOT that holds a
-recipe already (its time would not be from nothing): remove ROOT to measure again. Writes results/user_npz.{md,json} and puts the table
-into README.md.
+recipe already (its time would not be from nothing): remove ROOT to measure again. Writes
+results/user_npz.{md,json} and puts the table into README.md.
 """
 
 import importlib

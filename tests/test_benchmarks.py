@@ -152,3 +152,20 @@ def test_bias_amplification_update_keeps_cells_across_invocations(tmp_path):
   with pytest.raises(app.UsageError, match=r"none/0.005 already holds seeds 0-4.*--seeds=5"):
     bias_amplification.check_recipe_seeds(found, [0.005], 3, ["none"])
   bias_amplification.check_recipe_seeds(found, [0.005, 0.01], 5, ["none"])
+
+
+def test_bias_amplification_takes_the_seeds_it_lacks_from_the_baselines_table(tmp_path):
+  path = tmp_path / "baselines.json"
+  stored = {
+      "colored_mnist/lff/0.01": [_cell(0, 0.5), _cell(1, 0.6), _cell(2, 0.7)],
+      "colored_mnist/jtt/0.01": [_cell(0, 0.1)],
+      "biased_mnist/lff/0.997": [_cell(0, 0.2)],
+  }
+  path.write_text(json.dumps(stored))
+  ours = {("lff", 0.01): [_cell(0, 0.55) | {"measured_on": "here"}]}
+  plain = bias_amplification.with_baselines(ours, path)
+  assert set(plain) == {("lff", 0.01)}  # Only Colored MNIST's ERM and LfF are the same runs.
+  cell = plain["lff", 0.01]
+  assert [r["test"]["classifier"]["unbiased_accuracy"] for r in cell] == [0.55, 0.6, 0.7]
+  assert cell[0]["measured_on"] == "here" and "baselines.json's runs" in cell[1]["measured_on"]
+  assert bias_amplification.with_baselines(ours, tmp_path / "none.json") == ours
