@@ -226,11 +226,10 @@ def main(argv):
   here = {"measured_on": machine()}  # Cells of other invocations may come from other machines.
   if args.update:
     plain = with_baselines(plain, out / "baselines.json")
-  for method, ratio in ((m, r) for m in PLAIN for r in ratios) if args.plain else ():
-    held = seeds_of(plain.get((method, ratio), []))
-    new = [run_one("colored_mnist", method, ratio, s) | here for s in range(num_seeds)
-           if s not in held]
-    plain[method, ratio] = merge_seeds(plain.get((method, ratio)), new)
+  for key in [(m, r) for m in PLAIN for r in ratios] if args.plain else []:
+    held = seeds_of(plain.get(key, []))
+    new = [run_one("colored_mnist", *key, s) | here for s in range(num_seeds) if s not in held]
+    plain[key] = merge_seeds(plain.get(key), new)
   found |= {key: r | here for key, r in recipe_runs(ratios, num_seeds, priors).items()}
   out.mkdir(parents=True, exist_ok=True)
   text = report(found, plain)
