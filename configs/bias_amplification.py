@@ -21,9 +21,8 @@ candidate grid). Classifier stages use the LfF protocol (MLP, Adam 1e-3, batch 2
 steps, inputs in [0, 1/255]) except on CelebA.
 
 Expected runtime on a 2-core CPU (Colored MNIST 1%, one seed): about 75 min (the two GANs 20-30
-min each, then 2-5 min per classifier run: the amplifier, 3-4 candidate runs (ERM, LfF,
-amplified_groups per min_loss that flags other examples, the weight decays side by side), the
-best min_loss with pairs, the refit). Expected result there, seed 0: 82.16% unbiased accuracy,
+min each, then 2-5 min per classifier run: the amplifier, 3 candidate runs (ERM, LfF,
+amplified_groups with the weight decays side by side), the same with pairs, the refit). Expected result there, seed 0: 82.16% unbiased accuracy,
 amplified_groups with pairs, weight decay 0.3, chosen (LfF 71.18% on the same machine; README
 "Synthetic bias amplification").
 """
