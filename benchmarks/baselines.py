@@ -38,7 +38,15 @@ import numpy as np
 from benchmarks import readme
 from benchmarks.readme import machine
 from benchmarks.references import JTT_STEPS, PUBLISHED_RATIOS, jtt_identifier_dir, member_tests
-from benchmarks.references import cell_text, merge_seeds, recipe_run, run_one, seeds_of
+from benchmarks.references import (
+    EARLY_HOLDOUT_NOTE,
+    cell_text,
+    early_holdout,
+    merge_seeds,
+    recipe_run,
+    run_one,
+    seeds_of,
+)
 from benchmarks.references import unbiased, workdir_of
 from benchmarks.references import PUBLISHED as COLORED_MNIST_PUBLISHED
 from jaxdebias import runs
@@ -107,6 +115,7 @@ def recipe_seeds(dataset: str, value: float, seeds: list[int]) -> list[dict]:
   results = recipe_run(dataset, value, len(seeds))
   selection = results["selection"]
   how = {"chosen": selection["chosen"]["name"]}
+  how["generators_held_out"] = results["generators_held_out"]
   how |= {k: selection[k] for k in ("held_out_flagged", "standard_error") if k in selection}
   return [
       {"seed": seed, "test": {"classifier": t}, **how}
@@ -223,6 +232,8 @@ def previous(path: pathlib.Path) -> tuple[dict, dict]:
     dataset, method, value = key.split("/")
     if method == "jtt_error_set":
       error_sets[dataset, float(value)] = per_seed
+    elif method == "recipe":  # Stored without the field: run before it existed.
+      found[dataset, method, float(value)] = [{"generators_held_out": False} | r for r in per_seed]
     else:
       found[dataset, method, float(value)] = per_seed
   for (dataset, value), per_seed in error_sets.items():
@@ -283,7 +294,8 @@ def table(found: dict, columns: dict, error_sets: dict) -> str:
       " chosen on held-out training data without bias labels, as listed; bias labels read by"
       " evaluation only (but by the oracle)."
       f" Machine: {machine()}. Regenerate with `python -m benchmarks.baselines {flags_text}`"
-      f"{recipe_text}." + (" -: not run yet." if missing else ""),
+      f"{recipe_text}." + (" -: not run yet." if missing else "")
+      + (f" {EARLY_HOLDOUT_NOTE}" if any(map(early_holdout, found.values())) else ""),
   ]
   for dataset, values in columns.items():
     if not values:

@@ -30,7 +30,15 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import machine
-from benchmarks.references import cell_text, member_tests, merge_seeds, recipe_run, run_one
+from benchmarks.references import (
+    EARLY_HOLDOUT_NOTE,
+    cell_text,
+    early_holdout,
+    member_tests,
+    merge_seeds,
+    recipe_run,
+    run_one,
+)
 from benchmarks.references import seeds_of
 from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION, candidate_name
 from jaxdebias.runs import quiet_library_logs
@@ -70,7 +78,8 @@ def recipe_runs(ratios, num_seeds: int, priors) -> dict:
 def recipe_cell(results: dict) -> list[dict]:
   """A recipe run's final classifier as a table cell, seed by seed (its seeds are 0..N-1)."""
   tests = member_tests(results["final"])
-  return [{"seed": seed, "test": {"classifier": t}} for seed, t in enumerate(tests)]
+  held_out = {"generators_held_out": results["generators_held_out"]}
+  return [{"seed": seed, "test": {"classifier": t}, **held_out} for seed, t in enumerate(tests)]
 
 
 def previous(path: pathlib.Path) -> tuple[dict, dict]:
@@ -80,7 +89,7 @@ def previous(path: pathlib.Path) -> tuple[dict, dict]:
   stored = json.loads(path.read_text())
   split = lambda key: (key.split("/")[0], float(key.split("/")[1]))
   return (
-      {split(k): v for k, v in stored["recipes"].items()},
+      {split(k): {"generators_held_out": False} | v for k, v in stored["recipes"].items()},
       {split(k): v for k, v in stored["plain"].items()},
   )
 
@@ -133,12 +142,13 @@ def report(found: dict, plain: dict) -> str:
       " with --update). Unbiased test accuracy in % (the mean over the 10 x 10 (digit, colour)"
       " groups), mean ± sample std over seeds"
       f" {','.join(map(str, seeds))} (a cell of other seeds names them; -: not run yet); final"
-      " models (23,500 steps, no checkpoint selection). Recipe columns: every knob chosen inside"
-      " the recipe without bias labels and without test examples"
-      f" ({SELECTION_CRITERION}); one generator per cell, the seeds side by side in"
+      " models (23,500 steps, no checkpoint selection). Recipe columns: every knob fixed in"
+      " advance (gan.pseudo_conflicting_share 0.3: once, on this data at 1%, without bias labels"
+      " or test examples; README) or chosen inside the recipe without bias labels and without"
+      f" test examples ({SELECTION_CRITERION}); one generator per cell, the seeds side by side in"
       " every classifier stage. ERM and LfF: benchmarks/colored_mnist.py's runs on the whole"
       " training split, the LfF protocol's fixed knobs. Measured on: " + "; and ".join(machines)
-      + ".",
+      + "." + (f" {EARLY_HOLDOUT_NOTE}" if any(map(early_holdout, cells.values())) else ""),
       "",
       f"| column | {cols} |",
       "|---|" + "---|" * len(ratios),

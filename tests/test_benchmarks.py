@@ -23,9 +23,12 @@ def test_update_grows_the_table_seed_by_seed(tmp_path):
       "biased_mnist/jtt/0.997": [_cell(0, 0.3), _cell(1, 0.4)],
       # Written before error sets named their seed: those of the JTT cell, in order.
       "biased_mnist/jtt_error_set/0.997": [error_set, error_set],
+      "biased_mnist/recipe/0.99": [_cell(0, 0.8)],  # Stored before generators_held_out.
   }
   path.write_text(json.dumps(earlier))
   found, error_sets = baselines.previous(path)
+  early_recipe = found.pop(("biased_mnist", "recipe", 0.99))
+  assert early_recipe == [_cell(0, 0.8) | {"generators_held_out": False}]
   assert set(found) == {("biased_mnist", "lff", 0.997), ("biased_mnist", "jtt", 0.997)}
   assert error_sets == {("biased_mnist", 0.997): [{"seed": s, **error_set} for s in (0, 1)]}
   assert baselines.previous(tmp_path / "none.json") == ({}, {})
@@ -69,6 +72,11 @@ def test_update_grows_the_table_seed_by_seed(tmp_path):
   assert row("lff").startswith("| lff | 70.00 ± 10.00 | - |")
   assert row("jtt").startswith("| jtt | 35.00 ± 7.07 (seeds 0,1) | - |")
   assert row("recipe").startswith("| recipe | 70.00 ± 0.00 (seed 0) | 90.00 ± 10.00 |")
+  assert "†" not in rows[0]
+  found["biased_mnist", "recipe", 0.997][0]["generators_held_out"] = False
+  rows = baselines.table(found, columns, error_sets).splitlines()
+  assert row("recipe").startswith("| recipe | 70.00 ± 0.00 (seed 0) † | 90.00 ± 10.00 |")
+  assert "when the recipe's GANs trained on the whole training split" in rows[0]
 
   # A recipe cell of more seeds (one run of five side by side) names them; the header keeps the
   # seeds most cells hold and says how that cell is rerun.
@@ -118,6 +126,7 @@ def _recipe_results(accuracies: list[float], machine: str) -> dict:
       "stage_seconds_this_run": {"generator": 10.0},
       "total_seconds_this_run": 12.0,
       "measured_on": machine,
+      "generators_held_out": True,
   }
 
 
@@ -128,9 +137,11 @@ def test_bias_amplification_update_keeps_cells_across_invocations(tmp_path):
       "recipes": {"none/0.01": _recipe_results([0.8, 0.9], "machine A")},
       "plain": {"lff/0.01": lff},
   }
+  del stored["recipes"]["none/0.01"]["generators_held_out"]  # Stored before the field.
   path.write_text(json.dumps(stored))
   found, plain = bias_amplification.previous(path)
   assert set(found) == {("none", 0.01)} and set(plain) == {("lff", 0.01)}
+  assert found["none", 0.01]["generators_held_out"] is False
   assert bias_amplification.previous(tmp_path / "none.json") == ({}, {})
 
   # A later invocation adds a cell of five seeds, measured elsewhere.
@@ -139,11 +150,11 @@ def test_bias_amplification_update_keeps_cells_across_invocations(tmp_path):
   header = rows[2]
   assert "--seeds=5 --ratios=0.005,0.01 --priors=none`" in header
   assert "over seeds 0,1,2,3,4 (a cell of other seeds names them" in header
-  assert "Measured on: machine A; and machine B." in header
+  assert "Measured on: machine A; and machine B. †: run before 2026-12-07" in header
   row = lambda name: next(r for r in rows if r.startswith(f"| {name}"))
   assert row("erm") == "| erm (fixed knobs) | - | - |"
   assert row("lff") == "| lff (fixed knobs) | - | 70.00 ± 0.00 (seeds 0,1,2) |"
-  recipe = "| recipe, no prior (the default) | 68.00 ± 8.37 | 85.00 ± 7.07 (seeds 0,1) |"
+  recipe = "| recipe, no prior (the default) | 68.00 ± 8.37 | 85.00 ± 7.07 (seeds 0,1) † |"
   assert row("recipe") == recipe
   choice = "| none | 1% | ag, weight_decay=0.1 | no | erm: 50.00 / 40.00 ; ag, weight_decay=0.1:"
   assert f"{choice} 90.00 / 80.00 |" in rows

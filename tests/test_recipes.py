@@ -121,7 +121,10 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   assert all(0 <= s["mean"] <= 1 for s in selection["scores"].values())
   chosen = selection["chosen"]
   assert chosen["name"] in selection["scores"]
-  final = json.loads((tmp_path / "recipe" / "final" / "config.json").read_text())
+  read_config = lambda stage: json.loads((tmp_path / "recipe" / stage / "config.json").read_text())
+  for stage in ["generator", "candidates/erm", "group_generator"]:  # No held-out example seen.
+    assert read_config(stage)["data"]["valid_fraction"] == 0.25, stage
+  final = read_config("final")
   assert final["data"]["valid_fraction"] == 0.0  # Retrained on the whole training split.
   assert final["method"] == chosen["run"].split("_ml")[0]
   if chosen["hparams"]:

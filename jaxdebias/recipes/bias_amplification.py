@@ -4,9 +4,10 @@ r"""Synthetic bias amplification as one command, on any dataset the loader reads
       --workdir=W
 
 Stages, each a workdir under W (finished ones are reused, interrupted ones resume):
-1. generator: a class-conditional DCGAN on the training images, its size and depth from the
-   image shape. It assumes nothing about which factor is the bias (gan.tinted, a colour prior,
-   is opt-in and recorded).
+1. generator: a class-conditional DCGAN on the training images less the held-out part of
+   stage 3 (no stage before the selection sees it), its size and depth from the image shape.
+   It assumes nothing about which factor is the bias (gan.tinted, a colour prior, is opt-in
+   and recorded).
 2. amplifier: ERM on generated images only, as many per class as the training split has on
    average; it never sees a real bias-conflicting example, so it reads the bias.
 3. candidates/NAME: final-classifier candidates trained on the training split less a held-out
@@ -149,14 +150,16 @@ def run(
     runs.print_results(recipe.finished["final"])
     return recipe.finished
   options = config.recipe
-  gan_dir = stages.generator(recipe, "generator", conditional=True)
-  amplifier_dir, amplifier_results = stages.amplifier(recipe, dataset, gan_dir)
   fit = {}
   if dataset.valid is None:  # Else the dataset's own validation split is held out.
     fit = {
         "data.valid_fraction": options.holdout_fraction,
         "data.valid_seed": options.holdout_seed,
     }
+  # No stage before the selection sees a held-out example, the generators included: the
+  # held-out scores rest on the few it reads as conflicting.
+  gan_dir = stages.generator(recipe, "generator", conditional=True, **fit)
+  amplifier_dir, amplifier_results = stages.amplifier(recipe, dataset, gan_dir)
   shared = {**fit, "amplifier.workdir": str(amplifier_dir)}
   fit_data = stage_config(config, **fit).data
   flagged = recipe.computed("flagged", lambda: _flagged(config, fit_data, amplifier_dir))
@@ -172,7 +175,9 @@ def run(
   pairs_report = {}
   if options.synthetic_ratio:
     min_loss = changes[best["run"]].get("amplifier.min_loss", 0.0)
-    pairs_report = _pairs(recipe, amplifier_dir, best, trained, min_loss, len(dataset.train.label))
+    pairs_report = _pairs(
+        recipe, amplifier_dir, best, trained, min_loss, len(dataset.train.label), fit
+    )
   if pairs_report and "skipped" not in pairs_report:
     # Its min_loss, every weight decay side by side: the pairs change which decay fits best.
     changes[f"{best['run']}_pairs"] = {**changes[best["run"]], **stages.with_pairs(recipe)}
@@ -217,21 +222,23 @@ def _hparam_changes(hparams: dict[str, float]) -> dict[str, float]:
 
 
 def _pairs(
-    recipe: Recipe, amplifier_dir, best, trained, min_loss: float, num_train: int
+    recipe: Recipe, amplifier_dir, best, trained, min_loss: float, num_train: int, fit: dict
 ) -> dict[str, Any]:
   """The pairs stages (module doc, 5), their labellers the chosen amplified_groups candidate
   (the member of its hyperparameters) for the class and the amplifier for the bias: no bias
-  label.
-  Returns their report (`stages.pairs`)."""
+  label; the generator, like every stage before the selection, trains without the held-out
+  part (`fit`: its config changes). Returns their report (`stages.pairs`)."""
   if recipe.config.gan.tinted:
-    generator_dir = stages.generator(recipe, "latent_generator", conditional=False)
+    generator_dir = stages.generator(recipe, "latent_generator", conditional=False, **fit)
   else:
     pseudo_bias = {
         "gan.pseudo_bias": True,
         "amplifier.workdir": str(amplifier_dir),
         "amplifier.min_loss": min_loss,
     }
-    generator_dir = stages.generator(recipe, "group_generator", conditional=True, **pseudo_bias)
+    generator_dir = stages.generator(
+        recipe, "group_generator", conditional=True, **pseudo_bias, **fit
+    )
   members = trained[best["run"]].get("members")
   member = None
   if members:
