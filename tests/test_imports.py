@@ -8,7 +8,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "jaxdebias"
 
 # Bottom to top; a module may import from its own layer (without a cycle) and the ones below.
 LAYERS = (
-    ("errors",),
+    ("errors", "previews"),
     ("losses", "ema", "metrics", "sharding"),
     ("data", "models"),
     ("methods", "latent"),

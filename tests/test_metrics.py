@@ -101,6 +101,9 @@ def test_bootstrap_unbiased_accuracy_is_summarize_on_each_resample():
       total, correct = metrics.group_counts(predictions[m][index], labels[index], bias[index], 3, 2)
       summary = metrics.summarize(total, correct)
       assert found[m, r] == pytest.approx(summary["unbiased_accuracy"])
+  # Only the groups present cost memory: 10^6 possible groups score the same.
+  many = metrics.bootstrap_unbiased_accuracy(hits, labels, bias, 1000, 1000, 5, seed=3)
+  chex.assert_trees_all_equal(many, found)
   perfect = metrics.bootstrap_unbiased_accuracy(np.ones((1, 40), bool), labels, bias, 3, 2)
   chex.assert_trees_all_close(perfect, np.ones((1, 1000)))
   with pytest.raises(ValueError, match=r"bias labels in \[0, 2\)"):

@@ -152,8 +152,9 @@ def generated_train(
   ):
     raise InputError(
         f"{options.generator} is not a class-conditional generator of {dataset.name} "
-        f"({generator.num_classes} classes of {generator.image_shape} images); train one with "
-        "configs/colored_mnist_gan.py:conditional."
+        f"({generator.num_classes} classes of {generator.image_shape} images); train one on"
+        " the same data with --config.trainer=gan --config.gan.conditional=True"
+        " (configs/colored_mnist_gan.py:conditional for Colored MNIST)."
     )
   if not options.per_class > 0:
     raise InputError(

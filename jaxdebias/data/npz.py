@@ -6,7 +6,9 @@ Required keys, for each split s in ('train', 'test'):
 Optional: `{s}_bias_label` (N,) integer bias labels (the shortcut attribute), -1 where
 unknown; a split without them has every bias label unknown. No method but the GroupDRO
 oracle trains with them: they serve evaluation (the group metrics count the examples whose
-bias label is known; accuracy counts all). Optional too: `valid_images`, `valid_label` (both
+bias label is known; accuracy counts all). Bias value k is read as the one aligned with class
+k (the aligned / conflicting accuracies: groups with bias == / != label), so number them that
+way where the two correspond; the unbiased and worst-group accuracies need no such order. Optional too: `valid_images`, `valid_label` (both
 or neither, with `valid_bias_label` if known), and scalars `num_classes`, `num_bias_classes`;
 without them the class count is 1 + the largest training label, the bias count 1 + the largest
 known bias label of any split (1 if none is known), and every split's labels must lie in
@@ -158,6 +160,10 @@ def read(path: str | os.PathLike[str]) -> tuple[Arrays, int, int]:
         )
       arrays[split] = (images, labels["label"], labels["bias_label"])
     num_classes = _count(data, "num_classes", arrays["train"][1], "training labels", path)
+    if num_classes < 2:
+      raise InputError(
+          f"{path} has one class; a classifier needs at least 2: store labels 0..K-1, K >= 2."
+      )
     every_bias = np.concatenate([bias for _, _, bias in arrays.values()])
     num_bias_classes = _count(data, "num_bias_classes", every_bias, "bias labels", path)
   if num_classes * num_bias_classes > MAX_GROUPS:

@@ -26,8 +26,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import ml_collections
 import numpy as np
-from PIL import Image
 
+from jaxdebias import previews
 from jaxdebias.data import added
 from jaxdebias.errors import InputError
 from jaxdebias.latent import edits, generator, hyperplanes
@@ -284,4 +284,4 @@ def write_examples(path: pathlib.Path, arrays: dict[str, np.ndarray], count: int
   """A PNG of `count` pairs: x(z) in the top row, x(z') below."""
   top, bottom = (np.concatenate(list(arrays[k][:count]), axis=1) for k in ("image", "image_pair"))
   grid = np.concatenate([top, bottom], axis=0)
-  Image.fromarray(grid.squeeze()).resize((grid.shape[1] * 2, grid.shape[0] * 2)).save(path)
+  previews.write_png(path, grid, scale=2)

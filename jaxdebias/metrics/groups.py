@@ -174,12 +174,15 @@ def bootstrap_unbiased_accuracy(
     raise ValueError(
         f"labels must lie in [0, {num_classes}) and bias labels in [0, {num_bias_classes})."
     )
-  in_group = np.eye(num_classes * num_bias_classes)[labels * num_bias_classes + bias_labels]
+  groups = labels.astype(np.int64) * num_bias_classes + bias_labels
+  # The examples group by group: only the groups present take memory (resamples x N in all).
+  order = np.argsort(groups, kind="stable")
+  starts = np.unique(groups[order], return_index=True)[1]
   n = len(labels)
   draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=num_resamples)
-  draws = draws.astype(np.float64)  # (resamples, N): how often each example is drawn.
-  total = draws @ in_group  # (resamples, groups)
-  correct = np.stack([draws @ (in_group * row[:, None]) for row in np.asarray(hits, bool)])
+  per_group = lambda counts: np.add.reduceat(counts[:, order], starts, axis=1)
+  total = per_group(draws)  # (resamples, groups present): examples drawn from each.
+  correct = np.stack([per_group(draws * row) for row in np.asarray(hits, bool)])
   accuracy = np.where(total > 0, correct / np.maximum(total, 1), np.nan)
   return np.nanmean(accuracy, axis=-1)
 

@@ -145,6 +145,7 @@ def run(
   `reuse_stages_from` (`graph.Recipe`); returns the recipe's results.json."""
   _check(config)
   dataset = runs.load_dataset(config.data)  # Bad data stops the recipe before it writes.
+  _check_data(config, dataset)
   recipe = Recipe(config, workdir, default_config(), reuse_stages_from)
   if recipe.finished is not None:
     runs.print_results(recipe.finished["final"])
@@ -271,6 +272,21 @@ def _check(config: ml_collections.ConfigDict) -> None:
         "recipe.weight_decay and recipe.min_loss must each list at least one value; set "
         "--config.recipe.weight_decay / --config.recipe.min_loss."
     )
+
+
+def _check_data(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -> None:
+  """Refuses, before any stage trains, data the stages cannot run on: fewer training examples
+  (less the held-out part) than a batch of the GANs or the classifiers."""
+  num_train = len(dataset.train.label)
+  if dataset.valid is None:
+    num_train -= round(config.recipe.holdout_fraction * num_train)
+  sizes = {"batch_size": config.batch_size, "recipe.gan_batch_size": config.recipe.gan_batch_size}
+  for field, size in sizes.items():
+    if size > num_train:
+      raise InputError(
+          f"{dataset.name} has {num_train} training examples outside the held-out part, fewer"
+          f" than {field} {size}; lower --config.{field} (or --config.recipe.holdout_fraction)."
+      )
 
 
 def _member_predictions(workdir: str, results: dict, images: np.ndarray):

@@ -160,11 +160,13 @@ def fairness(
 
 def _evaluate(recipe: Recipe, dataset, names: list[str], num_resamples: int) -> dict[str, Any]:
   """Evaluation only (bias labels): each run's test metrics (`test`, or per seed `members`), and
-  where the target is binary, there is a validation split and every test example has its bias
-  label, its fairness metrics (a list: one entry per seed)."""
+  where the target and the protected attribute are binary (the fairness metrics compare two
+  groups), there is a validation split and every test example has its bias label, its
+  fairness metrics (a list: one entry per seed)."""
   found = {}
   test_labelled = (dataset.test.bias_label >= 0).all()
-  binary_and_labelled = dataset.num_classes == 2 and dataset.valid is not None and test_labelled
+  binary = dataset.num_classes == 2 and dataset.num_bias_classes == 2
+  binary_and_labelled = binary and dataset.valid is not None and test_labelled
   for name in names:
     directory = recipe.directory(name)
     results = runs.read_json(directory / "results.json")

@@ -21,9 +21,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from PIL import Image
 
-from jaxdebias import data, runs, sharding
+from jaxdebias import data, previews, runs, sharding
 from jaxdebias.data import sampler
 from jaxdebias.errors import InputError
 from jaxdebias.methods import amplified
@@ -194,4 +193,4 @@ def _write_grid(path: epath.Path, image_shape, images: jax.Array) -> None:
   h, w, c = image_shape
   grid = np.asarray(images).reshape(GRID, GRID, h, w, c).transpose(0, 2, 1, 3, 4)
   path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(grid.reshape(GRID * h, GRID * w, c).squeeze()).save(path)
+  previews.write_png(path, grid.reshape(GRID * h, GRID * w, c))
