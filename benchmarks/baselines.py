@@ -37,17 +37,21 @@ import numpy as np
 
 from benchmarks import readme
 from benchmarks.readme import machine
-from benchmarks.references import JTT_STEPS, PUBLISHED_RATIOS, jtt_identifier_dir, member_tests
 from benchmarks.references import (
     EARLY_HOLDOUT_NOTE,
+    JTT_STEPS,
+    PUBLISHED_RATIOS,
     cell_text,
     early_holdout,
+    jtt_identifier_dir,
+    member_tests,
     merge_seeds,
     recipe_run,
     run_one,
     seeds_of,
+    unbiased,
+    workdir_of,
 )
-from benchmarks.references import unbiased, workdir_of
 from benchmarks.references import PUBLISHED as COLORED_MNIST_PUBLISHED
 from jaxdebias import runs
 from jaxdebias.runs import quiet_library_logs

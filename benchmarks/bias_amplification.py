@@ -38,8 +38,8 @@ from benchmarks.references import (
     merge_seeds,
     recipe_run,
     run_one,
+    seeds_of,
 )
-from benchmarks.references import seeds_of
 from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION, candidate_name
 from jaxdebias.runs import quiet_library_logs
 

@@ -88,8 +88,10 @@ def recipe_run(dataset: str, value: float, num_seeds: int, prior: str = "none") 
     arg, name = f"data=biased_mnist,rho={value}", f"biased_rho{value}"
   arg += f",seeds={num_seeds}" + (",tinted" if prior == "tinted" else "")
   workdir = RECIPE_ROOT / f"{name}_s{num_seeds}"
-  finished_gan = lambda p: (p / "generator" / "results.json").exists() and p != workdir
-  others = sorted(str(p) for p in RECIPE_ROOT.glob(f"{name}_s*") if finished_gan(p))
+  # A lender: a finished GAN of the same recipe (one of before the GANs kept the held-out part
+  # out shares no stage).
+  lends = lambda p: (p / "generator" / "results.json").exists() and generators_held_out(p)
+  others = sorted(str(p) for p in RECIPE_ROOT.glob(f"{name}_s*") if p != workdir and lends(p))
   lender = others[0] if others else None
   results = recipes.run(bias_amplification.get_config(arg), str(workdir), lender)
   return results | {"generators_held_out": generators_held_out(workdir)}

@@ -1,7 +1,7 @@
 r"""Latent de-biasing as one recipe (jaxdebias/recipes/latent_debiasing.py): a generator, a
 protected labeller (the bias amplifier by default: no bias label), the baseline classifier
 (also the target labeller), complementary pairs from the generator, and the classifier trained
-again with them; the fairness metrics where the target is binary.
+again with them; the fairness metrics where the target and the protected attribute are binary.
 
 Commands:
   python -m jaxdebias.main --config=configs/latent_debiasing.py:data=colored_mnist,ratio=0.01 \

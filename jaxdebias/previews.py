@@ -1,10 +1,12 @@
 """PNG previews of images a run makes (a GAN's samples, latent pairs), for a person to look at."""
 
+import os
+
 import numpy as np
 from PIL import Image
 
 
-def write_png(path, image: np.ndarray, scale: int = 1) -> None:
+def write_png(path: str | os.PathLike, image: np.ndarray, scale: int = 1) -> None:
   """Writes an (H, W, C) uint8 image to `path`, each pixel a `scale` x `scale` block:
   grayscale, RGB or RGBA as stored, any other channel count (a PNG holds none) as its first
   channel."""

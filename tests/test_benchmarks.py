@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import baselines
 from benchmarks import bias_amplification
+from benchmarks import references
 
 
 def _cell(seed: int, accuracy: float) -> dict:
@@ -180,3 +181,11 @@ def test_bias_amplification_takes_the_seeds_it_lacks_from_the_baselines_table(tm
   assert [r["test"]["classifier"]["unbiased_accuracy"] for r in cell] == [0.55, 0.6, 0.7]
   assert cell[0]["measured_on"] == "here" and "baselines.json's runs" in cell[1]["measured_on"]
   assert bias_amplification.with_baselines(ours, tmp_path / "none.json") == ours
+
+
+def test_a_recipe_run_says_whether_its_gans_saw_the_held_out_part(tmp_path):
+  for fraction, held_out in ((0.1, True), (0.0, False)):  # The latter: runs before 2026-12-07.
+    (tmp_path / "generator").mkdir(exist_ok=True)
+    config = {"data": {"valid_fraction": fraction}}
+    (tmp_path / "generator" / "config.json").write_text(json.dumps(config))
+    assert references.generators_held_out(tmp_path) is held_out

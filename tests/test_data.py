@@ -454,6 +454,11 @@ def _set(key, value):
             ),
             r"split `test` is empty; store at least one example",
         ),
+        (
+            lambda a: a.update(train_label=np.zeros(30, int), test_label=np.zeros(20, int)),
+            r"has one class; a classifier needs at least 2",
+        ),
+        (_set("num_classes", np.int64(1)), r"has one class; a classifier needs at least 2"),
         (_set("num_classes", np.array([3])), r"`num_classes` must be an integer scalar in 1\.\."),
         (_set("num_classes", np.int64(10**12)), r"`num_classes` must be an integer scalar in 1"),
         (

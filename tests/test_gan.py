@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxdebias import previews, runs, trainers
+from jaxdebias import runs, trainers
 from jaxdebias.errors import InputError, NonFiniteLossError
 from jaxdebias.latent import generator, pairs
 from jaxdebias.methods import amplified
@@ -47,16 +47,6 @@ def test_gan_trains_writes_samples_and_loads_as_a_generator(gan_config, tmp_path
   w = g_w.sample(np.random.default_rng(1), 5)
   z_images = g.images(g.sample(np.random.default_rng(1), 5)).astype(int)
   assert np.abs(g_w.images(w).astype(int) - z_images).max() <= 1  # Rounding to uint8.
-
-
-@pytest.mark.parametrize("channels, mode", [(1, "L"), (2, "L"), (3, "RGB"), (4, "RGBA"), (5, "L")])
-def test_previews_show_any_channel_count(tmp_path, channels, mode):
-  image = np.random.default_rng(0).integers(0, 256, (4, 6, channels), dtype=np.uint8)
-  previews.write_png(tmp_path / "x.png", image, scale=2)
-  shown = Image.open(tmp_path / "x.png")
-  assert (shown.mode, shown.size) == (mode, (12, 8))
-  expected = image if channels in (3, 4) else image[..., 0]  # A PNG holds 1, 3 or 4 channels.
-  np.testing.assert_array_equal(np.asarray(shown)[::2, ::2], expected)
 
 
 def test_conditional_gan_generates_the_class_it_is_given(gan_config, tmp_path):

@@ -13,7 +13,7 @@ from configs import latent_debiasing as latent_debiasing_config
 from jaxdebias import recipes, runs
 from jaxdebias.errors import InputError
 from jaxdebias.latent import pairs
-from jaxdebias.recipes import bias_amplification
+from jaxdebias.recipes import bias_amplification, latent_debiasing
 from jaxdebias.recipes import stages as recipe_stages
 from jaxdebias.recipes.graph import Recipe
 from tests import synthetic
@@ -284,6 +284,32 @@ def test_pairs_stage_skips_only_where_the_generator_cannot_reach_a_class(tiny_np
       make()
     fail(pairs.UnreachableClasses("none"))
     assert make() == {"skipped": "none"}
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"recipe.holdout_fraction": 0.0005}, r"0.0005 of npz/tiny's 512 training examples holds"),
+        ({"recipe.gan_batch_size": 500}, r"has 384 training examples outside the held-out part,"),
+        ({"batch_size": 400}, r"fewer than batch_size 400; lower --config.batch_size"),
+    ],
+)
+def test_the_recipe_refuses_data_its_stages_cannot_run_on(tiny_npz, tmp_path, change, match):
+  config = _tiny_recipe(tiny_npz)
+  config.update_from_flattened_dict(change)
+  with pytest.raises(InputError, match=match):
+    recipes.run(config, str(tmp_path / "recipe"))
+  assert not (tmp_path / "recipe").exists()  # Refused before any stage.
+
+
+def test_fairness_metrics_need_a_binary_protected_attribute(tmp_path):
+  arrays = synthetic.biased_arrays(num_classes=3)  # A binary target, three protected values.
+  arrays.update({k: arrays[k] % 2 for k in ("train_label", "test_label")})
+  arrays.update(valid_images=arrays["test_images"], valid_label=arrays["test_label"])
+  np.savez(tmp_path / "three.npz", **arrays)
+  config = latent_debiasing_config.get_config(f"data=npz,path={tmp_path / 'three.npz'}")
+  with pytest.raises(InputError, match="need a binary target, a binary protected attribute"):
+    latent_debiasing.fairness(config, str(tmp_path / "unused"))
 
 
 @pytest.mark.parametrize("config_module", [bias_amplification_config, latent_debiasing_config])

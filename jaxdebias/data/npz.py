@@ -8,8 +8,9 @@ unknown; a split without them has every bias label unknown. No method but the Gr
 oracle trains with them: they serve evaluation (the group metrics count the examples whose
 bias label is known; accuracy counts all). Bias value k is read as the one aligned with class
 k (the aligned / conflicting accuracies: groups with bias == / != label), so number them that
-way where the two correspond; the unbiased and worst-group accuracies need no such order. Optional too: `valid_images`, `valid_label` (both
-or neither, with `valid_bias_label` if known), and scalars `num_classes`, `num_bias_classes`;
+way where the two correspond; the unbiased and worst-group accuracies need no such order.
+Optional too: `valid_images`, `valid_label` (both or neither, with `valid_bias_label` if
+known), and scalars `num_classes`, `num_bias_classes`;
 without them the class count is 1 + the largest training label, the bias count 1 + the largest
 known bias label of any split (1 if none is known), and every split's labels must lie in
 0..count-1. Counts are at most MAX_CLASSES, and their product (the number of (label, bias)

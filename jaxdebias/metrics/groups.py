@@ -180,9 +180,10 @@ def bootstrap_unbiased_accuracy(
   starts = np.unique(groups[order], return_index=True)[1]
   n = len(labels)
   draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=num_resamples)
-  per_group = lambda counts: np.add.reduceat(counts[:, order], starts, axis=1)
+  draws = draws[:, order]  # (resamples, N): how often each example is drawn, in group order.
+  per_group = lambda counts: np.add.reduceat(counts, starts, axis=1)
   total = per_group(draws)  # (resamples, groups present): examples drawn from each.
-  correct = np.stack([per_group(draws * row) for row in np.asarray(hits, bool)])
+  correct = np.stack([per_group(draws * row[order]) for row in np.asarray(hits, bool)])
   accuracy = np.where(total > 0, correct / np.maximum(total, 1), np.nan)
   return np.nanmean(accuracy, axis=-1)
 

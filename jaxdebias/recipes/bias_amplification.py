@@ -275,11 +275,18 @@ def _check(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_data(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -> None:
-  """Refuses, before any stage trains, data the stages cannot run on: fewer training examples
-  (less the held-out part) than a batch of the GANs or the classifiers."""
+  """Refuses, before any stage trains, data the stages cannot run on: a held-out part of no
+  example, or fewer training examples (less the held-out part) than a batch of the GANs or the
+  classifiers."""
   num_train = len(dataset.train.label)
   if dataset.valid is None:
-    num_train -= round(config.recipe.holdout_fraction * num_train)
+    num_held_out = round(config.recipe.holdout_fraction * num_train)
+    if not num_held_out:
+      raise InputError(
+          f"recipe.holdout_fraction {config.recipe.holdout_fraction} of {dataset.name}'s"
+          f" {num_train} training examples holds out none; raise --config.recipe.holdout_fraction."
+      )
+    num_train -= num_held_out
   sizes = {"batch_size": config.batch_size, "recipe.gan_batch_size": config.recipe.gan_batch_size}
   for field, size in sizes.items():
     if size > num_train:

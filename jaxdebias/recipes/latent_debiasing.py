@@ -18,9 +18,9 @@ Stages, each a workdir under W (finished ones are reused, interrupted ones resum
    shares; num_pairs 0: `recipe.synthetic_ratio` synthetic images per real one).
 5. augmented: the config's classifier on the real images and the pairs; skipped, and said so,
    where no pairs can be made.
-6. evaluation (reads bias labels): both runs' test metrics and, for a binary target with a
-   validation split, the fairness metrics (AP, DEO, BA, KL; bootstrap; DEO and BA at the
-   threshold calibrated on validation).
+6. evaluation (reads bias labels): both runs' test metrics and, for a binary target and a
+   binary protected attribute with a validation split, the fairness metrics (AP, DEO, BA,
+   KL; bootstrap; DEO and BA at the threshold calibrated on validation).
 No knob is chosen: every one is fixed in advance (the paper's values). results.json: the
 augmented classifier's results (`final`), the baseline's, the pairs' report, the evaluation and
 every stage's time.
@@ -145,10 +145,14 @@ def fairness(
     member: int | None = None,
 ) -> dict:
   """Bootstrap AP / DEO / BA / KL of a finished binary run (`member` of a run of several) on its
-  test split, the threshold calibrated on its validation split (metrics.FAIRNESS_DEFINITIONS)."""
+  test split, the threshold calibrated on its validation split (metrics.FAIRNESS_DEFINITIONS);
+  they compare the two values of a binary protected attribute."""
   dataset = runs.load_dataset(config.data)
-  if dataset.num_classes != 2 or dataset.valid is None:
-    raise InputError("fairness metrics need a binary target and a validation split.")
+  if not _has_fairness_metrics(dataset):
+    raise InputError(
+        "fairness metrics need a binary target, a binary protected attribute and a validation"
+        " split."
+    )
   predict = runs.load_classifier(workdir, member=member)
   score = lambda split: np.asarray(jax.nn.softmax(predict(split.images))[:, 1])
   threshold = metrics.calibrated_threshold(score(dataset.valid), dataset.valid.label)
@@ -158,6 +162,13 @@ def fairness(
   )
 
 
+def _has_fairness_metrics(dataset) -> bool:
+  """Whether the fairness metrics apply: a binary target, a binary protected attribute (they
+  compare its two values) and a validation split (for the threshold)."""
+  binary = dataset.num_classes == 2 and dataset.num_bias_classes == 2
+  return binary and dataset.valid is not None
+
+
 def _evaluate(recipe: Recipe, dataset, names: list[str], num_resamples: int) -> dict[str, Any]:
   """Evaluation only (bias labels): each run's test metrics (`test`, or per seed `members`), and
   where the target and the protected attribute are binary (the fairness metrics compare two
@@ -165,8 +176,7 @@ def _evaluate(recipe: Recipe, dataset, names: list[str], num_resamples: int) -> 
   fairness metrics (a list: one entry per seed)."""
   found = {}
   test_labelled = (dataset.test.bias_label >= 0).all()
-  binary = dataset.num_classes == 2 and dataset.num_bias_classes == 2
-  binary_and_labelled = binary and dataset.valid is not None and test_labelled
+  binary_and_labelled = _has_fairness_metrics(dataset) and test_labelled
   for name in names:
     directory = recipe.directory(name)
     results = runs.read_json(directory / "results.json")
