@@ -49,6 +49,7 @@ from benchmarks.references import (
     recipe_run,
     run_one,
     seeds_of,
+    stored_recipe,
     unbiased,
     workdir_of,
 )
@@ -236,8 +237,8 @@ def previous(path: pathlib.Path) -> tuple[dict, dict]:
     dataset, method, value = key.split("/")
     if method == "jtt_error_set":
       error_sets[dataset, float(value)] = per_seed
-    elif method == "recipe":  # Stored without the field: run before it existed.
-      found[dataset, method, float(value)] = [{"generators_held_out": False} | r for r in per_seed]
+    elif method == "recipe":
+      found[dataset, method, float(value)] = [stored_recipe(r) for r in per_seed]
     else:
       found[dataset, method, float(value)] = per_seed
   for (dataset, value), per_seed in error_sets.items():

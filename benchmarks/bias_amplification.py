@@ -39,6 +39,7 @@ from benchmarks.references import (
     recipe_run,
     run_one,
     seeds_of,
+    stored_recipe,
 )
 from jaxdebias.recipes.bias_amplification import SELECTION_CRITERION, candidate_name
 from jaxdebias.runs import quiet_library_logs
@@ -89,7 +90,7 @@ def previous(path: pathlib.Path) -> tuple[dict, dict]:
   stored = json.loads(path.read_text())
   split = lambda key: (key.split("/")[0], float(key.split("/")[1]))
   return (
-      {split(k): {"generators_held_out": False} | v for k, v in stored["recipes"].items()},
+      {split(k): stored_recipe(v) for k, v in stored["recipes"].items()},
       {split(k): v for k, v in stored["plain"].items()},
   )
 

@@ -25,7 +25,8 @@ PUBLISHED = (
 PUBLISHED_RATIOS = (0.005, 0.01, 0.02, 0.05)
 
 # A recipe cell's "generators_held_out": False marks a run from before the recipe kept its
-# held-out part out of the GAN stages too (a cell stored without the field is one).
+# held-out part out of the GAN stages too (`stored_recipe`: a record stored without the field is
+# one).
 EARLY_HOLDOUT_NOTE = (
     "†: run before 2026-12-07, when the recipe's GANs trained on the whole training split, its"
     " held-out tenth included (with the pseudo-conflicting examples the held-out scores rest"
@@ -102,6 +103,12 @@ def generators_held_out(workdir: pathlib.Path) -> bool:
   have no validation split of their own: it is `data.valid_fraction` of the training split)."""
   config = json.loads((workdir / "generator" / "config.json").read_text())
   return config["data"]["valid_fraction"] > 0
+
+
+def stored_recipe(record: dict) -> dict:
+  """A recipe record (a seed's cell entry, or a run's results) as read back from a table's
+  JSON: one stored before `generators_held_out` existed ran before the GANs held out."""
+  return {"generators_held_out": False} | record
 
 
 def early_holdout(cell: list[dict] | None) -> bool:

@@ -25,6 +25,11 @@ def binary(dataset: BiasedDataset) -> BiasedDataset:
   )
 
 
+def num_split_off(num_examples: int, fraction: float) -> int:
+  """How many of `num_examples` training examples `split_off_valid` makes the validation split."""
+  return round(fraction * num_examples)
+
+
 def split_off_valid(
     dataset: BiasedDataset, fraction: float, seed: int | None = None
 ) -> BiasedDataset:
@@ -40,7 +45,7 @@ def split_off_valid(
         f"{dataset.name} has a validation split already; leave data.valid_fraction at 0."
     )
   train = dataset.train
-  num_valid = round(fraction * len(train.label))
+  num_valid = num_split_off(len(train.label), fraction)
   if seed is None:
     cut = len(train.label) - num_valid
     fit, valid = slice(None, cut), slice(cut, None)

@@ -280,7 +280,7 @@ def _check_data(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) 
   classifiers."""
   num_train = len(dataset.train.label)
   if dataset.valid is None:
-    num_held_out = round(config.recipe.holdout_fraction * num_train)
+    num_held_out = data.transforms.num_split_off(num_train, config.recipe.holdout_fraction)
     if not num_held_out:
       raise InputError(
           f"recipe.holdout_fraction {config.recipe.holdout_fraction} of {dataset.name}'s"
