@@ -95,11 +95,17 @@ def stage_times(times: dict[str, float]) -> list[str]:
 
 
 def recipe_times(found: dict) -> list[str]:
-  """Report lines: each recipe run's total and stage wall times, {(column, ratio): results}."""
-  lines = ["", "## Wall time of each recipe run's stages (s; reused stages count ~0 s)", ""]
+  """Report lines: each recipe run's total and stage wall times, {(column, ratio): results}:
+  each stage's summed over the invocations that trained it, or, for a run that predates that
+  record, the times of the invocation that finished it."""
+  lines = ["", "## Wall time of each recipe run's stages (s)", ""]
   for (column, ratio), results in found.items():
-    stages = ", ".join(f"{k} {v:.0f}" for k, v in results["stage_seconds_this_run"].items())
-    lines.append(
-        f"- {column}, {100 * ratio:g}%: {results['total_seconds_this_run']:.0f} s ({stages})"
-    )
+    if "stage_seconds" in results:
+      times, total = results["stage_seconds"], results["stage_seconds_total"]
+      how = "each stage summed over the invocations that trained it"
+    else:
+      times, total = results["stage_seconds_this_run"], results["total_seconds_this_run"]
+      how = "the invocation that finished it; stages it reused count ~0 s"
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in times.items())
+    lines.append(f"- {column}, {100 * ratio:g}%: {total:.0f} s ({stages}; {how})")
   return lines

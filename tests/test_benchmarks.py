@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import baselines
 from benchmarks import bias_amplification
+from benchmarks import readme
 from benchmarks import references
 
 
@@ -189,3 +190,20 @@ def test_a_recipe_run_says_whether_its_gans_saw_the_held_out_part(tmp_path):
     config = {"data": {"valid_fraction": fraction}}
     (tmp_path / "generator" / "config.json").write_text(json.dumps(config))
     assert references.generators_held_out(tmp_path) is held_out
+
+
+def test_recipe_times_count_the_stages_earlier_invocations_finished():
+  resumed = {  # Its generator finished in an invocation before the one that ended the recipe.
+      "stage_seconds_this_run": {"generator": 0.0, "final": 5.0},
+      "total_seconds_this_run": 6.0,
+      "stage_seconds": {"generator": 100.0, "final": 5.0},
+      "stage_seconds_total": 105.0,
+  }
+  single = {"stage_seconds_this_run": {"generator": 90.0}, "total_seconds_this_run": 91.0}
+  lines = readme.recipe_times({("none", 0.02): resumed, ("none", 0.01): single})
+  assert lines[-2:] == [
+      "- none, 2%: 105 s (generator 100, final 5; each stage summed over the invocations that"
+      " trained it)",
+      "- none, 1%: 91 s (generator 90; the invocation that finished it; stages it reused count"
+      " ~0 s)",
+  ]

@@ -12,6 +12,7 @@ from jaxdebias import runs, trainers
 from jaxdebias.errors import InputError, NonFiniteLossError
 from jaxdebias.latent import generator, pairs
 from jaxdebias.methods import amplified
+from jaxdebias.models import dcgan
 from jaxdebias.trainers import gan as gan_trainer
 from jaxdebias.trainers import train_gan
 
@@ -127,7 +128,11 @@ def test_missing_unfinished_or_different_gan_runs_are_refused(
     "key, value, message",
     [
         ("learning_rate", -1.0, "gan.learning_rate must be > 0"),
-        ("generator_widths", (16, 8, 4, 2, 1), r"sides of images .* not divisible by 2\*\*4"),
+        (
+            "generator_widths",
+            (16, 8, 4, 2, 1),
+            r"4 doublings would start images of shape \(8, 8, 3\) from a seed under",
+        ),
         ("latent_dim", 0, "gan.latent_dim must be a positive integer"),
     ],
 )
@@ -146,8 +151,12 @@ def test_non_finite_gan_loss_stops_with_the_gan_learning_rate_hint(gan_config, t
     train_gan(gan_config, str(tmp_path))
 
 
-@pytest.mark.parametrize("shape", [(8, 8, 3), (12, 16, 1), (7, 9, 3)])
-def test_generator_widths_follow_any_image_shape(shape, gan_config, tmp_path):
+@pytest.mark.parametrize(
+    "shape, doublings",
+    [((8, 8, 3), 1), ((12, 16, 1), 1), ((7, 9, 3), 0), ((30, 30, 3), 2), ((31, 29, 1), 2)],
+)
+def test_generator_widths_follow_any_image_shape(shape, doublings, gan_config, tmp_path):
+  assert len(dcgan.widths_for(shape)[0]) == doublings + 1  # Odd sides: generated larger, cropped.
   rng = np.random.default_rng(0)
   arrays = {}
   for split, n in (("train", 64), ("test", 16)):

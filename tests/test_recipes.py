@@ -1,6 +1,7 @@
 """Recipes end to end on a tiny .npz: every stage, reuse on rerun, label-free selection."""
 
 import json
+import shutil
 from unittest import mock
 
 import chex
@@ -75,6 +76,22 @@ def _assert_blind_to_training_bias_labels(one, two, first: dict, second: dict) -
     assert first["diagnostics"] != second["diagnostics"]
 
 
+def _assert_diagnostics_read_the_known_bias_labels(config, amplifier_dir) -> None:
+  """The amplifier's diagnostics on the examples with a bias label, and none where bias value k
+  cannot be read as aligned with class k."""
+  dataset = runs.load_dataset(config.data)
+  half = dataset.train.bias_label.copy()
+  half[::2] = -1  # Half the bias labels unknown.
+  partial = dataset._replace(train=dataset.train._replace(bias_label=half))
+  found = bias_amplification._diagnostics(config, partial, amplifier_dir, {})
+  assert found["examples_with_bias_label"] == 256
+  assert 0 <= found["amplifier_finds_conflicting"]["auroc"] <= 1
+  binary = dataset._replace(num_bias_classes=2)  # Two bias values for four classes.
+  found = bias_amplification._diagnostics(config, binary, amplifier_dir, {})
+  assert "amplifier_finds_conflicting" not in found
+  assert found["amplifier_skipped"].startswith("2 bias values for 4 classes")
+
+
 def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tmp_path, capsys):
   config = _tiny_recipe(tiny_npz)
   results = recipes.run(config, str(tmp_path / "recipe"))
@@ -132,8 +149,20 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   assert results["final"]["test"]["classifier"]["accuracy"] > 0.4  # Chance: 0.25.
   assert results["priors"] == {"gan.tinted": False}
   assert 0 <= results["diagnostics"]["amplifier_finds_conflicting"]["auroc"] <= 1
+  _assert_diagnostics_read_the_known_bias_labels(config, tmp_path / "recipe" / "amplifier")
+  assert results["stage_seconds"] == results["stage_seconds_this_run"]  # One invocation.
   again = recipes.run(config, str(tmp_path / "recipe"))  # Finished: read back, nothing redone.
   assert again == results
+  (tmp_path / "recipe" / "results.json").unlink()  # Interrupted in its last stage that trains:
+  for stage in ("final", "diagnostics"):  # the next invocation trains only that again.
+    shutil.rmtree(tmp_path / "recipe" / stage)
+  resumed = recipes.run(config, str(tmp_path / "recipe"))
+  first, now = results["stage_seconds"], resumed["stage_seconds"]
+  assert resumed["stage_seconds_this_run"]["generator"] < first["generator"] == now["generator"]
+  assert now["final"] == pytest.approx(first["final"] + resumed["stage_seconds_this_run"]["final"])
+  assert resumed["stage_seconds_total"] == pytest.approx(sum(now.values()))
+  assert "(its stages over every invocation: " in capsys.readouterr().out
+  assert resumed["final"]["test"] == results["final"]["test"]  # Seeded: the same classifier.
   config.recipe.holdout_fraction = 0.5
   with pytest.raises(InputError, match="differs in recipe/holdout_fraction"):
     recipes.run(config, str(tmp_path / "recipe"))
@@ -290,8 +319,12 @@ def test_pairs_stage_skips_only_where_the_generator_cannot_reach_a_class(tiny_np
     "change, match",
     [
         ({"recipe.holdout_fraction": 0.0005}, r"0.0005 of npz/tiny's 512 training examples holds"),
-        ({"recipe.gan_batch_size": 500}, r"has 384 training examples outside the held-out part,"),
-        ({"batch_size": 400}, r"fewer than batch_size 400; lower --config.batch_size"),
+        (
+            {"recipe.gan_batch_size": 500},
+            r"gives 384 training examples outside the held-out part, fewer than a batch of 500",
+        ),
+        ({"batch_size": 400}, r"fewer than a batch of 400; lower --config.batch_size"),
+        ({"recipe.per_class": 7}, r"gives 28 generated images for the amplifier, fewer than a"),
     ],
 )
 def test_the_recipe_refuses_data_its_stages_cannot_run_on(tiny_npz, tmp_path, change, match):
@@ -300,6 +333,17 @@ def test_the_recipe_refuses_data_its_stages_cannot_run_on(tiny_npz, tmp_path, ch
   with pytest.raises(InputError, match=match):
     recipes.run(config, str(tmp_path / "recipe"))
   assert not (tmp_path / "recipe").exists()  # Refused before any stage.
+
+
+def test_the_recipe_refuses_a_class_of_no_training_example(tmp_path):
+  arrays = synthetic.biased_arrays()
+  for split in ("train", "test"):  # Classes 0, 2, 3: read as 4 classes, class 1 empty.
+    label = arrays[f"{split}_label"]
+    label[label == 1] = 2
+  np.savez(tmp_path / "gap.npz", **arrays)
+  with pytest.raises(InputError, match=r"no example of 1 of its 4 classes \(0..3; first missing:"):
+    recipes.run(_tiny_recipe(str(tmp_path / "gap.npz")), str(tmp_path / "recipe"))
+  assert not (tmp_path / "recipe").exists()
 
 
 def test_fairness_metrics_need_a_binary_protected_attribute(tmp_path):

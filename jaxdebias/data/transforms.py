@@ -45,16 +45,21 @@ def split_off_valid(
         f"{dataset.name} has a validation split already; leave data.valid_fraction at 0."
     )
   train = dataset.train
-  num_valid = num_split_off(len(train.label), fraction)
-  if seed is None:
-    cut = len(train.label) - num_valid
-    fit, valid = slice(None, cut), slice(cut, None)
-  else:
-    held = np.zeros(len(train.label), bool)
-    held[np.random.default_rng(seed).choice(len(held), num_valid, replace=False)] = True
-    fit, valid = np.flatnonzero(~held), np.flatnonzero(held)
+  held = split_off_rows(len(train.label), fraction, seed)
+  fit, valid = np.flatnonzero(~held), np.flatnonzero(held)
   part = lambda rows: make_split(train.images[rows], train.label[rows], train.bias_label[rows])
   return dataset._replace(train=part(fit), valid=part(valid))
+
+
+def split_off_rows(num_examples: int, fraction: float, seed: int | None = None) -> np.ndarray:
+  """The rows `split_off_valid` makes the validation split, as a boolean mask."""
+  held = np.zeros(num_examples, bool)
+  num_valid = num_split_off(num_examples, fraction)
+  if seed is None:
+    held[num_examples - num_valid :] = True
+  else:
+    held[np.random.default_rng(seed).choice(num_examples, num_valid, replace=False)] = True
+  return held
 
 
 def check_bias_labels_known(dataset: BiasedDataset) -> None:

@@ -62,11 +62,11 @@ def generator_module(
         "set --config.gan.latent_dim."
     )
   widths = tuple(gan_config.generator_widths or dcgan.widths_for(image_shape)[0])
-  if any(side % 2 ** (len(widths) - 1) for side in image_shape[:2]):
+  if 2 ** (len(widths) - 1) > min(image_shape[:2]):  # Sides that do not halve whole: cropped.
     raise InputError(
-        f"the sides of images of shape {tuple(image_shape)} are not divisible by "
-        f"2**{len(widths) - 1}; change --config.gan.generator_widths (one width per doubling) or "
-        "leave it None to fit the image shape."
+        f"{len(widths) - 1} doublings would start images of shape {tuple(image_shape)} from a"
+        " seed under one pixel; change --config.gan.generator_widths (one width per doubling)"
+        " or leave it None to fit the image shape."
     )
   return dcgan.Generator(
       image_shape=tuple(image_shape),

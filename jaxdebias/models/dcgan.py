@@ -45,8 +45,9 @@ class Generator(nn.Module):
   so a conditional generator is still a function of one array (`conditional_latents`).
   mapping: latents -> the synthesis input s = [h, w]: h = [pixel-normed z, one-hot class] and
   the style w = MLP(h) (B, latent_dim).
-  synthesis: a seed of (H, W) / 2**(len(widths) - 1) pixels from h, doubled once per width
-  after the first, every layer's channels scaled and shifted by an affine map of w. (A seed
+  synthesis: a seed of (H, W) / 2**(len(widths) - 1) pixels (rounded up) from h, doubled once
+  per width after the first, every layer's channels scaled and shifted by an affine map of w,
+  and cropped to (H, W) where the sides do not halve whole. (A seed
   from w alone collapsed to a few digit shapes in training.)
   Tinted: mapping also makes the tint t = MLP_t(h) (B, C), the colour's logits, appended to s;
   synthesis draws a one-channel mask m in [0, 1] from h and w, and the image is
@@ -75,9 +76,9 @@ class Generator(nn.Module):
 
   @property
   def seed_shape(self) -> tuple[int, int]:
-    """(height, width) of the seed: the image's, halved once per doubling."""
+    """(height, width) of the seed: the image's, halved once per doubling, rounded up."""
     doublings = 2 ** (len(self.widths) - 1)
-    return self.image_shape[0] // doublings, self.image_shape[1] // doublings
+    return -(-self.image_shape[0] // doublings), -(-self.image_shape[1] // doublings)
 
   def __call__(self, latents: jax.Array) -> jax.Array:
     return self.synthesis(self.mapping(latents))
@@ -106,10 +107,17 @@ class Generator(nn.Module):
       x = pixel_norm(nn.leaky_relu(x, 0.2))
       scale, shift = jnp.split(style(w), 2, axis=-1)
       x = x * (1 + scale[:, None, None]) + shift[:, None, None]
+    x = _center_crop(x, self.image_shape[:2])
     if not self.tinted:
       return jnp.tanh(self.to_rgb(x))
     mask = nn.sigmoid(self.to_rgb(x))
     return 2 * mask * nn.sigmoid(t)[:, None, None] - 1
+
+
+def _center_crop(x: jax.Array, size: tuple[int, int]) -> jax.Array:
+  """The middle (height, width) = `size` pixels of NHWC `x` (itself where it is that size)."""
+  top, left = (x.shape[1] - size[0]) // 2, (x.shape[2] - size[1]) // 2
+  return x[:, top : top + size[0], left : left + size[1]]
 
 
 def factor_entries(values: np.ndarray, factors) -> np.ndarray:
@@ -152,17 +160,12 @@ class Discriminator(nn.Module):
 
 def widths_for(image_shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
   """(generator widths, discriminator widths) for images of `image_shape` (H, W, C): one
-  doubling per halving of the smaller side that keeps the seed at least 4 pixels and the sides
-  whole (at most 4), channels doubling (up to 256) towards the seed; for 28x28 the widths the
-  Colored MNIST GAN was tuned with, (96, 48, 24) and (64, 128)."""
-  height, width = image_shape[:2]
+  doubling per halving of the smaller side that keeps the seed at least 4 pixels (at most 4;
+  sides that do not halve whole are generated larger and cropped), channels doubling (up to
+  256) towards the seed; for 28x28 the widths the Colored MNIST GAN was tuned with, (96, 48,
+  24) and (64, 128)."""
   doublings = 0
-  while (
-      doublings < 4
-      and height % 2 ** (doublings + 1) == 0
-      and width % 2 ** (doublings + 1) == 0
-      and min(height, width) // 2 ** (doublings + 1) >= 4
-  ):
+  while doublings < 4 and min(image_shape[:2]) // 2 ** (doublings + 1) >= 4:
     doublings += 1
   generator = tuple(min(256, 24 * 2**k) for k in range(doublings, -1, -1))
   discriminator = (64, 128) + (256,) * max(0, doublings - 2)

@@ -276,23 +276,44 @@ def _check(config: ml_collections.ConfigDict) -> None:
 
 def _check_data(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -> None:
   """Refuses, before any stage trains, data the stages cannot run on: a held-out part of no
-  example, or fewer training examples (less the held-out part) than a batch of the GANs or the
-  classifiers."""
-  num_train = len(dataset.train.label)
+  example, a class of no training example outside it (the generator would learn nothing for
+  it, and the amplifier and the pairs would read and make images of a class that is not
+  there), or fewer examples than a batch of the GANs or the classifiers (the amplifier's too)."""
+  options, fit_labels = config.recipe, dataset.train.label
   if dataset.valid is None:
-    num_held_out = data.transforms.num_split_off(num_train, config.recipe.holdout_fraction)
-    if not num_held_out:
+    held = data.transforms.split_off_rows(
+        len(fit_labels), options.holdout_fraction, options.holdout_seed
+    )
+    if not held.any():
       raise InputError(
-          f"recipe.holdout_fraction {config.recipe.holdout_fraction} of {dataset.name}'s"
-          f" {num_train} training examples holds out none; raise --config.recipe.holdout_fraction."
+          f"recipe.holdout_fraction {options.holdout_fraction} of {dataset.name}'s"
+          f" {len(fit_labels)} training examples holds out none; raise"
+          " --config.recipe.holdout_fraction."
       )
-    num_train -= num_held_out
-  sizes = {"batch_size": config.batch_size, "recipe.gan_batch_size": config.recipe.gan_batch_size}
-  for field, size in sizes.items():
-    if size > num_train:
+    fit_labels = fit_labels[~held]
+  missing = np.setdiff1d(np.arange(dataset.num_classes), fit_labels)
+  if missing.size:
+    raise InputError(
+        f"{dataset.name}'s training split, less its held-out part, has no example of"
+        f" {missing.size} of its {dataset.num_classes} classes (0..{dataset.num_classes - 1};"
+        f" first missing: {missing[0]}); number the classes with no gap (np.unique(labels,"
+        " return_inverse=True)) and give each a few training examples."
+    )
+  outside = "training examples outside the held-out part"
+  batches = [  # (examples a stage trains on, what they are, its batch size, the fix)
+      (len(fit_labels), outside, config.batch_size, "lower --config.batch_size"),
+      (len(fit_labels), outside, options.gan_batch_size, "lower --config.recipe.gan_batch_size"),
+      (
+          stages.amplifier_per_class(config, dataset) * dataset.num_classes,
+          "generated images for the amplifier",
+          config.batch_size,
+          "raise --config.recipe.per_class or lower --config.batch_size",
+      ),
+  ]
+  for num_examples, what, size, fix in batches:
+    if size > num_examples:
       raise InputError(
-          f"{dataset.name} has {num_train} training examples outside the held-out part, fewer"
-          f" than {field} {size}; lower --config.{field} (or --config.recipe.holdout_fraction)."
+          f"{dataset.name} gives {num_examples} {what}, fewer than a batch of {size}; {fix}."
       )
 
 
@@ -452,20 +473,32 @@ def _say_selection(selection: dict[str, Any]) -> None:
 
 
 def _diagnostics(config, dataset: data.BiasedDataset, amplifier_dir, trained) -> dict[str, Any]:
-  """Evaluation only (bias labels): the amplifier on the real training split, and every
-  candidate's test metrics (metrics.SEPARATION_DEFINITIONS, PSEUDO_GROUP_DEFINITIONS)."""
-  train = dataset.train
+  """Evaluation only (bias labels): the amplifier on the real training examples whose bias
+  label is known, and every candidate's test metrics (metrics.SEPARATION_DEFINITIONS,
+  PSEUDO_GROUP_DEFINITIONS). The amplifier's are skipped, with the reason, where bias value k
+  cannot be read as aligned with class k (as many bias values as classes)."""
+  known = dataset.train.bias_label >= 0
+  label, bias = dataset.train.label[known], dataset.train.bias_label[known]
   found = {"candidates_test": {n: r.get("test") or r.get("members") for n, r in trained.items()}}
-  if (train.bias_label < 0).any() or len(np.unique(train.label != train.bias_label)) < 2:
-    return found  # Unknown bias labels, or no conflicting example: nothing to measure.
-  logits = runs.load_classifier(str(amplifier_dir))(train.images)
-  ce = np.asarray(losses.cross_entropy(logits, train.label))
-  found["amplifier_finds_conflicting"] = metrics.separation(ce, train.label, train.bias_label)
+  if not known.any():
+    return found  # No bias label: nothing to measure.
+  if dataset.num_bias_classes != dataset.num_classes:
+    found["amplifier_skipped"] = (
+        f"{dataset.num_bias_classes} bias values for {dataset.num_classes} classes: which"
+        " examples conflict with the bias (bias value != class) is undefined"
+    )
+    return found
+  if len(np.unique(label != bias)) < 2:
+    return found  # No conflicting example, or no aligned one: nothing to measure.
+  logits = runs.load_classifier(str(amplifier_dir))(dataset.train.images[known])
+  ce = np.asarray(losses.cross_entropy(logits, label))
+  found["amplifier_finds_conflicting"] = metrics.separation(ce, label, bias)
   found["pseudo_groups"] = {
       f"min_loss {m:g}": metrics.pseudo_group_quality(
-          amplified.pseudo_bias(logits, train.label, min_loss=m), train.label, train.bias_label
+          amplified.pseudo_bias(logits, label, min_loss=m), label, bias
       )
       for m in config.recipe.min_loss
   }
+  found["examples_with_bias_label"] = int(known.sum())
   found["definitions"] = {**metrics.SEPARATION_DEFINITIONS, **metrics.PSEUDO_GROUP_DEFINITIONS}
   return found

@@ -3,7 +3,11 @@
 A stage that finished (its results.json exists) is reused; one that was interrupted resumes
 exactly, as single runs do (the trainers do both). `Recipe.stage` prints a line when a stage
 starts and when it ends, with its wall time; `Recipe.finish` writes the recipe's results.json
-with every stage's time and the whole's. The recipe's own config.json claims its workdir like
+with every stage's time and the whole's, both this invocation's and, in `stage_seconds`, each
+stage's summed over the invocations that trained it (kept in `STAGE_SECONDS` as each stage
+ends, so an interrupted recipe's total still counts the stages an earlier invocation finished;
+an attempt killed before its stage ended is not counted, nor are stages copied from another
+recipe). The recipe's own config.json claims its workdir like
 a single run's: another config there is refused.
 
 With `reuse_from` (main's --reuse_stages_from), a stage that trains is copied from that other
@@ -30,6 +34,7 @@ from jaxdebias.config import base_config
 from jaxdebias.errors import InputError
 
 COPIED_FROM = "copied_from.json"  # In a stage copied from another recipe: where from.
+STAGE_SECONDS = "stage_seconds.json"  # In a recipe workdir: each stage's time over invocations.
 
 
 def stage_config(config: ml_collections.ConfigDict, **changes) -> ml_collections.ConfigDict:
@@ -69,7 +74,11 @@ class Recipe:
     self.copied: list[str] = []  # The stages copied from reuse_from.
     self.results_path = self.workdir / "results.json"
     self.finished = runs.read_json(self.results_path) if self.results_path.exists() else None
-    self.seconds: dict[str, float] = {}
+    self.seconds: dict[str, float] = {}  # This invocation's.
+    self.stage_seconds_path = self.workdir / STAGE_SECONDS
+    self.stage_seconds: dict[str, float] = (  # Every invocation's (module doc).
+        runs.read_json(self.stage_seconds_path) if self.stage_seconds_path.exists() else {}
+    )
     self.started = time.perf_counter()
     if self.finished is None:
       self.workdir.mkdir(parents=True, exist_ok=True)
@@ -87,6 +96,9 @@ class Recipe:
     start = time.perf_counter()
     results = run(str(directory))
     self.seconds[name] = round(time.perf_counter() - start, 2)
+    if not reused:
+      self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + self.seconds[name], 2)
+      runs.write_json(self.stage_seconds_path, self.stage_seconds)
     say(f"stage {name}: {'reused' if reused else 'done'} in {self.seconds[name]:.0f} s")
     return results
 
@@ -157,15 +169,24 @@ class Recipe:
     return self.stage(name, run)
 
   def finish(self, results: dict[str, Any]) -> dict[str, Any]:
-    """Writes results.json: `results`, every stage's wall time this run, and the total."""
+    """Writes results.json: `results`, every stage's wall time this run and over every run
+    (module doc), and the totals."""
+    stage_seconds = {name: self.stage_seconds.get(name, 0.0) for name in self.seconds}
     results = {
         **results,
         "recipe": self.config.trainer,
+        "stage_seconds": stage_seconds,
+        "stage_seconds_total": round(sum(stage_seconds.values()), 2),
         "stage_seconds_this_run": self.seconds,
         "total_seconds_this_run": round(time.perf_counter() - self.started, 2),
     }
     runs.write_json(self.results_path, results)
-    say(f"recipe {self.config.trainer}: done in {results['total_seconds_this_run']:.0f} s")
+    over_invocations = ""
+    if stage_seconds != self.seconds:
+      total = results["stage_seconds_total"]
+      over_invocations = f" (its stages over every invocation: {total:.0f} s)"
+    say(f"recipe {self.config.trainer}: done in {results['total_seconds_this_run']:.0f} s"
+        + over_invocations)
     return results
 
 

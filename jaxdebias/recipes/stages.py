@@ -49,7 +49,7 @@ def amplifier(
   (`recipe.per_class` per class; 0: the training split's mean), never on a real one, so it
   reads whatever the classes' images share: the bias. Returns (its workdir, its results)."""
   config, options = recipe.config, recipe.config.recipe
-  per_class = options.per_class or max(1, round(len(dataset.train.label) / dataset.num_classes))
+  per_class = amplifier_per_class(config, dataset)
   amplifier_config = stage_config(
       config,
       method="erm",
@@ -63,6 +63,13 @@ def amplifier(
   )
   results = recipe.train("amplifier", train_and_evaluate, amplifier_config)
   return recipe.directory("amplifier"), results
+
+
+def amplifier_per_class(config: ml_collections.ConfigDict, dataset: data.BiasedDataset) -> int:
+  """Generated images per class the amplifier trains on: `recipe.per_class`, or with 0 the
+  training split's mean."""
+  num_train = len(dataset.train.label)
+  return config.recipe.per_class or max(1, round(num_train / dataset.num_classes))
 
 
 def pairs_options(config: ml_collections.ConfigDict, num_train: int) -> ml_collections.ConfigDict:
