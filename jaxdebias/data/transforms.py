@@ -25,11 +25,6 @@ def binary(dataset: BiasedDataset) -> BiasedDataset:
   )
 
 
-def num_split_off(num_examples: int, fraction: float) -> int:
-  """How many of `num_examples` training examples `split_off_valid` makes the validation split."""
-  return round(fraction * num_examples)
-
-
 def split_off_valid(
     dataset: BiasedDataset, fraction: float, seed: int | None = None
 ) -> BiasedDataset:
@@ -54,7 +49,7 @@ def split_off_valid(
 def split_off_rows(num_examples: int, fraction: float, seed: int | None = None) -> np.ndarray:
   """The rows `split_off_valid` makes the validation split, as a boolean mask."""
   held = np.zeros(num_examples, bool)
-  num_valid = num_split_off(num_examples, fraction)
+  num_valid = round(fraction * num_examples)
   if seed is None:
     held[num_examples - num_valid :] = True
   else:
