@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 from unittest import mock
 
 import chex
@@ -12,7 +13,7 @@ import pytest
 from configs import bias_amplification as bias_amplification_config
 from configs import latent_debiasing as latent_debiasing_config
 from jaxdebias import recipes, runs
-from jaxdebias.errors import InputError
+from jaxdebias.errors import InputError, Interrupted
 from jaxdebias.latent import pairs
 from jaxdebias.recipes import bias_amplification, latent_debiasing
 from jaxdebias.recipes import stages as recipe_stages
@@ -313,6 +314,30 @@ def test_pairs_stage_skips_only_where_the_generator_cannot_reach_a_class(tiny_np
       make()
     fail(pairs.UnreachableClasses("none"))
     assert make() == {"skipped": "none"}
+
+
+def test_a_stage_stopped_by_ctrl_c_or_sigterm_keeps_its_time_for_the_invocation_that_resumes(
+    tiny_npz, tmp_path
+):
+  config, workdir = _tiny_recipe(tiny_npz), str(tmp_path / "recipe")
+  defaults = bias_amplification.default_config()
+
+  def stopped(directory):
+    time.sleep(0.05)  # Trains a while, then is stopped.
+    raise Interrupted("SIGTERM at step 10; the same command resumes it.", exit_code=143)
+
+  with pytest.raises(Interrupted, match="resumes it"):
+    Recipe(config, workdir, defaults).stage("generator", stopped)
+  booked = runs.read_json(tmp_path / "recipe" / "stage_seconds.json")["generator"]
+  assert booked >= 0.05
+  mistake = mock.Mock(side_effect=InputError("bad settings"))
+  with pytest.raises(InputError, match="bad settings"):  # An error is no attempt to book.
+    Recipe(config, workdir, defaults).stage("amplifier", mistake)
+  resumed = Recipe(config, workdir, defaults)
+  resumed.stage("generator", lambda directory: {})
+  ledger = runs.read_json(tmp_path / "recipe" / "stage_seconds.json")
+  assert list(ledger) == ["generator"]
+  assert ledger["generator"] == pytest.approx(booked + resumed.seconds["generator"], abs=0.011)
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ exactly, as single runs do (the trainers do both). `Recipe.stage` prints a line 
 starts and when it ends, with its wall time; `Recipe.finish` writes the recipe's results.json
 with every stage's time and the whole's, both this invocation's and, in `stage_seconds`, each
 stage's summed over the invocations that trained it (kept in `STAGE_SECONDS` as each stage
-ends, so an interrupted recipe's total still counts the stages an earlier invocation finished;
-an attempt killed before its stage ended is not counted, nor are stages copied from another
-recipe). The recipe's own config.json claims its workdir like a single run's: another config
+ends or is stopped by Ctrl-C or SIGTERM, so an interrupted recipe's total still counts the time
+earlier invocations spent; a process killed outright, with no chance to book its stage, is not
+counted, nor are stages copied from another recipe). The recipe's own config.json claims its workdir like a single run's: another config
 there is refused.
 
 With `reuse_from` (main's --reuse_stages_from), a stage that trains is copied from that other
@@ -31,7 +31,7 @@ import ml_collections
 
 from jaxdebias import runs
 from jaxdebias.config import base_config
-from jaxdebias.errors import InputError
+from jaxdebias.errors import InputError, Interrupted
 
 COPIED_FROM = "copied_from.json"  # In a stage copied from another recipe: where from.
 STAGE_SECONDS = "stage_seconds.json"  # In a recipe workdir: each stage's time over invocations.
@@ -94,13 +94,22 @@ class Recipe:
     reused = (directory / "results.json").exists()
     say(f"stage {name}: {'reusing the finished run' if reused else 'running'} in {directory}")
     start = time.perf_counter()
-    results = run(str(directory))
+    try:
+      results = run(str(directory))
+    except Interrupted:  # Saved where it stopped; the next invocation resumes it from there.
+      if not reused:
+        self._book(name, time.perf_counter() - start)
+      raise
     self.seconds[name] = round(time.perf_counter() - start, 2)
     if not reused:
-      self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + self.seconds[name], 2)
-      runs.write_json(self.stage_seconds_path, self.stage_seconds)
+      self._book(name, self.seconds[name])
     say(f"stage {name}: {'reused' if reused else 'done'} in {self.seconds[name]:.0f} s")
     return results
+
+  def _book(self, name: str, seconds: float) -> None:
+    """Adds an attempt's seconds to the stage's time over invocations (`STAGE_SECONDS`)."""
+    self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + seconds, 2)
+    runs.write_json(self.stage_seconds_path, self.stage_seconds)
 
   def train(
       self,
