@@ -7,8 +7,8 @@ with every stage's time and the whole's, both this invocation's and, in `stage_s
 stage's summed over the invocations that trained it (kept in `STAGE_SECONDS` as each stage
 ends or is stopped by Ctrl-C or SIGTERM, so an interrupted recipe's total still counts the time
 earlier invocations spent; a process killed outright, with no chance to book its stage, is not
-counted, nor are stages copied from another recipe). The recipe's own config.json claims its workdir like a single run's: another config
-there is refused.
+counted, nor are stages copied from another recipe). The recipe's own config.json claims its
+workdir like a single run's: another config there is refused.
 
 With `reuse_from` (main's --reuse_stages_from), a stage that trains is copied from that other
 recipe workdir instead when it finished there with the same config, its paths into stages copied
