@@ -96,11 +96,27 @@ def stage_times(times: dict[str, float]) -> list[str]:
 
 def recipe_times(found: dict) -> list[str]:
   """Report lines: each recipe run's total and stage wall times, {(column, ratio): results}:
-  each stage's summed over the invocations that trained it, or, for a run that predates that
-  record, the times of the invocation that finished it."""
+  each stage's summed over the invocations that trained it (a stage copied from another recipe
+  workdir: its time there), or, for a run that predates that record, the times of the
+  invocation that finished it."""
   lines = ["", "## Wall time of each recipe run's stages (s)", ""]
   for (column, ratio), results in found.items():
-    if "stage_seconds" in results:
+    copied = results.get("stage_seconds_copied")
+    if copied and results["stage_seconds_from_nothing"] is not None:
+      times = {**results["stage_seconds"], **copied}
+      total = results["stage_seconds_from_nothing"]
+      how = (
+          "each stage summed over the invocations that trained it; copied from another recipe"
+          f" workdir, at their time there: {', '.join(copied)}"
+      )
+    elif copied:
+      times = {k: v for k, v in results["stage_seconds"].items() if k not in copied}
+      total = results["stage_seconds_total"]
+      how = (
+          "each stage summed over the invocations that trained it, without those copied from"
+          f" another recipe workdir that did not book their time: {', '.join(copied)}"
+      )
+    elif "stage_seconds" in results:
       times, total = results["stage_seconds"], results["stage_seconds_total"]
       how = "each stage summed over the invocations that trained it"
     else:

@@ -25,10 +25,9 @@ min each, then 2-5 min per classifier run: the amplifier, 3 candidate runs (ERM,
 amplified_groups with the weight decays side by side), the chosen one again with pairs, the
 refit). Expected result there with seeds=5 (98 min): 84.23 ± 0.88% unbiased accuracy over
 seeds 0-4, amplified_groups with pairs, weight decay 0.3, chosen (LfF 72.56 ± 1.37% over the same
-seeds); at ratio=0.02, 87.52 ± 0.54%; at ratio=0.05, 89.24 ± 0.53%; at ratio=0.005, 62.31 ±
-3.38%, level with LfF: there the held-out score does not rank the pairs first (README "Synthetic
-bias amplification"). A seed alone differs from the same seed side by side by float rounding
-grown over the steps (a point or so).
+seeds); at ratio=0.02, 87.52 ± 0.54%; at ratio=0.05, 89.24 ± 0.53%; at ratio=0.005, 74.89 ±
+0.60% (LfF 62.88 ± 1.79%; README "Synthetic bias amplification"). A seed alone differs from
+the same seed side by side by float rounding grown over the steps (a point or so).
 """
 
 from configs import celeba

@@ -200,10 +200,28 @@ def test_recipe_times_count_the_stages_earlier_invocations_finished():
       "stage_seconds_total": 105.0,
   }
   single = {"stage_seconds_this_run": {"generator": 90.0}, "total_seconds_this_run": 91.0}
-  lines = readme.recipe_times({("none", 0.02): resumed, ("none", 0.01): single})
-  assert lines[-2:] == [
+  reused = {  # Its generator copied from another recipe workdir, where it took 80 s.
+      **resumed,
+      "stage_seconds": {"generator": 0.0, "final": 5.0},
+      "stage_seconds_total": 5.0,
+      "stage_seconds_copied": {"generator": 80.0},
+      "stage_seconds_from_nothing": 85.0,
+  }
+  unbooked = {  # The same, copied from a recipe workdir that did not book its time.
+      **reused,
+      "stage_seconds_copied": {"generator": None},
+      "stage_seconds_from_nothing": None,
+  }
+  found = {("none", 0.02): resumed, ("a", 0.05): reused, ("b", 0.05): unbooked}
+  found[("none", 0.01)] = single
+  lines = readme.recipe_times(found)
+  assert lines[-4:] == [
       "- none, 2%: 105 s (generator 100, final 5; each stage summed over the invocations that"
       " trained it)",
+      "- a, 5%: 85 s (generator 80, final 5; each stage summed over the invocations that trained"
+      " it; copied from another recipe workdir, at their time there: generator)",
+      "- b, 5%: 5 s (final 5; each stage summed over the invocations that trained it, without"
+      " those copied from another recipe workdir that did not book their time: generator)",
       "- none, 1%: 91 s (generator 90; the invocation that finished it; stages it reused count"
       " ~0 s)",
   ]

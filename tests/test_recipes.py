@@ -15,7 +15,7 @@ from configs import latent_debiasing as latent_debiasing_config
 from jaxdebias import recipes, runs
 from jaxdebias.errors import InputError, Interrupted
 from jaxdebias.latent import pairs
-from jaxdebias.recipes import bias_amplification, latent_debiasing
+from jaxdebias.recipes import bias_amplification, graph, latent_debiasing
 from jaxdebias.recipes import stages as recipe_stages
 from jaxdebias.recipes.graph import Recipe
 from tests import synthetic
@@ -136,6 +136,9 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   assert 0 <= selection["held_out_flagged"] <= 128
   assert 0 <= selection["standard_error"] <= 1
   assert selection["recipe_choice"] in selection["within_one_standard_error"]
+  if "skipped" not in pairs:  # The pairs decision, then the weight decay on its side.
+    side = selection["pairs"]["kept"]
+    assert all(("_pairs" in n) == side for n in selection["within_one_standard_error"])
   assert all(0 <= s["mean"] <= 1 for s in selection["scores"].values())
   chosen = selection["chosen"]
   assert chosen["name"] in selection["scores"]
@@ -171,7 +174,7 @@ def test_bias_amplification_recipe_runs_every_stage_and_reuses_them(tiny_npz, tm
   (tmp_path / "recipe" / "results.json").unlink()  # Interrupted before the end, and its
   selection = tmp_path / "recipe" / "selection" / "results.json"  # selection by another rule.
   selection.write_text(json.dumps({**json.loads(selection.read_text()), "rule": "the best"}))
-  with pytest.raises(InputError, match="made by an earlier selection rule; rerun it in a new"):
+  with pytest.raises(InputError, match="earlier selection rule; rerun the recipe in a new"):
     recipes.run(config, str(tmp_path / "recipe"))
 
 
@@ -190,6 +193,13 @@ def test_a_recipe_copies_the_finished_stages_of_the_same_config(tiny_npz, tmp_pa
         (tmp_path / "first" / stage / "config.json").read_text().replace("/first/", "/reused/")
     )
   assert "stage candidates/amplified_groups_ml0: running" in out
+  booked = json.loads((tmp_path / "first" / "stage_seconds.json").read_text())
+  from_first = reused["stage_seconds_copied"]  # And final, where the same candidate won.
+  assert set(copied) <= set(from_first) <= {*copied, "final"}
+  assert from_first == {stage: booked[stage] for stage in from_first}
+  assert reused["stage_seconds_from_nothing"] == pytest.approx(
+      reused["stage_seconds_total"] + sum(from_first.values())
+  )
   fresh = recipes.run(config, str(tmp_path / "fresh"))  # The same, trained from nothing.
   assert reused["selection"] == fresh["selection"]
   for stage in [*copied, "candidates/amplified_groups_ml0", "final"]:
@@ -214,6 +224,17 @@ def test_a_recipe_copies_the_finished_stages_of_the_same_config(tiny_npz, tmp_pa
   again = Recipe(config, str(third), defaults, str(first))  # Rerun: the copy is known as one.
   again.train("generator", record, runs.read_config(first / "generator"))
   assert again.copied == ["generator"]
+  # A source moved since it ran (its configs name its old workdir) is reused the same.
+  shutil.copytree(first, tmp_path / "moved")
+  after_move = Recipe(config, str(tmp_path / "after_move"), defaults, str(tmp_path / "moved"))
+  after_move.train("generator", record, runs.read_config(first / "generator"))
+  amplifier.data.generated_train.generator = str(after_move.directory("generator"))
+  after_move.train("amplifier", record, amplifier)
+  assert after_move.copied == ["generator", "amplifier"]
+  # A copy of a copy: its time is the one booked where it trained.
+  twice = Recipe(config, str(tmp_path / "twice"), defaults, str(tmp_path / "reused"))
+  twice.train("generator", record, runs.read_config(first / "generator"))
+  assert graph._copied_seconds(twice.directory("generator"), "generator") == booked["generator"]
   (first / "generator" / "config.json").unlink()  # Not known to be the same: not copied.
   fifth = Recipe(config, str(tmp_path / "fifth"), defaults, str(first))
   fifth.train("generator", record, runs.read_config(third / "generator"))
@@ -252,6 +273,37 @@ def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard
   fallen = bias_amplification.choose(scores, ["erm", "lff"], lambda name: 0.05)
   assert fallen["recipe_choice"] == "ag_pairs, weight_decay=0.1"
   assert fallen["chosen"] == "lff" and fallen["fell_back"]
+  # Pairs made: kept unless the best without them is more than one SE above the best with
+  # them; then the weight decay among that side's candidates, by that side's best's SE.
+  paired = {
+      "erm": {"hparams": {}, "mean": 0.5},
+      "ag, weight_decay=0": {"hparams": {"weight_decay": 0.0}, "mean": 0.90},
+      "ag, weight_decay=0.1": {"hparams": {"weight_decay": 0.1}, "mean": 0.89},
+      "ag_pairs, weight_decay=0": {"hparams": {"weight_decay": 0.0}, "mean": 0.88},
+      "ag_pairs, weight_decay=0.1": {"hparams": {"weight_decay": 0.1}, "mean": 0.84},
+      "ag_pairs, weight_decay=0.3": {"hparams": {"weight_decay": 0.3}, "mean": 0.70},
+  }
+  with_pairs = [n for n in paired if n.startswith("ag_pairs")]
+  asked = []
+  errors = {"ag, weight_decay=0": 0.03, "ag_pairs, weight_decay=0": 0.05}
+  kept = bias_amplification.choose(
+      paired, ["erm"], lambda name: asked.append(name) or errors[name], with_pairs
+  )
+  assert asked == ["ag, weight_decay=0", "ag_pairs, weight_decay=0"]
+  assert kept["pairs"] == {
+      "best_with": "ag_pairs, weight_decay=0",
+      "best_without": "ag, weight_decay=0",
+      "standard_error": 0.03,
+      "kept": True,
+  }
+  assert kept["best_recipe_candidate"] == "ag_pairs, weight_decay=0"
+  assert kept["within_one_standard_error"] == with_pairs[:2]
+  assert kept["chosen"] == "ag_pairs, weight_decay=0.1"  # Not ag, 0.1: pairs are kept.
+  errors["ag, weight_decay=0"] = 0.015
+  dropped = bias_amplification.choose(paired, ["erm"], errors.get, with_pairs)
+  assert not dropped["pairs"]["kept"]
+  assert dropped["within_one_standard_error"] == ["ag, weight_decay=0", "ag, weight_decay=0.1"]
+  assert dropped["chosen"] == "ag, weight_decay=0.1" and dropped["standard_error"] == 0.015
   # One weight decay (no swept one): the candidates tie on it and the higher score wins; the
   # standard error asked for is the best candidate's; a score exactly at the floor is within.
   asked = []

@@ -7,14 +7,16 @@ with every stage's time and the whole's, both this invocation's and, in `stage_s
 stage's summed over the invocations that trained it (kept in `STAGE_SECONDS` as each stage
 ends or is stopped by Ctrl-C or SIGTERM, so an interrupted recipe's total still counts the time
 earlier invocations spent; a process killed outright, with no chance to book its stage, is not
-counted, nor are stages copied from another recipe). The recipe's own config.json claims its
-workdir like a single run's: another config there is refused.
+counted; stages copied from another recipe are in `stage_seconds_copied`, at their time there,
+and `stage_seconds_from_nothing` adds them). The recipe's own config.json claims its workdir
+like a single run's: another config there is refused.
 
 With `reuse_from` (main's --reuse_stages_from), a stage that trains is copied from that other
 recipe workdir instead when it finished there with the same config, its paths into stages copied
-the same way counting as the same: the same recipe with more seeds or another candidate grid
-reuses its generators, which are most of its time. A copied stage says where from in
-`COPIED_FROM`; the copy is renamed into place whole, so a kill never leaves half of one.
+the same way counting as the same (also where that workdir was moved since it ran: `mv W W.old`,
+then W reusing W.old): the same recipe with more seeds, another candidate grid or another
+selection rule reuses its generators, which are most of its time. A copied stage says where
+from in `COPIED_FROM`; the copy is renamed into place whole, so a kill never leaves half of one.
 """
 
 from collections.abc import Callable
@@ -156,7 +158,11 @@ class Recipe:
         (source / f).exists() for f in ("results.json", "config.json")
     ):
       return False
-    moved = {str(self.directory(n)): str(self.reuse_from / n) for n in self.copied}
+    # Where the source's config names a copied stage: the source may have moved since.
+    recorded = _stage_paths(runs.read_json(source / "config.json"), self.copied)
+    moved = {
+        str(self.directory(n)): recorded.get(n, str(self.reuse_from / n)) for n in self.copied
+    }
     as_in_source = ml_collections.ConfigDict(_relocated(config.to_dict(), moved))
     try:
       return not runs.config_differences(source, as_in_source)
@@ -181,22 +187,46 @@ class Recipe:
     """Writes results.json: `results`, every stage's wall time this run and over every run
     (module doc), and the totals."""
     stage_seconds = {name: self.stage_seconds.get(name, 0.0) for name in self.seconds}
+    total = round(sum(stage_seconds.values()), 2)
+    copied = {
+        name: _copied_seconds(self.directory(name), name)
+        for name in self.seconds
+        if (self.directory(name) / COPIED_FROM).exists()
+    }
+    from_nothing = None  # Unknown where a copied stage's time was never booked.
+    if None not in copied.values():
+      from_nothing = round(total + sum(copied.values()), 2)
     results = {
         **results,
         "recipe": self.config.trainer,
         "stage_seconds": stage_seconds,
-        "stage_seconds_total": round(sum(stage_seconds.values()), 2),
+        "stage_seconds_total": total,
+        "stage_seconds_copied": copied,
+        "stage_seconds_from_nothing": from_nothing,
         "stage_seconds_this_run": self.seconds,
         "total_seconds_this_run": round(time.perf_counter() - self.started, 2),
     }
     runs.write_json(self.results_path, results)
     over_invocations = ""
     if stage_seconds != self.seconds:
-      total = results["stage_seconds_total"]
       over_invocations = f" (its stages over every invocation: {total:.0f} s)"
+    if copied and from_nothing is not None:
+      over_invocations += f" (and the copied stages' time there: {from_nothing:.0f} s)"
     say(f"recipe {self.config.trainer}: done in {results['total_seconds_this_run']:.0f} s"
         + over_invocations)
     return results
+
+
+def _copied_seconds(directory: epath.Path, name: str) -> float | None:
+  """The time that stage `name`, copied into `directory`, took in the recipe that trained it
+  (through copies of copies), or None where that recipe did not book it."""
+  source = epath.Path(runs.read_json(directory / COPIED_FROM)["source"])
+  booked = source.parents[len(epath.Path(name).parts) - 1] / STAGE_SECONDS
+  if booked.exists() and name in (seconds := runs.read_json(booked)):
+    return seconds[name]
+  if (source / COPIED_FROM).exists():
+    return _copied_seconds(source, name)
+  return None
 
 
 def _reusable(directory: epath.Path) -> epath.Path:
@@ -208,6 +238,24 @@ def _reusable(directory: epath.Path) -> epath.Path:
         " name one (stages are copied with local file operations), or leave the flag out."
     )
   return directory
+
+
+def _stage_paths(value: Any, stages: list[str]) -> dict[str, str]:
+  """Each of `stages` (names in a recipe) -> the path that `value` (a config dict's) names it
+  by, where it names one: the recipe's workdir when the config was written."""
+  found = {}
+  if isinstance(value, dict):
+    value = list(value.values())
+  if isinstance(value, (list, tuple)):
+    for item in value:
+      found.update(_stage_paths(item, stages))
+  elif isinstance(value, str):
+    for name in stages:
+      if value.endswith(f"/{name}"):
+        found[name] = value
+      elif f"/{name}/" in value:
+        found[name] = value[: value.index(f"/{name}/") + len(name) + 1]
+  return found
 
 
 def _relocated(value: Any, moved: dict[str, str]) -> Any:
