@@ -299,6 +299,10 @@ def test_selection_rule_takes_the_most_regularised_candidate_within_one_standard
   assert kept["best_recipe_candidate"] == "ag_pairs, weight_decay=0"
   assert kept["within_one_standard_error"] == with_pairs[:2]
   assert kept["chosen"] == "ag_pairs, weight_decay=0.1"  # Not ag, 0.1: pairs are kept.
+  asked.clear()  # The best with pairs the best of all: its standard error asked once.
+  ahead = {**paired, "ag_pairs, weight_decay=0": {"hparams": {"weight_decay": 0.0}, "mean": 0.95}}
+  bias_amplification.choose(ahead, ["erm"], lambda n: asked.append(n) or 0.05, with_pairs)
+  assert asked == ["ag_pairs, weight_decay=0"]
   errors["ag, weight_decay=0"] = 0.015
   dropped = bias_amplification.choose(paired, ["erm"], errors.get, with_pairs)
   assert not dropped["pairs"]["kept"]

@@ -54,6 +54,7 @@ every stage's time.
 """
 
 from collections.abc import Callable
+import functools
 from typing import Any
 
 import ml_collections
@@ -437,6 +438,7 @@ def choose(
   `with_pairs`, the candidates trained with pairs, name some), standard_error(candidate) that
   of its score: the rule's record."""
   best = lambda names: max(names, key=lambda n: scores[n]["mean"])
+  standard_error = functools.cache(standard_error)  # A bootstrap: asked once per candidate.
   recipe = [n for n in scores if n not in fallbacks]
   side, record = recipe, {}
   if with_pairs:
