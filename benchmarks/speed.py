@@ -11,11 +11,8 @@ backend reports it (GPU/TPU), else the process's peak resident set size (CPU). R
 images stand in for Colored MNIST: speed does not depend on pixel values.
 """
 
-import json
 import pathlib
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -25,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import readme
+from benchmarks import end_to_end, readme
 from benchmarks.readme import matmul_flops_per_second, random_training_data
 from configs import colored_mnist
 from jaxdebias import methods, models, sharding
@@ -101,54 +98,18 @@ def measure(
   }
 
 
-END_TO_END_CONFIG = "configs/colored_mnist.py:method=lff,ratio=0.01"
-
-
-def end_to_end(num_seeds: int) -> dict[str, dict[str, float]]:
-  """The full 23,500-step LfF run, `python -m jaxdebias.main` in a fresh workdir, with an empty
-  compilation cache ("cold") and again with the programs the first run cached ("warm": a
-  sweep's later runs, a rerun): per run, its wall time and where it went.
-
-  The wall time counts everything a user waits for. Its parts are the run's own
-  results.json `seconds_this_run` (`loop.SECONDS` defines them), plus "start-up": the rest of
-  the wall time: the process start, the imports, building the method and its state, placing the
-  data on the device and, after the loop, writing results.json.
-  """
-  repo = pathlib.Path(__file__).resolve().parents[1]
-  runs = {}
+def cold_and_warm(num_seeds: int) -> dict[str, dict[str, float]]:
+  """`timed_run` with `num_seeds` vmapped seeds, with an empty compilation cache ("cold") and
+  again with the programs the first run cached ("warm": a sweep's later runs, a rerun)."""
   with tempfile.TemporaryDirectory() as scratch:
-    for cache in ("cold", "warm"):
-      workdir = pathlib.Path(scratch, cache)
-      command = [
-          sys.executable,
-          "-m",
-          "jaxdebias.main",
-          f"--config={END_TO_END_CONFIG}",
-          f"--config.num_seeds={num_seeds}",
-          f"--workdir={workdir}",
-          f"--compilation_cache={scratch}/cache",
-      ]
-      start = time.perf_counter()
-      subprocess.run(command, cwd=repo, check=True, capture_output=True)
-      wall = time.perf_counter() - start
-      parts = json.loads((workdir / "results.json").read_text())["seconds_this_run"]
-      loop_parts = {k: v for k, v in parts.items() if k != "all"}
-      runs[cache] = {"wall": wall, "start-up": wall - parts["all"] - parts["data_read"]}
-      runs[cache] |= loop_parts
-  return runs
-
-
-# The end-to-end table's columns after the wall time: seconds_this_run's parts, in run order.
-END_TO_END_PARTS = (
-    "start-up",
-    "data_read",
-    "first_chunk",
-    "training",
-    "evaluation",
-    "checkpoints",
-    "logs",
-    "restore",
-)
+    return {
+        cache: end_to_end.timed_run(
+            pathlib.Path(scratch, cache),
+            f"--config.num_seeds={num_seeds}",
+            f"--compilation_cache={scratch}/cache",
+        )
+        for cache in ("cold", "warm")
+    }
 
 
 def peak_memory_bytes() -> tuple[int, str]:
@@ -173,8 +134,8 @@ def main(argv):
   roofline_after = matmul_flops_per_second(_MATMUL.value)  # Bracket the runs: load may vary.
   memory, memory_kind = peak_memory_bytes()
   if _END_TO_END.value:  # Build the dataset first (once per machine): not part of a run.
-    load_dataset(colored_mnist.get_config(END_TO_END_CONFIG.split(":")[1]).data)
-  end_to_end_runs = {int(s): end_to_end(int(s)) for s in _END_TO_END.value}
+    load_dataset(colored_mnist.get_config(end_to_end.CONFIG.split(":")[1]).data)
+  end_to_end_runs = {int(s): cold_and_warm(int(s)) for s in _END_TO_END.value}
   report = {
       "machine": readme.machine(),
       "matmul_flops_per_second": [roofline, roofline_after],
@@ -209,7 +170,7 @@ def main(argv):
   if end_to_end_runs:
     lines += [
         "",
-        f"End to end, the full LfF run (`python -m jaxdebias.main --config={END_TO_END_CONFIG}"
+        f"End to end, the full LfF run (`python -m jaxdebias.main --config={end_to_end.CONFIG}"
         " --config.num_seeds=S`, fresh workdir, dataset already built; 23,500 steps, 100"
         " evaluations, 10 checkpoints), with an empty compilation cache (cold) and with the one"
         " the first run filled (warm). Seconds; the parts are the run's results.json"
@@ -217,12 +178,12 @@ def main(argv):
         " the evaluator); start-up is the rest of the wall time (process start, imports, building"
         " the state, placing the data on the device, writing results.json).",
         "",
-        "| S | cache | wall | per seed | " + " | ".join(END_TO_END_PARTS) + " |",
-        "|---" * (4 + len(END_TO_END_PARTS)) + "|",
+        "| S | cache | wall | per seed | " + " | ".join(end_to_end.PARTS) + " |",
+        "|---" * (4 + len(end_to_end.PARTS)) + "|",
     ]
     for n, by_cache in end_to_end_runs.items():
       for cache, t in by_cache.items():
-        parts = " | ".join(f"{t[k]:.1f}" for k in END_TO_END_PARTS)
+        parts = " | ".join(f"{t[k]:.1f}" for k in end_to_end.PARTS)
         lines.append(f"| {n} | {cache} | {t['wall']:.1f} | {t['wall'] / n:.1f} | {parts} |")
   readme.publish(
       _OUT.value,

@@ -16,8 +16,8 @@ the ReBias protocol, SimpleConvNet (models/convnet.py: GroupNorm for BatchNorm),
 [-1, 1], Adam 1e-3 with an L2 term 1e-4 (PyTorch Adam's weight_decay), batch 256, 80 epochs
 of 235 batches (18,800 steps) with the rate times 0.1 every 20 (StepLR); about 1.2 GFLOP per
 image forward and backward, an accelerator job. Numbers of the two protocols are not comparable.
-Expected runtime on a 2-core CPU (MLP): about 20 s to build the dataset once, then about 90 s
-per LfF run.
+Expected runtime on a 2-core CPU (MLP): about 20 s to build the dataset once, then 2-4 min per
+LfF run (the same steps as Colored MNIST's, configs/colored_mnist.py).
 """
 
 import ml_collections

@@ -18,8 +18,9 @@ Pixels reach the model in [0, 1/255], as in the LfF reference code (`input_scali
 [0, 1]).
 
 Expected runtime on a 2-core CPU: about 15 s to build the dataset once (cached afterwards), then
-about 90 s for a full LfF run end to end (23,500 steps), evaluating every 235
-steps and checkpointing every 2,350. Expected result (severity 4, final model, unbiased test
+2-4 min for a full LfF run end to end (23,500 steps; 129 s and 230 s on two 2-core AMD EPYC
+machines, results/official_lff.md and results/speed.md), evaluating every 235 steps and
+checkpointing every 2,350. Expected result (severity 4, final model, unbiased test
 accuracy = mean over the 100 (digit, colour) groups, seeds 0-2, `python -m
 benchmarks.colored_mnist`): LfF 62.8 / 71.8 / 79.4 / 83.5% and ERM 32.2 / 46.9 / 59.6 / 74.5% at
 ratios 0.5 / 1 / 2 / 5% (README, results/colored_mnist.md).

@@ -1,16 +1,22 @@
 """The benchmark tables' bookkeeping (no training): benchmarks/baselines.py and
-benchmarks/bias_amplification.py --update."""
+benchmarks/bias_amplification.py --update; the data benchmarks/official_lff.py hands the official
+LfF code."""
 
 import json
+import pickle
 
 from absl import app
 import chex
+import numpy as np
 import pytest
 
 from benchmarks import baselines
 from benchmarks import bias_amplification
+from benchmarks import official_lff
 from benchmarks import readme
 from benchmarks import references
+from jaxdebias.data.records import BiasedDataset, make_split
+from tests import synthetic
 
 
 def _cell(seed: int, accuracy: float) -> dict:
@@ -225,3 +231,24 @@ def test_recipe_times_count_the_stages_earlier_invocations_finished():
       "- none, 1%: 91 s (generator 90; the invocation that finished it; stages it reused count"
       " ~0 s)",
   ]
+
+
+def test_the_official_lff_code_gets_our_data_in_its_layout(tmp_path):
+  """What the official code's AttributeDataset reads: uint8 HWC images and [label, bias] rows
+  per split, our test split as its 'valid', and the attribute names."""
+  arrays = synthetic.biased_arrays(num_train=40, num_test=20)
+  split = lambda name: make_split(
+      arrays[f"{name}_images"], arrays[f"{name}_label"], arrays[f"{name}_bias_label"]
+  )
+  dataset = BiasedDataset("synthetic", split("train"), split("test"), None, 4, 4)
+  official_lff.write_official_data(dataset, tmp_path)
+  root = tmp_path / official_lff.OFFICIAL_TAG
+  for name, ours in (("train", dataset.train), ("valid", dataset.test)):
+    images = np.load(root / name / "images.npy")
+    attrs = np.load(root / name / "attrs.npy")
+    assert images.dtype == np.uint8 and attrs.dtype == np.uint8
+    chex.assert_trees_all_equal(images, ours.images)
+    chex.assert_trees_all_equal(attrs[:, 0], ours.label.astype(np.uint8))
+    chex.assert_trees_all_equal(attrs[:, 1], ours.bias_label.astype(np.uint8))
+  with open(root / "attr_names.pkl", "rb") as f:
+    assert pickle.load(f) == ["digit", "color"]
