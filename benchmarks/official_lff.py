@@ -14,7 +14,8 @@ loader workers, a progress bar, TensorBoard summaries every 10 steps), and
 are timed from process start to exit. Each run's final unbiased test accuracy (the mean over the
 (digit, colour) groups; the official code's is its last evaluation, at step 23,265) checks that
 both ran the same protocol. The f32 matmul rate is taken before and after. Writes
-results/official_lff.{md,json} and README's table.
+results/official_lff.{md,json} and README's table; until it ends, each finished run in
+results/official_lff.partial.json.
 """
 
 import json
@@ -102,9 +103,13 @@ def main(argv):
     scratch = pathlib.Path(scratch)
     dataset = load_dataset(colored_mnist.get_config(end_to_end.CONFIG.split(":")[1]).data)
     write_official_data(dataset, scratch / "data")
-    for repeat in range(FLAGS.repeats):
-      runs["official"].append(official_run(scratch, repeat))
-      runs["ours"].append(our_run(scratch, repeat))
+    progress = pathlib.Path(FLAGS.out) / "official_lff.partial.json"
+    progress.parent.mkdir(parents=True, exist_ok=True)
+    for repeat in range(FLAGS.repeats):  # Each run kept as it ends: one official run is ~15 min.
+      for code, run in (("official", official_run), ("ours", our_run)):
+        runs[code].append(run(scratch, repeat))
+        progress.write_text(json.dumps(runs, indent=1))
+  progress.unlink()
   matmul_after = readme.matmul_flops_per_second(2048)
   official = np.mean([r["wall"] for r in runs["official"]])
   ours = np.mean([r["wall"] for r in runs["ours"]])
