@@ -7,7 +7,15 @@ import subprocess
 import sys
 import time
 
+from configs import colored_mnist
+from jaxdebias.data import BiasedDataset, load_dataset
+
 CONFIG = "configs/colored_mnist.py:method=lff,ratio=0.01"
+
+
+def dataset() -> BiasedDataset:
+  """CONFIG's dataset, built first where it is not yet (once per machine, not part of a run)."""
+  return load_dataset(colored_mnist.get_config(CONFIG.split(":")[1]).data)
 
 
 def timed_run(workdir: pathlib.Path, *flags: str) -> dict[str, float]:

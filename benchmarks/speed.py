@@ -24,10 +24,8 @@ import numpy as np
 
 from benchmarks import end_to_end, readme
 from benchmarks.readme import matmul_flops_per_second, random_training_data
-from configs import colored_mnist
 from jaxdebias import methods, models, sharding
 from jaxdebias.config import base_config
-from jaxdebias.data import load_dataset
 from jaxdebias.trainers import members
 
 _CHUNKS = flags.DEFINE_integer("chunks", 10, "Timed chunks of 235 steps per method.")
@@ -134,7 +132,7 @@ def main(argv):
   roofline_after = matmul_flops_per_second(_MATMUL.value)  # Bracket the runs: load may vary.
   memory, memory_kind = peak_memory_bytes()
   if _END_TO_END.value:  # Build the dataset first (once per machine): not part of a run.
-    load_dataset(colored_mnist.get_config(end_to_end.CONFIG.split(":")[1]).data)
+    end_to_end.dataset()
   end_to_end_runs = {int(s): cold_and_warm(int(s)) for s in _END_TO_END.value}
   report = {
       "machine": readme.machine(),
