@@ -154,7 +154,7 @@ def test_disent_step_equals_the_papers_equations_on_two_models_with_numpy_ema():
   step = jax.jit(method.train_step)
   encoder = models.create(config.model, 4)  # The paper's E: the network, 4 outputs, ReLU.
   features = lambda p, x: jax.nn.relu(encoder.apply(p["encoder"], x))
-  head = lambda p, z: z @ p["head"]["params"]["kernel"] + p["head"]["params"]["bias"]
+  head = lambda p, z: z @ p["head"]["params"]["weight"].T + p["head"]["params"]["bias"]
 
   def gce(logits, y):  # The LfF reference form: CE * p_y^q * q, p_y^q held constant.
     p_y = jax.nn.softmax(logits)[jnp.arange(len(y)), y]

@@ -139,8 +139,8 @@ def test_model_axis_splits_parameters_and_trains_the_same(tiny_config, tmp_path)
   train = methods.TrainSet(np.zeros(8, np.int32), 4, (8, 8, 3))
   method = methods.build(tiny_config, model, train)
   _, state = members.init_members(tiny_config, method, sharding.make_mesh(tiny_config.mesh))
-  kernel = state.params["biased"]["params"]["dense0"]["kernel"]  # (192, 32): split on 192.
-  assert kernel.sharding.spec == jax.sharding.PartitionSpec(sharding.MODEL, None)
+  weight = state.params["biased"]["params"]["dense0"]["weight"]  # (32, 192): split on 192.
+  assert weight.sharding.spec == jax.sharding.PartitionSpec(None, sharding.MODEL)
   assert state.ema.value.sharding.is_fully_replicated
   split = trainers.train_and_evaluate(tiny_config, str(tmp_path / "split"))
   chex.assert_trees_all_close(

@@ -412,7 +412,7 @@ def test_hyperparameter_grid_trained_together_equals_runs_one_by_one(tiny_config
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[k], batched), single, rtol=1e-4, atol=1e-5)
     chex.assert_trees_all_close(together["members"][k]["test"], alone["test"], atol=1e-3)
   # Same seed, other q: same start, different training.
-  params = batched["params"]["biased"]["params"]["dense0"]["kernel"]
+  params = batched["params"]["biased"]["params"]["dense0"]["weight"]
   assert not np.allclose(params[0], params[2])
 
 
@@ -439,8 +439,8 @@ def test_swept_weight_decay_trains_members_like_runs_one_by_one(tiny_config, tmp
     np.testing.assert_allclose(predict(test.images), alone_predict(test.images), atol=1e-4)
   with pytest.raises(InputError, match=r"trained 2 members; name one"):
     runs.classifier_fn(str(tmp_path / "together"))
-  kernel = batched["params"]["params"]["dense0"]["kernel"]
-  assert not np.allclose(kernel[0], kernel[1])  # The decay made a difference.
+  weight = batched["params"]["params"]["dense0"]["weight"]
+  assert not np.allclose(weight[0], weight[1])  # The decay made a difference.
 
 
 def test_training_compiles_once_and_evaluation_once(tiny_config, tmp_path, monkeypatch):

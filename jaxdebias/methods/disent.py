@@ -34,7 +34,7 @@ from jaxdebias.errors import check_integer
 from jaxdebias.methods import optimizer
 from jaxdebias.methods.interface import TrainSet, swept_values
 from jaxdebias.metrics import batch_accuracy
-from jaxdebias.models.mlp import torch_linear
+from jaxdebias.models.mlp import TorchLinear
 
 _BRANCHES = ("intrinsic", "bias")
 
@@ -104,7 +104,7 @@ class DisEnt:
     check_integer("disent.feature_dim", cfg.feature_dim, 1)
     self.swap_after = cfg.swap_after
     self.encoder = model.clone(num_classes=cfg.feature_dim)
-    self.head = torch_linear(train.num_classes, 2 * cfg.feature_dim)
+    self.head = TorchLinear(train.num_classes)
     self.feature_dim = cfg.feature_dim
     self.num_classes = train.num_classes
     self.image_shape = train.image_shape
