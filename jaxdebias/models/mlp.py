@@ -31,7 +31,8 @@ class TorchLinear(nn.Module):
   The weight is stored as PyTorch stores it, (width, fan_in), not as nn.Dense's kernel
   (fan_in, width): XLA's CPU matmul computes the weight gradient of the MLP's first layer,
   (256, 100)^T @ (256, 2352), about 20% faster into a (100, 2352) array than into a
-  (2352, 100) one, which makes the LfF step 15% faster (benchmarks/speed.py). The values are
+  (2352, 100) one, which made the LfF step about 15% faster (one-off timings on a 2-core AMD
+  EPYC; the end-to-end effect is in results/official_lff.md). The values are
   bit for bit those of the kernel layout: the initial weight is the kernel nn.Dense would draw,
   transposed, and XLA's matmul gives the same numbers in either layout.
   """
